@@ -1,0 +1,180 @@
+"""Energy-based models p_theta(x) = exp(f_theta(x) - c) as Keras (tf_keras) models.
+
+`EnergyModel(x)` returns f_theta(x): one scalar per example ([B]) or, class-conditional, one per
+class ([B, K]) with heads sharing all layers but the top (FCE eq. 16). The log-normalizer c is a
+trainable variable (one per class), estimated by NCE / FCE as in FCE Sec. 3.1.2.
+
+Networks:
+  'mlp'        FCE Table 5, 2D: fc128-lReLU x3, fc1 (lReLU slope 0.2).
+  'conv'       FCE Table 5, SVHN / CIFAR-10: 4x4 conv 64/128/256 stride 2 + lReLU, 4x4 conv 1.
+  'lipswish'   NT-EBM Tables 4-5: 3x3 conv nf, 4x4 stride-2 convs (2,4,4)nf at 32x32 or
+               (2,4,8,8)nf at 64x64, LipSwish, 4x4 conv 1.
+  'conv_small' / 'conv_large'  FCE Table 6 (semi-supervised SVHN): weight-normalised convs with
+               lReLU 0.2 and dropout, global max pool, weight-normalised fc to K.
+Conv layers are named conv0, conv1, ... so feature probes (FCE Sec. 4.3) can fetch them.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+LEAK = 0.2
+
+
+def lipswish(x):
+  """LipSwish(x) = x sigmoid(x) / 1.1, 1-Lipschitz (Chen et al. 2019; NT-EBM A.3)."""
+  return tf.nn.silu(x) / 1.1
+
+
+class WeightNorm(keras.layers.Wrapper):
+  """Weight normalisation (Salimans & Kingma 2016): w = g v / ||v||, per output unit.
+
+  Wraps a Dense or Conv2D layer; g starts at ||v|| so the wrapped layer starts unchanged.
+  """
+
+  def build(self, input_shape):
+    if not self.layer.built:
+      self.layer.build(input_shape)
+    kernel = self.layer.kernel
+    self._reduce_axes = list(range(kernel.shape.rank - 1))
+    self.v = kernel
+    self.g = self.add_weight(
+        name='g', shape=kernel.shape[-1:],
+        initializer=keras.initializers.Constant(
+            np.sqrt(np.sum(np.square(kernel.numpy()), axis=tuple(self._reduce_axes)))))
+    super().build(input_shape)
+
+  def call(self, inputs, training=None):
+    v_norm = tf.sqrt(tf.reduce_sum(tf.square(self.v), axis=self._reduce_axes) + 1e-12)
+    kernel = self.v * (self.g / v_norm)
+    if isinstance(self.layer, keras.layers.Dense):
+      out = tf.tensordot(inputs, kernel, [[-1], [0]])
+    else:
+      out = tf.nn.conv2d(inputs, kernel, strides=self.layer.strides,
+                         padding=self.layer.padding.upper())
+    out = tf.nn.bias_add(out, self.layer.bias)
+    return self.layer.activation(out)
+
+  def compute_output_shape(self, input_shape):
+    return self.layer.compute_output_shape(input_shape)
+
+
+def _lrelu(x):
+  return tf.nn.leaky_relu(x, LEAK)
+
+
+def _head(h, outputs):
+  """A final 4x4 valid conv to `outputs` channels (FCE Table 5), averaged over what remains."""
+  k = min(4, h.shape[1], h.shape[2])
+  h = keras.layers.Conv2D(outputs, k, padding='valid', name='head')(h)
+  return keras.layers.GlobalAveragePooling2D()(h)
+
+
+def mlp_net(input_dim, outputs=1, width=128, depth=3):
+  x = keras.Input((input_dim,))
+  h = x
+  for i in range(depth):
+    h = keras.layers.Dense(width, activation=_lrelu, name=f'fc{i}')(h)
+  return keras.Model(x, keras.layers.Dense(outputs, name='head')(h), name='mlp_energy')
+
+
+def conv_net(image_shape, outputs=1, widths=(64, 128, 256)):
+  x = keras.Input(image_shape)
+  h = x
+  for i, w in enumerate(widths):
+    h = keras.layers.Conv2D(w, 4, strides=2, padding='same', activation=_lrelu, name=f'conv{i}')(h)
+  return keras.Model(x, _head(h, outputs), name='conv_energy')
+
+
+def lipswish_net(image_shape, outputs=1, nf=32, multipliers=None):
+  if multipliers is None:
+    multipliers = (2, 4, 8, 8) if image_shape[0] >= 64 else (2, 4, 4)
+  x = keras.Input(image_shape)
+  h = keras.layers.Conv2D(nf, 3, padding='same', activation=lipswish, name='conv0')(x)
+  for i, m in enumerate(multipliers):
+    h = keras.layers.Conv2D(m * nf, 4, strides=2, padding='same', activation=lipswish,
+                            name=f'conv{i + 1}')(h)
+  return keras.Model(x, _head(h, outputs), name='lipswish_energy')
+
+
+def _wn_conv(h, filters, kernel, strides, padding, name):
+  return WeightNorm(keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding,
+                                        activation=_lrelu), name=name)(h)
+
+
+def conv_ssl_net(image_shape, outputs=10, large=False):
+  """Conv-small / Conv-large of FCE Table 6 (from Miyato et al.'s VAT), dropout included."""
+  w1, w2, w3 = (128, 256, (512, 256, 128)) if large else (64, 128, (128, 128, 128))
+  x = keras.Input(image_shape)
+  h = keras.layers.Dropout(0.2)(x)
+  n = 0
+  for widths, drop in ((w1, 0.5), (w2, 0.5)):
+    for strides in (1, 1, 2):
+      h = _wn_conv(h, widths, 3, strides, 'same', f'conv{n}')
+      n += 1
+    h = keras.layers.Dropout(drop)(h)
+  for kernel, width in zip((3, 1, 1), w3):
+    h = _wn_conv(h, width, kernel, 1, 'valid', f'conv{n}')
+    n += 1
+  h = keras.layers.GlobalMaxPooling2D()(h)
+  out = WeightNorm(keras.layers.Dense(outputs), name='head')(h)
+  return keras.Model(x, out, name='conv_large' if large else 'conv_small')
+
+
+ARCHITECTURES = ('mlp', 'conv', 'lipswish', 'conv_small', 'conv_large')
+
+
+def build_network(arch, data_shape, outputs=1, **kwargs):
+  """Builds the energy network `arch` for data of shape `data_shape` (no batch axis)."""
+  data_shape = tuple(int(d) for d in data_shape)
+  if arch not in ARCHITECTURES:
+    raise ValueError(f'Unknown EBM architecture {arch!r}; valid: {", ".join(ARCHITECTURES)}.')
+  if arch == 'mlp':
+    if len(data_shape) != 1:
+      raise ValueError(f"EBM 'mlp' takes vectors (D,), got data shape {data_shape}.")
+    return mlp_net(data_shape[0], outputs, **kwargs)
+  if len(data_shape) != 3:
+    raise ValueError(f'EBM {arch!r} takes images (H, W, C), got data shape {data_shape}.')
+  if arch == 'conv':
+    return conv_net(data_shape, outputs, **kwargs)
+  if arch == 'lipswish':
+    return lipswish_net(data_shape, outputs, **kwargs)
+  return conv_ssl_net(data_shape, outputs, large=arch == 'conv_large')
+
+
+class EnergyModel(keras.Model):
+  """p_theta(x) = exp(f_theta(x) - c) (FCE eqs. 1 and 16), c a free parameter per class."""
+
+  def __init__(self, network, num_classes=None, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self.num_classes = num_classes
+    outputs = network.output_shape[-1]
+    if outputs != (num_classes or 1):
+      raise ValueError(f'The network has {outputs} outputs; expected {num_classes or 1}.')
+    self.log_normalizer = self.add_weight(
+        name='log_normalizer', shape=[num_classes or 1], initializer='zeros')
+    self.data_shape = tuple(network.input_shape[1:])
+
+  def _check(self, x):
+    if tuple(x.shape[1:]) != self.data_shape:
+      raise ValueError(f'This EBM takes inputs of shape {self.data_shape}; '
+                       f'got a batch of shape {tuple(x.shape)}.')
+
+  def call(self, x, training=False):
+    """f_theta(x): [B] for an unconditional EBM, [B, K] class-conditional."""
+    self._check(x)
+    f = self.network(x, training=training)
+    return f if self.num_classes else f[:, 0]
+
+  def log_prob(self, x, training=False):
+    """log p_theta(x) = f_theta(x) - c ([B], or [B, K] with one c_k per class)."""
+    c = self.log_normalizer if self.num_classes else self.log_normalizer[0]
+    return self(x, training=training) - c
+
+  def marginal_log_prob(self, x, training=False):
+    """log of the mixture (1/K) sum_k p_theta_k(x) (FCE eq. 18); log p_theta(x) if unconditional."""
+    lp = self.log_prob(x, training=training)
+    if not self.num_classes:
+      return lp
+    return tf.reduce_logsumexp(lp, axis=-1) - np.log(self.num_classes)

@@ -1,0 +1,52 @@
+"""Defaults shared by every config; each dataset's module overrides what differs."""
+
+import ml_collections
+
+
+def get_base_config():
+  config = ml_collections.ConfigDict()
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = ''            # dataset name (see data/); set by each config
+  data.shape = (2,)         # one example's shape: (D,) for vectors, (H, W, C) for images
+  data.num_bins = 0         # quantization levels of discrete data (256 for 8-bit); 0 = continuous
+  data.num_classes = 0      # classes, for ssl / feature probes; 0 = unlabeled
+
+  config.model = model = ml_collections.ConfigDict()
+  model.flow = flow = ml_collections.ConfigDict()
+  flow.levels = 1           # L: multi-scale levels (images); vectors use one
+  flow.steps = 10           # K: flow steps per level (ActNorm, invertible linear, coupling)
+  flow.width = 128          # W: hidden width of each coupling network
+  flow.coupling = 'affine'  # 'additive' or 'affine' (sigmoid(h + 2) scale)
+  flow.seed = 0             # seed of the invertible-linear initial rotations
+  model.ebm = ebm = ml_collections.ConfigDict()
+  ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES
+  ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4
+  optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM; the adversarial game prefers short memory
+  optim.flow_lr = 1e-5      # Adamax, FCE Sec. 4
+  optim.flow_mle_lr = 1e-3  # Adam for MLE pretraining (openai/glow's default)
+
+  config.train = train = ml_collections.ConfigDict()
+  train.batch_size = 64     # data examples per step (flow samples per step: the same)
+  train.steps = 100000      # total updates (EBM + flow in fce)
+  train.seed = 0            # data order, dequantization noise and latents
+  train.log_every = 100     # steps between log lines and TensorBoard scalars
+  train.checkpoint_every = 1000  # steps between checkpoints
+
+  return config
+
+
+def get_image32_config(name, steps_per_level, num_classes):
+  """FCE's 32x32 RGB setting: Glow L=3, W=512, additive (Table 7); EBM 4x4 convs (Table 5)."""
+  config = get_base_config()
+  config.data.name = name
+  config.data.shape = (32, 32, 3)
+  config.data.num_bins = 256
+  config.data.num_classes = num_classes
+  config.model.flow.update(levels=3, steps=steps_per_level, width=512, coupling='additive')
+  config.model.ebm.arch = 'conv'
+  config.train.batch_size = 64
+  return config

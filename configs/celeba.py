@@ -1,0 +1,7 @@
+"""CelebA resized to 32x32 (FCE Sec. 4.2): Glow with K=16 steps per level (FCE Table 7)."""
+
+from configs import base
+
+
+def get_config():
+  return base.get_image32_config('celeba', steps_per_level=16, num_classes=0)

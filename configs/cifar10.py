@@ -1,0 +1,7 @@
+"""CIFAR-10 32x32 (FCE Sec. 4.2): Glow with K=32 steps per level (FCE Table 7)."""
+
+from configs import base
+
+
+def get_config():
+  return base.get_image32_config('cifar10', steps_per_level=32, num_classes=10)

@@ -1,0 +1,15 @@
+"""MNIST, zero-padded to 32x32 so three Glow levels fit (NT-EBM A.3: L=3, K=8, W=128)."""
+
+from configs import base
+
+
+def get_config():
+  config = base.get_base_config()
+  config.data.name = 'mnist'
+  config.data.shape = (32, 32, 1)
+  config.data.num_bins = 256
+  config.data.num_classes = 10
+  config.model.flow.update(levels=3, steps=8, width=128, coupling='additive')
+  config.model.ebm.arch = 'conv'
+  config.train.batch_size = 64
+  return config

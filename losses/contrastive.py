@@ -1,0 +1,113 @@
+"""Noise contrastive estimation (FCE eqs. 4-6) and the FCE value function (FCE eq. 12).
+
+Everything is computed in log space from log-densities, with the classifier's logit
+r(x) = log p_theta(x) - log q(x) - log nu:
+  log u(x)       = log sigmoid(r(x))        (data classified as data),
+  log (1 - u(x)) = log sigmoid(-r(x))       (noise classified as noise),
+never as log(p / (p + q)) on raw densities, which under- and overflows in high dimension.
+
+The value functions are maximised by the EBM; the flow minimises V (FCE eq. 12).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def reduce_batch(terms, global_batch_size):
+  """Mean over the batch, or (under tf.distribute) sum scaled by the global batch size."""
+  if global_batch_size is None:
+    return tf.reduce_mean(terms)
+  return tf.reduce_sum(terms) / tf.cast(global_batch_size, terms.dtype)
+
+
+def nce_objective(logp_data, logq_data, logp_noise, logq_noise, nu=1.,
+                  global_batch_size=None):
+  """NCE objective J(theta) (FCE eqs. 4 and 6, divided by n), with nu noise samples per datum.
+
+  The posterior of 'data' is u(x) = p(x) / (p(x) + nu q(x)) (Gutmann & Hyvarinen 2010), and
+  J = mean_data log u(x) + nu * mean_noise log(1 - u(x~)). With nu = 1 this is FCE eq. 4.
+
+  Args:
+    logp_data, logq_data: [n] log p_theta and log q at the data.
+    logp_noise, logq_noise: [m] the same at noise samples (m = nu * n in expectation).
+    nu: ratio of noise to data samples.
+    global_batch_size: if set (under tf.distribute), the global number of data examples: terms
+      are summed and divided by it (and by nu * it for the noise), so replicas' values add up.
+
+  Returns:
+    (J, dict of scalars: the objective, the classifier's accuracy on each side and overall).
+  """
+  log_nu = float(np.log(nu))
+  r_data = logp_data - logq_data - log_nu
+  r_noise = logp_noise - logq_noise - log_nu
+  noise_batch = None if global_batch_size is None else nu * global_batch_size
+  data_term = reduce_batch(tf.math.log_sigmoid(r_data), global_batch_size)
+  noise_term = reduce_batch(tf.math.log_sigmoid(-r_noise), noise_batch)
+  objective = data_term + nu * noise_term
+  # A tie (r = 0) counts as half right, so equal densities give accuracy 0.5 exactly.
+  acc_data = reduce_batch(0.5 * (1. + tf.sign(r_data)), global_batch_size)
+  acc_noise = reduce_batch(0.5 * (1. - tf.sign(r_noise)), noise_batch)
+  metrics = {
+      'value': objective,
+      'accuracy': 0.5 * (acc_data + acc_noise),
+      'accuracy_data': acc_data,
+      'accuracy_noise': acc_noise,
+  }
+  return objective, metrics
+
+
+def fce_value(logp_data, logq_data, logp_samples, logq_samples, global_batch_size=None):
+  """FCE value function V(theta, alpha) (FCE eq. 12) and the implied classifier's accuracy.
+
+  V = E_data[log p/(p + q)] + E_z[log q(g(z)) / (p(g(z)) + q(g(z)))]: NCE with nu = 1 and the
+  flow as noise. V = -2 log 2 = -log 4 when p_theta = q_alpha; the accuracy (data called data,
+  flow samples called samples, averaged over both) drives the alternation schedule.
+  """
+  return nce_objective(logp_data, logq_data, logp_samples, logq_samples, nu=1.,
+                       global_batch_size=global_batch_size)
+
+
+def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None):
+  """EBM update of FCE: the loss -V(theta, alpha) with the flow held fixed.
+
+  Args:
+    ebm: `models.ebm.EnergyModel` (its mixture density is used if class-conditional, eq. 18).
+    flow: `models.glow.Flow` (or any noise with `log_prob` and `generate`).
+    x: data batch. z: latent batch for the flow samples (same size as x).
+  """
+  logq_data = tf.stop_gradient(flow.log_prob(x))
+  samples, logq_samples = flow.generate(z)
+  samples, logq_samples = tf.stop_gradient(samples), tf.stop_gradient(logq_samples)
+  value, metrics = fce_value(ebm.marginal_log_prob(x, training=True), logq_data,
+                             ebm.marginal_log_prob(samples, training=True), logq_samples,
+                             global_batch_size)
+  return -value, metrics
+
+
+def flow_fce_loss(ebm, flow, x, z, global_batch_size=None):
+  """Flow update of FCE: the loss +V(theta, alpha), minimised over alpha.
+
+  The gradient reaches alpha through log q_alpha(x) at the data and, for the samples, through
+  both x~ = g_alpha(z) (reparameterised, so also via log p_theta(x~)) and log q_alpha(x~) taken
+  from the forward pass with no inversion. Approximately JSD minimisation (FCE eq. 13).
+  """
+  samples, logq_samples = flow.generate(z)
+  value, metrics = fce_value(ebm.marginal_log_prob(x), flow.log_prob(x),
+                             ebm.marginal_log_prob(samples), logq_samples, global_batch_size)
+  return value, metrics
+
+
+def ebm_nce_loss(ebm, noise, x, num_noise, global_batch_size=None, nu=1.):
+  """EBM loss -J(theta) of NCE against a fixed noise (Gaussian, or a frozen flow).
+
+  Args:
+    noise: object with `log_prob(x)` and `sample_and_log_prob(n)`.
+    num_noise: number of noise samples to draw (nu * batch size).
+  """
+  logq_data = tf.stop_gradient(noise.log_prob(x))
+  samples, logq_noise = noise.sample_and_log_prob(num_noise)
+  samples, logq_noise = tf.stop_gradient(samples), tf.stop_gradient(logq_noise)
+  objective, metrics = nce_objective(ebm.marginal_log_prob(x, training=True), logq_data,
+                                     ebm.marginal_log_prob(samples, training=True), logq_noise,
+                                     nu=nu, global_batch_size=global_batch_size)
+  return -objective, metrics

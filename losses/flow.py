@@ -1,0 +1,58 @@
+"""Flow maximum likelihood: dequantization, negative log-likelihood and bits per dimension.
+
+openai/glow's convention: an integer image x in {0, ..., k-1} (k = 256 for 8-bit data) becomes
+y = (x + u) / k - 0.5 with u ~ U(0, 1)^D. A density p(y) on [-0.5, 0.5]^D is a density on the
+dequantized [0, k)^D scale divided by k^D, so
+
+  bpd = (-log p(y) + D log k) / (D log 2).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def dequantize(x, num_bins=256, noise=None):
+  """Uniform dequantization y = (x + u) / num_bins - 0.5 of integer-valued data x.
+
+  Args:
+    x: integer-valued tensor in {0, ..., num_bins - 1} (any dtype).
+    num_bins: number of quantization levels k.
+    noise: optional U(0, 1) tensor shaped like x; drawn with tf.random.uniform if None.
+
+  Returns:
+    float32 tensor in [-0.5, 0.5).
+  """
+  x = tf.cast(x, tf.float32)
+  if noise is None:
+    noise = tf.random.uniform(tf.shape(x))
+  return (x + noise) / num_bins - 0.5
+
+
+def quantize(y, num_bins=256):
+  """Inverse of `dequantize` up to the noise: maps y in [-0.5, 0.5] to uint8 levels."""
+  x = tf.floor((tf.cast(y, tf.float32) + 0.5) * num_bins)
+  return tf.cast(tf.clip_by_value(x, 0, num_bins - 1), tf.uint8)
+
+
+def bits_per_dim(log_prob, num_dims, num_bins=256):
+  """Bits per dimension of discrete data from log p(y) of its dequantized version (per example)."""
+  return (-log_prob + num_dims * np.log(num_bins)) / (num_dims * np.log(2.))
+
+
+def flow_nll(flow, y, num_bins=None):
+  """Flow MLE loss: per-example -log q_alpha(y) in nats, plus scalars to log.
+
+  Args:
+    flow: a `models.glow.Flow`.
+    y: a data batch (dequantized images, or real vectors).
+    num_bins: quantization levels of the data; if given, bits/dim is logged too.
+
+  Returns:
+    (per-example loss [B], dict of scalar metrics).
+  """
+  log_q = flow.log_prob(y)
+  metrics = {'nll': -tf.reduce_mean(log_q)}
+  if num_bins is not None:
+    num_dims = int(np.prod(y.shape[1:]))
+    metrics['bpd'] = tf.reduce_mean(bits_per_dim(log_q, num_dims, num_bins))
+  return -log_q, metrics

@@ -1,0 +1,26 @@
+"""Builds the flow and the EBM a config describes."""
+
+from models import ebm as ebm_lib
+from models import glow
+
+
+def build_flow(flow_config, data_shape):
+  """q_alpha for data of `data_shape`: VectorGlow for (D,), multi-scale ImageGlow for (H, W, C)."""
+  data_shape = tuple(int(d) for d in data_shape)
+  c = flow_config
+  if len(data_shape) == 1:
+    bijector = glow.VectorGlow(data_shape[0], c.steps, c.width, c.coupling, seed=c.seed)
+  elif len(data_shape) == 3:
+    bijector = glow.ImageGlow(data_shape, c.levels, c.steps, c.width, c.coupling, seed=c.seed)
+  else:
+    raise ValueError(f'Data must be vectors (D,) or images (H, W, C); got shape {data_shape}.')
+  return glow.Flow(bijector, data_shape)
+
+
+def build_ebm(ebm_config, data_shape, num_classes=0):
+  """p_theta for data of `data_shape`; class-conditional with `num_classes` heads if asked."""
+  classes = num_classes if ebm_config.conditional else 0
+  if ebm_config.conditional and num_classes < 2:
+    raise ValueError('A class-conditional EBM needs data.num_classes >= 2.')
+  network = ebm_lib.build_network(ebm_config.arch, data_shape, outputs=classes or 1)
+  return ebm_lib.EnergyModel(network, num_classes=classes or None)

@@ -37,6 +37,9 @@ def nce_objective(logp_data, logq_data, logp_noise, logq_noise, nu=1.,
   Returns:
     (J, dict of scalars: the objective, the classifier's accuracy on each side and overall).
   """
+  logp_data, logq_data, logp_noise, logq_noise = (
+      tf.convert_to_tensor(t, dtype_hint=tf.float32)
+      for t in (logp_data, logq_data, logp_noise, logq_noise))
   log_nu = float(np.log(nu))
   r_data = logp_data - logq_data - log_nu
   r_noise = logp_noise - logq_noise - log_nu

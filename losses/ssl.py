@@ -37,7 +37,7 @@ def _unit_per_example(d):
   return d / (tf.sqrt(tf.reduce_sum(tf.square(d), axis=axes, keepdims=True)) + 1e-12)
 
 
-def vat_loss(ebm, x, epsilon, xi=1e-6, power_iterations=1, global_batch_size=None):
+def vat_loss(ebm, x, epsilon, xi=1e-2, power_iterations=1, global_batch_size=None):
   """Virtual adversarial training loss (Miyato et al. 2018) on p(y | x) of the EBM.
 
   KL(p(.|x) || p(.|x + r_adv)), with r_adv of L2 norm `epsilon` per example found by

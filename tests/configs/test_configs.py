@@ -1,0 +1,31 @@
+import pytest
+
+import configs
+
+
+@pytest.mark.parametrize('name', configs.CONFIGS)
+def test_every_config_loads(name):
+  config = configs.get_config(name)
+  assert config.data.name
+  assert config.model.flow.coupling in ('additive', 'affine')
+
+
+def test_paper_table7_settings():
+  for name, k in (('svhn', 8), ('celeba', 16), ('cifar10', 32)):
+    flow = configs.get_config(name).model.flow
+    assert (flow.levels, flow.steps, flow.width, flow.coupling) == (3, k, 512, 'additive')
+  flow = configs.get_config('toy2d').model.flow
+  assert (flow.levels, flow.steps, flow.width, flow.coupling) == (1, 10, 128, 'affine')
+
+
+def test_unknown_config_names_the_valid_ones():
+  with pytest.raises(ValueError, match="Unknown config 'imagenet'; valid configs: toy2d, svhn"):
+    configs.get_config('imagenet')
+
+
+def test_typo_in_a_field_fails_loudly():
+  config = configs.get_config('svhn')
+  with pytest.raises(AttributeError):
+    config.model.flow.widht = 3  # noqa: intentional typo
+    config.lock()
+    config.model.flow.widht2 = 3

@@ -1,0 +1,161 @@
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from losses import contrastive
+from models import build
+from models import glow
+from models import noise
+from tests import helpers
+
+
+def test_value_is_minus_log_four_and_accuracy_half_when_densities_are_equal():
+  rng = np.random.default_rng(0)
+  logp_data = rng.normal(size=64).astype(np.float32)
+  logp_samples = rng.normal(size=64).astype(np.float32)
+  value, metrics = contrastive.fce_value(logp_data, logp_data, logp_samples, logp_samples)
+  np.testing.assert_allclose(value.numpy(), -2 * np.log(2), rtol=1e-6)
+  np.testing.assert_allclose(metrics['accuracy'].numpy(), 0.5)
+
+
+def test_value_and_accuracy_worked_by_hand():
+  # Data: log-ratios r = log 3 and log(1/3); samples: r = -log 3 and 0.
+  logq = np.zeros(2, np.float32)
+  r_data = np.log([3., 1 / 3.]).astype(np.float32)
+  r_samples = np.log([1 / 3., 1.]).astype(np.float32)
+  value, metrics = contrastive.fce_value(r_data, logq, r_samples, logq)
+  # u = p / (p + q) = r/(1+r): data terms log(3/4), log(1/4); sample terms log(3/4), log(1/2).
+  expected = 0.5 * (np.log(0.75) + np.log(0.25)) + 0.5 * (np.log(0.75) + np.log(0.5))
+  np.testing.assert_allclose(value.numpy(), expected, rtol=1e-6)
+  np.testing.assert_allclose(metrics['accuracy_data'].numpy(), 0.5)
+  np.testing.assert_allclose(metrics['accuracy_noise'].numpy(), 0.75)  # tie counts one half
+  np.testing.assert_allclose(metrics['accuracy'].numpy(), 0.625)
+
+
+def test_log_space_is_stable_for_far_apart_densities():
+  value, _ = contrastive.fce_value([-5000.], [0.], [-5000.], [0.])
+  np.testing.assert_allclose(value.numpy(), -5000., rtol=1e-6)  # log sigmoid(-5000) = -5000
+
+
+def test_nce_with_nu_noise_samples_worked_by_hand():
+  nu = 4.
+  # p(x) = q(x) at every point: u = 1 / (1 + nu).
+  objective, _ = contrastive.nce_objective([0., 0.], [0., 0.], np.zeros(8), np.zeros(8), nu=nu)
+  expected = np.log(1 / (1 + nu)) + nu * np.log(nu / (1 + nu))
+  np.testing.assert_allclose(objective.numpy(), expected, rtol=1e-6)
+
+
+def test_global_batch_reduction_adds_up_over_replicas():
+  rng = np.random.default_rng(1)
+  args = [rng.normal(size=8).astype(np.float32) for _ in range(4)]
+  full, _ = contrastive.fce_value(*args)
+  halves = sum(contrastive.fce_value(*[a[i:i + 4] for a in args], global_batch_size=8)[0]
+               for i in (0, 4))
+  np.testing.assert_allclose(halves.numpy(), full.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize('nu', [1., 4.])
+def test_nce_recovers_gaussian_parameters_and_normaliser(nu):
+  """NCE's optimum for a Gaussian model against Gaussian noise is the data distribution,
+  with c = log Z (Gutmann & Hyvarinen 2010)."""
+  rng = np.random.default_rng(0)
+  n = 20000
+  data = rng.normal(1., 0.5, n).astype(np.float32)
+  noise_x = rng.normal(0., 2., int(nu * n)).astype(np.float32)
+
+  def log_normal(x, mean, std):
+    return -0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+
+  logq_data, logq_noise = log_normal(data, 0., 2.), log_normal(noise_x, 0., 2.)
+  mean = tf.Variable(0.)
+  log_std = tf.Variable(0.)
+  c = tf.Variable(0.)
+  params = [mean, log_std, c]
+  opt = tf.optimizers.Adam(0.05)
+
+  def log_p(x):  # f(x) - c with f(x) = -(x - mu)^2 / (2 sigma^2)
+    return -0.5 * tf.square((x - mean) / tf.exp(log_std)) - c
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      objective, _ = contrastive.nce_objective(log_p(data), logq_data, log_p(noise_x),
+                                               logq_noise, nu=nu)
+      loss = -objective
+    opt.apply_gradients(zip(tape.gradient(loss, params), params))
+
+  for _ in range(600):
+    step()
+  std = float(tf.exp(log_std))
+  assert abs(float(mean) - 1.) < 0.03
+  assert abs(std - 0.5) < 0.03
+  assert abs(float(c) - np.log(std * np.sqrt(2 * np.pi))) < 0.05
+
+
+def _models():
+  flow = glow.Flow(glow.VectorGlow(2, 3, width=16), (2,))
+  ebm = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  x = tf.constant(np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32))
+  flow.data_init(x)
+  helpers.perturb_variables(flow, scale=0.05)
+  return ebm, flow, x, flow.sample_latent(16, generator=tf.random.Generator.from_seed(1))
+
+
+def test_fce_losses_reach_every_variable_of_their_model():
+  ebm, flow, x, z = _models()
+  with tf.GradientTape() as tape:
+    loss, metrics = contrastive.ebm_fce_loss(ebm, flow, x, z)
+  helpers.assert_all_gradients_nonzero(ebm.trainable_variables,
+                                       tape.gradient(loss, ebm.trainable_variables))
+  # The EBM step holds the flow fixed.
+  with tf.GradientTape() as tape:
+    loss, _ = contrastive.ebm_fce_loss(ebm, flow, x, z)
+  assert all(g is None for g in tape.gradient(loss, flow.trainable_variables))
+  with tf.GradientTape() as tape:
+    loss, metrics = contrastive.flow_fce_loss(ebm, flow, x, z)
+  helpers.assert_all_gradients_nonzero(flow.trainable_variables,
+                                       tape.gradient(loss, flow.trainable_variables))
+  assert set(metrics) >= {'value', 'accuracy'}
+
+
+def test_ebm_and_flow_losses_are_the_same_value_with_opposite_signs():
+  ebm, flow, x, z = _models()
+  ebm_loss, _ = contrastive.ebm_fce_loss(ebm, flow, x, z)
+  flow_loss, _ = contrastive.flow_fce_loss(ebm, flow, x, z)
+  np.testing.assert_allclose(ebm_loss.numpy(), -flow_loss.numpy(), rtol=1e-5)
+
+
+def test_flow_gradient_through_samples_matches_finite_differences():
+  """The flow's gradient includes the path through x~ = g(z) into log p_theta(x~)."""
+  ebm, flow, x, z = _models()
+  var = flow.trainable_variables[1]  # ActNorm log-scale: the loss is smooth in it (no ReLU kink)
+  direction = tf.random.stateless_normal(var.shape, seed=[5, 6])
+  with tf.GradientTape() as tape:
+    loss, _ = contrastive.flow_fce_loss(ebm, flow, x, z)
+  analytic = float(tf.reduce_sum(tape.gradient(loss, var) * direction))
+  eps = 3e-3
+  values = []
+  for sign in (1., -1.):
+    var.assign_add(sign * eps * direction)
+    values.append(float(contrastive.flow_fce_loss(ebm, flow, x, z)[0]))
+    var.assign_sub(sign * eps * direction)
+  numeric = (values[0] - values[1]) / (2 * eps)
+  np.testing.assert_allclose(analytic, numeric, rtol=1e-2)
+
+
+def test_nce_against_gaussian_noise_reaches_every_ebm_variable():
+  ebm, _, x, _ = _models()
+  gaussian = noise.GaussianNoise((2,), std=2.)
+  with tf.GradientTape() as tape:
+    loss, metrics = contrastive.ebm_nce_loss(ebm, gaussian, x, num_noise=64, nu=4.)
+  helpers.assert_all_gradients_nonzero(ebm.trainable_variables,
+                                       tape.gradient(loss, ebm.trainable_variables))
+  assert 0. <= float(metrics['accuracy']) <= 1.
+
+
+def test_gaussian_noise_log_prob_closed_form():
+  gaussian = noise.GaussianNoise((3,), mean=1., std=2.)
+  x = np.ones((1, 3), np.float32)
+  np.testing.assert_allclose(gaussian.log_prob(x).numpy(),
+                             [3 * (-np.log(2.) - 0.5 * np.log(2 * np.pi))], rtol=1e-6)

@@ -35,6 +35,12 @@ def get_base_config():
   train.seed = 0            # data order, dequantization noise and latents
   train.log_every = 100     # steps between log lines and TensorBoard scalars
   train.checkpoint_every = 1000  # steps between checkpoints
+  train.eval_every = 1000   # steps between density / sample evaluations
+  train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
+  train.schedule = schedule = ml_collections.ConfigDict()
+  schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
+  schedule.hysteresis = 0.  # switch at threshold +/- hysteresis
+  schedule.window = 1       # accuracy averaged over this many recent updates
 
   return config
 

@@ -1,0 +1,78 @@
+"""Builds a config's flow and EBM and times the MLE step and the FCE steps on CPU.
+
+Prints parameter counts, seconds per step, examples/s, the FCE/MLE cost ratio and peak RSS.
+Random uint8 images stand in for the dataset (the cost does not depend on pixel values).
+
+  python -m bench.step_time --config=svhn --batch=2 --steps=3
+  python -m bench.step_time --config=cifar10 --batch=2 --steps=2 --jit
+"""
+
+import os
+import resource
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import configs  # noqa: E402
+from losses import flow as flow_losses  # noqa: E402
+from models import build  # noqa: E402
+from train import steps as steps_lib  # noqa: E402
+
+flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Config to build.')
+flags.DEFINE_integer('batch', 2, 'Batch size.')
+flags.DEFINE_integer('steps', 3, 'Timed steps (after one warm-up step that compiles).')
+flags.DEFINE_bool('jit', False, 'Compile the steps with XLA (jit_compile=True).')
+FLAGS = flags.FLAGS
+
+
+def _count(variables):
+  return int(sum(np.prod(v.shape) for v in variables))
+
+
+def _time(fn, args, steps):
+  fn(*args)  # trace / compile
+  start = time.perf_counter()
+  for _ in range(steps):
+    out = fn(*args)
+  tf.nest.map_structure(lambda t: t.numpy(), out)
+  return (time.perf_counter() - start) / steps
+
+
+def main(_):
+  config = configs.get_config(FLAGS.config)
+  shape = tuple(config.data.shape)
+  flow = build.build_flow(config.model.flow, shape)
+  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+  rng = np.random.default_rng(0)
+  if config.data.num_bins:
+    x = flow_losses.dequantize(rng.integers(0, config.data.num_bins, (FLAGS.batch, *shape)),
+                               config.data.num_bins)
+  else:
+    x = tf.constant(rng.standard_normal((FLAGS.batch, *shape)).astype(np.float32))
+  flow.data_init(x)
+  z = flow.sample_latent(FLAGS.batch)
+  optimizers = steps_lib.make_optimizers(config.optim)
+  mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins or None,
+                                jit_compile=FLAGS.jit)
+  ebm_step, flow_step = steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'], optimizers['flow'],
+                                                 jit_compile=FLAGS.jit)
+  t_mle = _time(mle, (x,), FLAGS.steps)
+  t_ebm = _time(ebm_step, (x, z), FLAGS.steps)
+  t_flow = _time(flow_step, (x, z), FLAGS.steps)
+  peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  print(f'config={FLAGS.config} batch={FLAGS.batch} jit={FLAGS.jit}')
+  print(f'flow params {_count(flow.trainable_variables):,}  '
+        f'EBM params {_count(ebm.trainable_variables):,}')
+  for name, t in (('mle step', t_mle), ('fce ebm step', t_ebm), ('fce flow step', t_flow)):
+    print(f'{name:14s} {t:8.3f} s/step  {FLAGS.batch / t:8.1f} examples/s')
+  # One FCE iteration is one EBM or one flow update; their mean cost against an MLE step.
+  print(f'fce/mle cost ratio {(t_ebm + t_flow) / 2 / t_mle:.2f}  peak RSS {peak_gib:.2f} GiB')
+
+
+if __name__ == '__main__':
+  app.run(main)

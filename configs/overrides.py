@@ -1,0 +1,30 @@
+"""`key=value` overrides of config fields, typed by the field they replace."""
+
+import ast
+
+
+def apply(config, assignments):
+  """Applies ['train.steps=500', ...] to `config`; unknown keys or bad values raise ValueError."""
+  for assignment in assignments:
+    key, sep, text = assignment.partition('=')
+    if not sep:
+      raise ValueError(f'Override {assignment!r} is not of the form key=value.')
+    *parents, leaf = key.strip().split('.')
+    node = config
+    for part in parents:
+      if part not in node:
+        raise ValueError(f'Unknown config field {key!r}: no section {part!r}.')
+      node = node[part]
+    if leaf not in node:
+      raise ValueError(f'Unknown config field {key!r}; fields here: {", ".join(sorted(node))}.')
+    old = node[leaf]
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text  # a bare string
+    if isinstance(old, bool) != isinstance(value, bool) or (
+        isinstance(old, (int, float)) and not isinstance(value, (int, float))):
+      raise ValueError(f'Config field {key!r} is {type(old).__name__}; got {text!r}.')
+    if isinstance(old, float) and isinstance(value, int):
+      value = float(value)
+    node[leaf] = value

@@ -5,6 +5,7 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
 
   python -m bench.step_time --config=svhn --batch=2 --steps=3
   python -m bench.step_time --config=cifar10 --batch=2 --steps=2 --jit
+  python -m bench.step_time --config=svhn --batch=16 --set model.flow.coupling=affine
 """
 
 import os
@@ -19,6 +20,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
+from configs import overrides  # noqa: E402
 from losses import flow as flow_losses  # noqa: E402
 from models import build  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
@@ -27,6 +29,7 @@ flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Config to build.')
 flags.DEFINE_integer('batch', 2, 'Batch size.')
 flags.DEFINE_integer('steps', 3, 'Timed steps (after one warm-up step that compiles).')
 flags.DEFINE_bool('jit', False, 'Compile the steps with XLA (jit_compile=True).')
+flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. model.flow.coupling=affine.')
 FLAGS = flags.FLAGS
 
 
@@ -45,6 +48,7 @@ def _time(fn, args, steps):
 
 def main(_):
   config = configs.get_config(FLAGS.config)
+  overrides.apply(config, FLAGS.set)
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
@@ -65,7 +69,7 @@ def main(_):
   t_ebm = _time(ebm_step, (x, z), FLAGS.steps)
   t_flow = _time(flow_step, (x, z), FLAGS.steps)
   peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-  print(f'config={FLAGS.config} batch={FLAGS.batch} jit={FLAGS.jit}')
+  print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} jit={FLAGS.jit}')
   print(f'flow params {_count(flow.trainable_variables):,}  '
         f'EBM params {_count(ebm.trainable_variables):,}')
   for name, t in (('mle step', t_mle), ('fce ebm step', t_ebm), ('fce flow step', t_flow)):

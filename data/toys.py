@@ -12,7 +12,7 @@ from scipy import special
 TOYS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons')
 
 _GAUSS_SCALE = 4.
-_GAUSS_STD = 0.5  # per coordinate, after dividing by 1.414 as in FFJORD's sampler
+_GAUSS_STD = 0.5 / 1.414  # FFJORD: N(center, 0.5^2), then everything divided by 1.414
 _RING_RADII = np.array([1., 1.75, 2.5, 3.25])
 _RING_STD = 0.08
 

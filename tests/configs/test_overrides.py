@@ -1,0 +1,25 @@
+import pytest
+
+import configs
+from configs import overrides
+
+
+def test_overrides_are_typed_by_the_field_they_replace():
+  config = configs.get_config('toy2d')
+  overrides.apply(config, ['train.steps=7', 'optim.ebm_lr=1', 'model.flow.coupling=additive',
+                           'train.schedule.threshold=0.6'])
+  assert config.train.steps == 7
+  assert config.optim.ebm_lr == 1. and isinstance(config.optim.ebm_lr, float)
+  assert config.model.flow.coupling == 'additive'
+  assert config.train.schedule.threshold == 0.6
+
+
+@pytest.mark.parametrize('assignment,match', [
+    ('train.stesp=3', "Unknown config field 'train.stesp'; fields here: .*steps"),
+    ('trian.steps=3', "no section 'trian'"),
+    ('train.steps=many', "'train.steps' is int; got 'many'"),
+    ('train.steps', 'not of the form key=value'),
+])
+def test_bad_overrides_are_refused(assignment, match):
+  with pytest.raises(ValueError, match=match):
+    overrides.apply(configs.get_config('toy2d'), [assignment])

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from data import images
+
+
+@pytest.mark.parametrize('name,shape', [('svhn', (32, 32, 3)), ('cifar10', (32, 32, 3)),
+                                        ('celeba', (32, 32, 3)), ('mnist', (32, 32, 1))])
+def test_tfds_sources_give_uint8_images_of_the_config_shape(name, shape):
+  with tfds.testing.mock_data(num_examples=6):
+    ds = images.pipeline(images.load(name, 'test', shape), batch_size=4, repeat=False)
+    x, y = next(iter(ds))
+  assert x.dtype == 'uint8' and tuple(x.shape) == (4, *shape)
+  assert y.dtype == 'int32'
+  if name == 'celeba':
+    assert np.all(y.numpy() == -1)  # no class labels
+
+
+def test_npy_images_and_vectors(tmp_path):
+  imgs = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
+  np.save(tmp_path / 'imgs.npy', imgs)
+  vecs = np.random.default_rng(0).standard_normal((7, 3))
+  np.save(tmp_path / 'vecs.npy', vecs)
+  x, _ = next(iter(images.load(f'npy:{tmp_path}/imgs.npy', 'train', (4, 4, 3)).batch(5)))
+  np.testing.assert_array_equal(x.numpy(), imgs)
+  assert images.infer_shape(f'npy:{tmp_path}/vecs.npy') == (3,)
+  x, _ = next(iter(images.load(f'npy:{tmp_path}/vecs.npy', 'train', (3,)).batch(7)))
+  np.testing.assert_allclose(x.numpy(), vecs.astype(np.float32))
+
+
+@pytest.mark.parametrize('array,match', [
+    (np.zeros((5, 4, 4, 3), np.float32), r'float32 array of shape \(5, 4, 4, 3\); expected'),
+    (np.zeros((5,), np.float64), 'expected'),
+    (np.zeros((5, 4, 4), np.uint8), 'expected'),
+])
+def test_npy_of_wrong_dtype_or_rank_is_refused(tmp_path, array, match):
+  np.save(tmp_path / 'bad.npy', array)
+  with pytest.raises(images.DataError, match=match):
+    images.load(f'npy:{tmp_path}/bad.npy', 'train', array.shape[1:])
+
+
+def test_npy_shape_must_match_config(tmp_path):
+  np.save(tmp_path / 'imgs.npy', np.zeros((2, 8, 8, 1), np.uint8))
+  with pytest.raises(images.DataError, match='set data.shape'):
+    images.load(f'npy:{tmp_path}/imgs.npy', 'train', (32, 32, 3))
+
+
+def test_corrupt_npy_is_refused(tmp_path):
+  (tmp_path / 'bad.npy').write_bytes(b'not an array')
+  with pytest.raises(images.DataError, match='Cannot read'):
+    images.load(f'npy:{tmp_path}/bad.npy', 'train', (2,))
+
+
+def test_folder_of_images(tmp_path):
+  rng = np.random.default_rng(0)
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f'{i}.png')
+  array = images.load_folder(str(tmp_path))
+  assert array.shape == (3, 8, 8, 3) and array.dtype == np.uint8
+  Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / 'grey.png')
+  with pytest.raises(images.DataError, match='different sizes'):
+    images.load_folder(str(tmp_path))
+
+
+def test_unreadable_image_in_folder_names_the_file(tmp_path):
+  (tmp_path / 'broken.png').write_bytes(b'\x89PNG garbage')
+  with pytest.raises(images.DataError, match='broken.png'):
+    images.load_folder(str(tmp_path))
+
+
+def test_unknown_dataset_lists_valid_ones():
+  with pytest.raises(images.DataError, match="Unknown image dataset 'imagenet'; valid: svhn"):
+    images.load('imagenet', 'train', (32, 32, 3))

@@ -1,9 +1,11 @@
 """Flow contrastive estimation of energy-based models: the command-line entry point.
 
-  python main.py                                  # FCE on 8 gaussians (no download)
+  python main.py                                       # FCE on 2D 8 gaussians (no download)
+  python main.py --dataset=celeba --mode=fce --init_flow=runs/celeba_mle
   python main.py --dataset=rings --mode=mle --set train.steps=3000
 
-Flags choose the dataset, mode and workdir; `--set key=value` overrides any config field.
+Flags choose the dataset, mode, workdir and strategy; `--set key=value` overrides any config
+field (see configs/). Re-running the same command resumes from the workdir's checkpoint.
 """
 
 import os
@@ -16,33 +18,71 @@ from absl import logging  # noqa: E402
 
 import configs  # noqa: E402
 from configs import overrides  # noqa: E402
+from data import images  # noqa: E402
 from data import toys  # noqa: E402
-from train import loop  # noqa: E402
+from train import distribute  # noqa: E402
+from train import trainer  # noqa: E402
 
-flags.DEFINE_enum('dataset', '8gaussians', toys.TOYS, 'Dataset to train on.')
-flags.DEFINE_enum('mode', 'fce', loop.MODES, 'mle: flow by maximum likelihood; nce: EBM against '
-                  'Gaussian noise; fce: EBM and flow on the shared value function (FCE eq. 12).')
-flags.DEFINE_string('workdir', None, 'Output folder (default: runs/<dataset>_<mode>).')
-flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. train.steps=500.')
+DATASETS = toys.TOYS + tuple(images.TFDS_NAMES)
+flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(DATASETS)}, or npy:PATH '
+                    '((N, D) float vectors or (N, H, W, C) uint8 images), or folder:PATH.')
+flags.DEFINE_enum('mode', 'fce', trainer.MODES, 'mle: the flow by maximum likelihood; nce: the '
+                  'EBM against fixed noise; fce: EBM and flow on the value function (FCE eq. 12).')
+flags.DEFINE_string('workdir', None, 'Run folder (default: runs/<dataset>_<mode>).')
+flags.DEFINE_string('config', None, f'Base config, one of {", ".join(configs.CONFIGS)} '
+                    '(default: the dataset\'s own).')
+flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. --set train.steps=500.')
+flags.DEFINE_string('init_flow', None, 'Workdir of a trained flow to start from (fce), or to use '
+                    'as the fixed noise (nce).')
+flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
+                  'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
 FLAGS = flags.FLAGS
+
+
+def make_config(dataset, config_name, assignments):
+  """The dataset's default config (or `config_name`), with the data fields and overrides set."""
+  user_source = dataset.startswith(('npy:', 'folder:'))
+  if not (dataset in DATASETS or user_source):
+    raise ValueError(f'Unknown dataset {dataset!r}; valid: {", ".join(DATASETS)}, npy:PATH, '
+                     'folder:PATH.')
+  shape = images.infer_shape(dataset) if user_source else None
+  if config_name is None:
+    if dataset in toys.TOYS or (shape is not None and len(shape) == 1):
+      config_name = 'toy2d'
+    else:
+      config_name = dataset if dataset in images.TFDS_NAMES else 'svhn'
+  config = configs.get_config(config_name)
+  config.data.name = dataset
+  if shape is not None:
+    config.data.shape = shape
+    config.data.num_classes = 0
+    config.data.num_bins = 256 if len(shape) == 3 else 0
+  overrides.apply(config, assignments)
+  return config
 
 
 def main(argv):
   del argv
-  config = configs.get_config('toy2d')
-  config.data.name = FLAGS.dataset
   try:
-    overrides.apply(config, FLAGS.set)
-  except ValueError as e:
+    config = make_config(FLAGS.dataset, FLAGS.config, FLAGS.set)
+  except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
-  workdir = FLAGS.workdir or os.path.join('runs', f'{FLAGS.dataset}_{FLAGS.mode}')
-  logging.info('Training %s on %s; writing to %s', FLAGS.mode, FLAGS.dataset, workdir)
+  if FLAGS.mode == 'nce' and FLAGS.init_flow:
+    config.train.nce_noise = 'flow'
+  name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
+  workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
+  logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)
   try:
-    metrics = loop.run(config, FLAGS.mode, workdir)
-  except loop.TrainingDiverged as e:
+    strategy = distribute.make_strategy(FLAGS.strategy)
+    try:
+      run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow)
+    except ValueError as e:  # bad shapes, architectures or data, found while building
+      raise trainer.TrainingError(str(e)) from e
+    metrics = run.run()
+  except trainer.TrainingError as e:
     logging.error('%s', e)
     raise SystemExit(1)
-  logging.info('Done. Final metrics in %s/metrics.json: %s', workdir, metrics)
+  logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 
 if __name__ == '__main__':

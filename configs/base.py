@@ -11,6 +11,8 @@ def get_base_config():
   data.shape = (2,)         # one example's shape: (D,) for vectors, (H, W, C) for images
   data.num_bins = 0         # quantization levels of discrete data (256 for 8-bit); 0 = continuous
   data.num_classes = 0      # classes, for ssl / feature probes; 0 = unlabeled
+  data.data_dir = ''        # TFDS data_dir ('' = TFDS's default, ~/tensorflow_datasets)
+  data.shuffle_buffer = 10000  # examples in the shuffle buffer (it is saved in checkpoints)
 
   config.model = model = ml_collections.ConfigDict()
   model.flow = flow = ml_collections.ConfigDict()
@@ -34,13 +36,18 @@ def get_base_config():
   train.steps = 100000      # total updates (EBM + flow in fce)
   train.seed = 0            # data order, dequantization noise and latents
   train.log_every = 100     # steps between log lines and TensorBoard scalars
-  train.checkpoint_every = 1000  # steps between checkpoints
+  train.checkpoint_every = 1000  # steps between checkpoints (the latest one is kept)
+  train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
+  train.jit_compile = False  # XLA-compile each replica's step
   train.eval_every = 1000   # steps between density / sample evaluations
+  train.nce_noise = 'gaussian'  # NCE noise: 'gaussian' or 'flow' (a frozen flow, --init_flow)
   train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
+  train.nce_nu = 1          # NCE noise samples per data sample
   train.schedule = schedule = ml_collections.ConfigDict()
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
   schedule.hysteresis = 0.  # switch at threshold +/- hysteresis
   schedule.window = 1       # accuracy averaged over this many recent updates
+  schedule.max_flow_updates = 0  # hand back to the EBM after this many flow updates (0 = never)
 
   return config
 

@@ -100,15 +100,15 @@ def flow_fce_loss(ebm, flow, x, z, global_batch_size=None):
   return value, metrics
 
 
-def ebm_nce_loss(ebm, noise, x, num_noise, global_batch_size=None, nu=1.):
+def ebm_nce_loss(ebm, noise, x, z, global_batch_size=None, nu=1.):
   """EBM loss -J(theta) of NCE against a fixed noise (Gaussian, or a frozen flow).
 
   Args:
-    noise: object with `log_prob(x)` and `sample_and_log_prob(n)`.
-    num_noise: number of noise samples to draw (nu * batch size).
+    noise: object with `log_prob(x)` and `generate(z) -> (samples, log q(samples))`.
+    z: [nu * batch, D] standard normal latents of the noise samples.
   """
   logq_data = tf.stop_gradient(noise.log_prob(x))
-  samples, logq_noise = noise.sample_and_log_prob(num_noise)
+  samples, logq_noise = noise.generate(z)
   samples, logq_noise = tf.stop_gradient(samples), tf.stop_gradient(logq_noise)
   objective, metrics = nce_objective(ebm.marginal_log_prob(x, training=True), logq_data,
                                      ebm.marginal_log_prob(samples, training=True), logq_noise,

@@ -1,47 +1,67 @@
 """FCE's alternation rule (FCE Sec. 4): update the EBM until the classifier's accuracy is above
 the threshold, then the flow until it is below it.
 
-The accuracy compared is the mean over the last `window` updates (of either model), and a
-hysteresis band keeps the phase from flipping on noise: switch to the flow above
-threshold + hysteresis, back to the EBM below threshold - hysteresis.
+The accuracy compared is the mean over the last `window` updates (of either model); a
+hysteresis band keeps the phase from flipping on noise (to the flow above threshold +
+hysteresis, back to the EBM below threshold - hysteresis); and `max_flow_updates` (0 = no
+limit) hands control back to the EBM after that many consecutive flow updates. Without such a
+limit the literal rule can starve the EBM: once the EBM calls every point 'data' (a
+log-normalizer c that is too small), the accuracy sits at exactly 0.5 and no flow update can
+push it below. The state lives in tf.Variables so that checkpoints carry it.
 """
 
-import collections
+import tensorflow as tf
 
 
-class AlternationSchedule:
-  """Decides which model the next FCE update trains; tracks both models' update counts."""
+class AlternationSchedule(tf.Module):
+  """Decides which model the next FCE update trains; counts both models' updates."""
 
-  def __init__(self, threshold=0.5, hysteresis=0., window=1):
+  def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0):
+    super().__init__(name='schedule')
     if not 0. < threshold < 1.:
       raise ValueError(f'The accuracy threshold must lie in (0, 1), got {threshold}.')
-    if hysteresis < 0 or window < 1:
-      raise ValueError(f'Need hysteresis >= 0 and window >= 1, got {hysteresis}, {window}.')
+    if hysteresis < 0 or window < 1 or max_flow_updates < 0:
+      raise ValueError('Need hysteresis >= 0, window >= 1 and max_flow_updates >= 0; got '
+                       f'{hysteresis}, {window}, {max_flow_updates}.')
     self.threshold, self.hysteresis = threshold, hysteresis
-    self._recent = collections.deque(maxlen=window)
-    self.phase = 'ebm'
-    self.updates = {'ebm': 0, 'flow': 0}
+    self.window, self.max_flow_updates = window, max_flow_updates
+    self.flow_phase = tf.Variable(False, trainable=False, name='flow_phase')
+    self.ebm_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='ebm_updates')
+    self.flow_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='flow_updates')
+    self.phase_length = tf.Variable(0, dtype=tf.int64, trainable=False, name='phase_length')
+    self.recent = tf.Variable(tf.zeros([window]), trainable=False, name='recent_accuracy')
+    self.num_recorded = tf.Variable(0, dtype=tf.int64, trainable=False, name='num_recorded')
+
+  @property
+  def phase(self):
+    return 'flow' if bool(self.flow_phase.numpy()) else 'ebm'
 
   @property
   def mean_accuracy(self):
-    return sum(self._recent) / len(self._recent) if self._recent else 0.5
+    n = min(int(self.num_recorded.numpy()), self.window)
+    return float(tf.reduce_mean(self.recent[:n])) if n else 0.5
 
   def record(self, accuracy):
-    """Records the accuracy measured by the update just made and picks the next phase."""
-    self.updates[self.phase] += 1
-    self._recent.append(float(accuracy))
+    """Records the accuracy measured by the update just made; returns the next phase."""
+    counter = self.flow_updates if self.phase == 'flow' else self.ebm_updates
+    counter.assign_add(1)
+    self.phase_length.assign_add(1)
+    slot = int(self.num_recorded.numpy()) % self.window
+    self.recent[slot].assign(float(accuracy))
+    self.num_recorded.assign_add(1)
     acc = self.mean_accuracy
     if self.phase == 'ebm' and acc > self.threshold + self.hysteresis:
-      self.phase = 'flow'
-    elif self.phase == 'flow' and acc < self.threshold - self.hysteresis:
-      self.phase = 'ebm'
+      self._switch(True)
+    elif self.phase == 'flow' and (
+        acc < self.threshold - self.hysteresis or
+        (self.max_flow_updates and int(self.phase_length.numpy()) >= self.max_flow_updates)):
+      self._switch(False)
     return self.phase
 
-  def state(self):
-    return {'phase': self.phase, 'updates': dict(self.updates), 'recent': list(self._recent)}
+  def _switch(self, to_flow):
+    self.flow_phase.assign(to_flow)
+    self.phase_length.assign(0)
 
-  def restore(self, state):
-    self.phase = state['phase']
-    self.updates = dict(state['updates'])
-    self._recent.clear()
-    self._recent.extend(state['recent'])
+  @property
+  def updates(self):
+    return {'ebm': int(self.ebm_updates.numpy()), 'flow': int(self.flow_updates.numpy())}

@@ -1,8 +1,12 @@
-"""Compiled update steps: flow MLE, and the two halves of an FCE iteration (FCE eq. 12).
+"""Update steps: flow MLE, NCE against fixed noise, and the two halves of an FCE iteration.
 
-The math lives in `losses/`; a step only differentiates, applies the gradients and returns the
-scalars to log. `global_batch_size` is passed through for per-replica losses under
-tf.distribute (None means plain batch means).
+The math lives in `losses/`; a step only differentiates, applies the gradients and returns
+scalars to log. Steps take a batch dict {'x', 'z', 'label'} (see `data.pipeline`); `z` holds
+the flow's (or the noise's) latents, so every random number of a step comes from the batch.
+
+`make_*` return per-replica functions whose losses and metrics are scaled by the global batch
+size; `compile_step` wraps one in a `tf.function` that runs it on every replica of a
+tf.distribute strategy and sums the metrics (so they are global batch means).
 """
 
 import tensorflow as tf
@@ -22,59 +26,79 @@ def make_optimizers(optim_config):
 
 
 def _apply(optimizer, loss, tape, variables):
-  grads = tape.gradient(loss, variables)
-  optimizer.apply_gradients(zip(grads, variables))
-  return tf.linalg.global_norm(grads)
+  optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
 
-def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None, jit_compile=False):
-  """One maximum-likelihood step of the flow on a (dequantized) data batch y."""
+def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None):
+  """Maximum likelihood of the flow on the batch's (dequantized) data."""
   variables = flow.trainable_variables
 
-  @tf.function(jit_compile=jit_compile)
-  def step(y):
+  def step(batch):
     with tf.GradientTape() as tape:
-      nll, metrics = flow_losses.flow_nll(flow, y, num_bins)
+      nll, _ = flow_losses.flow_nll(flow, batch['x'])
       loss = contrastive.reduce_batch(nll, global_batch_size)
-    metrics['flow_grad_norm'] = _apply(optimizer, loss, tape, variables)
+    _apply(optimizer, loss, tape, variables)
+    metrics = {'nll': loss}
+    if num_bins:
+      num_dims = int(tf.size(batch['x'][0]))
+      metrics['bpd'] = contrastive.reduce_batch(
+          flow_losses.bits_per_dim(-nll, num_dims, num_bins), global_batch_size)
     return metrics
 
   return step
 
 
-def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None,
-                   jit_compile=False):
-  """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE."""
+def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
+  """NCE of the EBM against a fixed noise (FCE eqs. 4-6); the batch's z give the noise samples.
+
+  With nu > 1, z holds nu latents per example ([B, nu, D]).
+  """
+  variables = ebm.trainable_variables
+
+  def step(batch):
+    z = tf.reshape(batch['z'], [-1, noise.latent_dim])
+    with tf.GradientTape() as tape:
+      loss, metrics = contrastive.ebm_nce_loss(ebm, noise, batch['x'], z, global_batch_size, nu)
+    _apply(optimizer, loss, tape, variables)
+    return metrics
+
+  return step
+
+
+def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None):
+  """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12."""
   ebm_variables = ebm.trainable_variables
   flow_variables = flow.trainable_variables
 
-  @tf.function(jit_compile=jit_compile)
-  def ebm_step(x, z):
+  def ebm_step(batch):
     with tf.GradientTape() as tape:
-      loss, metrics = contrastive.ebm_fce_loss(ebm, flow, x, z, global_batch_size)
-    metrics['ebm_grad_norm'] = _apply(ebm_optimizer, loss, tape, ebm_variables)
+      loss, metrics = contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'],
+                                               global_batch_size)
+    _apply(ebm_optimizer, loss, tape, ebm_variables)
     return metrics
 
-  @tf.function(jit_compile=jit_compile)
-  def flow_step(x, z):
+  def flow_step(batch):
     with tf.GradientTape() as tape:
-      loss, metrics = contrastive.flow_fce_loss(ebm, flow, x, z, global_batch_size)
-    metrics['flow_grad_norm'] = _apply(flow_optimizer, loss, tape, flow_variables)
+      loss, metrics = contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'],
+                                                global_batch_size)
+    _apply(flow_optimizer, loss, tape, flow_variables)
     return metrics
 
   return ebm_step, flow_step
 
 
-def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None, jit_compile=False):
-  """One NCE step of the EBM against a fixed noise distribution (FCE eqs. 4-6)."""
-  variables = ebm.trainable_variables
+def compile_step(step, strategy=None, jit_compile=False):
+  """A tf.function running `step` on every replica of `strategy`, metrics summed over replicas.
 
-  @tf.function(jit_compile=jit_compile)
-  def step(x):
-    num_noise = int(round(nu * x.shape[0]))
-    with tf.GradientTape() as tape:
-      loss, metrics = contrastive.ebm_nce_loss(ebm, noise, x, num_noise, global_batch_size, nu)
-    metrics['ebm_grad_norm'] = _apply(optimizer, loss, tape, variables)
-    return metrics
+  With no strategy (or the default one) this is simply the compiled step.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  replica_step = tf.function(step, jit_compile=True) if jit_compile else step
 
-  return step
+  @tf.function
+  def run(batch):
+    per_replica = strategy.run(replica_step, args=(batch,))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()}
+
+  return run

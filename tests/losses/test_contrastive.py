@@ -148,7 +148,7 @@ def test_nce_against_gaussian_noise_reaches_every_ebm_variable():
   ebm, _, x, _ = _models()
   gaussian = noise.GaussianNoise((2,), std=2.)
   with tf.GradientTape() as tape:
-    loss, metrics = contrastive.ebm_nce_loss(ebm, gaussian, x, num_noise=64, nu=4.)
+    loss, metrics = contrastive.ebm_nce_loss(ebm, gaussian, x, tf.random.normal([64, 2]), nu=4.)
   helpers.assert_all_gradients_nonzero(ebm.trainable_variables,
                                        tape.gradient(loss, ebm.trainable_variables))
   assert 0. <= float(metrics['accuracy']) <= 1.

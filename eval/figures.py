@@ -1,0 +1,79 @@
+"""Figures written during training and evaluation: 2D density panels and sample grids."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from data import toys
+from eval import density2d
+from losses import flow as flow_losses
+
+GRID_LIMIT = 4.5
+GRID_SIZE = 200
+TEMPERATURES = (1.0, 0.7)
+
+
+def density_report(config, flow, ebm, mode, out_dir, step):
+  """FCE Figure 2's log-density errors on data points and a Figure 1 panel PNG (2D data).
+
+  Returns (metrics, path of the PNG). The EBM's error uses its learned log-normalizer c.
+  """
+  name = config.data.name
+  rng = np.random.default_rng(config.train.seed + 1)
+  grid, _, cell = density2d.make_grid(GRID_LIMIT, GRID_SIZE)
+  metrics, panels = {}, {}
+  exact = name in toys.TOYS and toys.has_exact_log_density(name)
+  if exact:
+    points = toys.sample(name, 5000, rng)
+    true_points = toys.log_density(name, points)
+    panels['data'] = np.exp(toys.log_density(name, grid))
+  elif name in toys.TOYS:
+    panels['data'] = density2d.histogram_density(toys.sample(name, 200000, rng), GRID_LIMIT,
+                                                 GRID_SIZE)
+  if mode in ('mle', 'fce'):
+    if exact:
+      metrics['flow_logp_mse'] = density2d.log_density_mse(
+          density2d.evaluate(flow.log_prob, points), true_points)
+    panels[f'Glow-{mode.upper()}'] = np.exp(density2d.evaluate(flow.log_prob, grid))
+  if mode in ('nce', 'fce'):
+    if exact:
+      metrics['ebm_logp_mse'] = density2d.log_density_mse(
+          density2d.evaluate(ebm.marginal_log_prob, points), true_points)
+    panels[f'EBM-{mode.upper()}'] = np.exp(density2d.renormalize_on_grid(
+        density2d.evaluate(ebm.marginal_log_prob, grid), cell))
+  path = os.path.join(out_dir, f'density_{step}.png')
+  density2d.plot_panels(panels, GRID_SIZE, path, GRID_LIMIT)
+  return metrics, path
+
+
+def tile(images, columns):
+  """[N, H, W, C] uint8 -> one [rows*H, columns*W, C] grid image (missing cells black)."""
+  n, h, w, c = images.shape
+  rows = -(-n // columns)
+  canvas = np.zeros((rows * h, columns * w, c), np.uint8)
+  for i, im in enumerate(images):
+    r, col = divmod(i, columns)
+    canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = im
+  return canvas
+
+
+def sample_grid(flow, config, out_dir, step, num=64, seed=0):
+  """Flow samples at several temperatures, side by side, as one PNG; returns its path."""
+  gen = tf.random.Generator.from_seed(seed)
+  grids = []
+  for t in TEMPERATURES:
+    y = flow.sample(num, temperature=t, generator=gen)
+    x = flow_losses.quantize(y, config.data.num_bins or 256).numpy()
+    if config.data.num_bins and config.data.num_bins != 256:  # stretch to 8 bits to view
+      x = (x.astype(np.float32) * 255 / (config.data.num_bins - 1)).round().astype(np.uint8)
+    grids.append(tile(x, int(np.ceil(np.sqrt(num)))))
+  gap = np.full((grids[0].shape[0], 4, grids[0].shape[2]), 255, np.uint8)
+  image = np.concatenate(sum([[g, gap] for g in grids], [])[:-1], axis=1)
+  path = os.path.join(out_dir, f'flow_samples_{step}.png')
+  tf.io.write_file(path, tf.io.encode_png(image))
+  return path
+
+
+def read_png(path):
+  return tf.io.decode_png(tf.io.read_file(path))

@@ -1,0 +1,270 @@
+"""The training loop for every dataset and mode, under a tf.distribute strategy.
+
+One workdir per run:
+  config.json     the config the run was started with (a different model/data config is refused)
+  checkpoints/    the latest state, every `train.checkpoint_every` steps: models, optimizers,
+                  step, alternation schedule and the data iterator (which carries every random
+                  number, see data/pipeline.py), so that re-running the command resumes exactly
+  snapshots/      kept checkpoints every `train.snapshot_every` steps, for evaluation
+  tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
+                  2D density images; steps continue across a resume
+  samples/        the same figures as PNGs
+Only the chief writes; NaN or Inf in a loss stops the run before anything is saved, leaving the
+last good checkpoint intact.
+"""
+
+import json
+import os
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from data import pipeline
+from eval import figures
+from models import build
+from models import noise as noise_lib
+from train import schedule as schedule_lib
+from train import steps as steps_lib
+
+MODES = ('mle', 'nce', 'fce')
+
+
+class TrainingError(RuntimeError):
+  """A run that cannot go on; the message says why and what to do."""
+
+
+def _flatten(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def run_identity(config, mode):
+  """What must match for a workdir to be resumed: the mode, the data and the models."""
+  return _flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
+
+
+def check_workdir(workdir, config, mode, write):
+  """Refuses a workdir started with another mode / data / model config; records ours if new."""
+  path = os.path.join(workdir, 'config.json')
+  identity = run_identity(config, mode)
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      old = json.load(f)['identity']
+    diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+    if diff:
+      raise TrainingError(
+          f'{workdir} holds a run with a different config ({", ".join(diff)}); it was not '
+          'touched. Use another --workdir, or the settings of that run.')
+  elif write:
+    tf.io.gfile.makedirs(workdir)
+    with tf.io.gfile.GFile(path, 'w') as f:
+      json.dump({'identity': identity, 'config': json.loads(config.to_json())}, f, indent=2)
+
+
+def restore_flow_from(flow, workdir, config):
+  """Loads the flow of another run (`--init_flow`), checking that its flow config matches."""
+  path = os.path.join(workdir, 'config.json')
+  if not tf.io.gfile.exists(path):
+    raise TrainingError(f'--init_flow={workdir}: no run there (no config.json). Train a flow '
+                        'first, e.g. with --mode=mle --workdir=' + workdir)
+  with tf.io.gfile.GFile(path) as f:
+    old = json.load(f)['identity']
+  ours = run_identity(config, 'mle')
+  diff = sorted(k for k in ours if k.startswith(('model.flow', 'data.shape', 'data.num_bins'))
+                and old.get(k) != ours[k])
+  if diff:
+    raise TrainingError(f'--init_flow={workdir} has a different flow or data ({", ".join(diff)}).')
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  if latest is None:
+    raise TrainingError(f'--init_flow={workdir} has no checkpoint yet.')
+  tf.train.Checkpoint(flow=flow).restore(latest).expect_partial().assert_existing_objects_matched()
+  logging.info('Initialised the flow from %s', latest)
+
+
+def _is_chief(strategy):
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type:
+    return True
+  return resolver.task_type == 'chief' or (
+      resolver.task_type == 'worker' and resolver.task_id == 0 and
+      'chief' not in resolver.cluster_spec().as_dict())
+
+
+class Trainer:
+  """Builds models, data and steps for `mode`; `run()` trains to `config.train.steps`."""
+
+  def __init__(self, config, mode, workdir, strategy=None, init_flow=None):
+    if mode not in MODES:
+      raise ValueError(f'Unknown mode {mode!r}; valid: {", ".join(MODES)}.')
+    self.config, self.mode, self.workdir = config, mode, workdir
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.is_chief = _is_chief(self.strategy)
+    check_workdir(workdir, config, mode, write=self.is_chief)
+    shape = tuple(config.data.shape)
+    self.global_batch = config.train.batch_size
+    if self.global_batch % self.strategy.num_replicas_in_sync:
+      raise TrainingError(f'train.batch_size={self.global_batch} is not divisible by the '
+                          f'{self.strategy.num_replicas_in_sync} replicas.')
+
+    with self.strategy.scope():
+      self.flow = build.build_flow(config.model.flow, shape)
+      self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+      self.optimizers = steps_lib.make_optimizers(config.optim)
+      self.schedule = schedule_lib.AlternationSchedule(**config.train.schedule)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+      # The optimizers this mode uses, with their slots built now: a slot created lazily after a
+      # restore would be missing from a checkpoint saved before that optimizer's first update.
+      trained = {'mle': {'flow_mle': self.flow}, 'nce': {'ebm': self.ebm},
+                 'fce': {'ebm': self.ebm, 'flow': self.flow}}[mode]
+      for name, model in trained.items():
+        self.optimizers[name].build(model.trainable_variables)
+
+    nu = int(config.train.nce_nu) if mode == 'nce' else 1
+    latent_shape = [nu, self.flow.latent_dim] if nu > 1 else [self.flow.latent_dim]
+    self.data = pipeline.training_batches(config, self.global_batch, latent_shape)
+    self.iterator = iter(self.strategy.experimental_distribute_dataset(self.data))
+    self.checkpoint = tf.train.Checkpoint(
+        step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
+        iterator=self.iterator, **{f'{k}_optimizer': self.optimizers[k] for k in trained})
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
+    self.snapshots = tf.train.CheckpointManager(
+        self.checkpoint, self._checkpoint_dir('snapshots'), max_to_keep=None)
+    self._restore_or_initialise(init_flow)
+    self._steps = self._build_steps(nu)
+
+  def _checkpoint_dir(self, name):
+    if self.is_chief:
+      return os.path.join(self.workdir, name)
+    # Every worker must save (the save is collective); only the chief's copy is kept.
+    return os.path.join(self.workdir, 'tmp', f'worker{self.strategy.cluster_resolver.task_id}',
+                        name)
+
+  def _first_batch(self):
+    """The first global batch of the same stream: for data init and NCE's noise parameters."""
+    return next(iter(self.data))
+
+  def _restore_or_initialise(self, init_flow):
+    latest = self.manager.latest_checkpoint
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
+      return
+    if self.mode == 'nce' and self.config.train.nce_noise == 'flow' and not init_flow:
+      raise TrainingError('NCE against a flow needs the flow: pass --init_flow=WORKDIR of an '
+                          'MLE run.')
+    if init_flow:
+      restore_flow_from(self.flow, init_flow, self.config)
+    else:
+      self.flow.data_init(self._first_batch()['x'])
+
+  def _build_steps(self, nu):
+    opt, gb = self.optimizers, self.global_batch
+    compile_ = lambda fn: steps_lib.compile_step(fn, self.strategy, self.config.train.jit_compile)
+    if self.mode == 'mle':
+      return {'flow': compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
+                                                       self.config.data.num_bins, gb))}
+    if self.mode == 'nce':
+      return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self._nce_noise(), opt['ebm'],
+                                                      nu, gb))}
+    ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb)
+    return {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
+
+  def _nce_noise(self):
+    """A frozen flow if one was loaded (--init_flow), else a Gaussian fitted to the data."""
+    if self.config.train.nce_noise == 'flow':
+      return self.flow
+    x = self._first_batch()['x'].numpy()
+    return noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
+                                   self.config.train.nce_noise_std * x.std(0) + 1e-3)
+
+  def _learning_rates(self):
+    names = {'mle': ['flow_mle'], 'nce': ['ebm'], 'fce': ['ebm', 'flow']}[self.mode]
+    return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate) for n in names}
+
+  def _save(self, step):
+    self.manager.save(checkpoint_number=step)
+    if self.config.train.snapshot_every and step % self.config.train.snapshot_every == 0:
+      self.snapshots.save(checkpoint_number=step)
+
+  def run(self):
+    """Trains to config.train.steps; returns the last logged metrics."""
+    c = self.config.train
+    writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
+              if self.is_chief else tf.summary.create_noop_writer())
+    step = int(self.step.numpy())
+    if step >= c.steps:
+      logging.info('Already trained to step %d (train.steps=%d); nothing to do.', step, c.steps)
+    t_last, s_last = time.perf_counter(), step
+    logged = {}
+    while step < c.steps:
+      batch = next(self.iterator)
+      phase = self.schedule.phase if self.mode == 'fce' else next(iter(self._steps))
+      out = {k: float(v) for k, v in self._steps[phase](batch).items()}
+      bad = [k for k, v in out.items() if not np.isfinite(v)]
+      if bad:
+        raise TrainingError(
+            f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
+            f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
+            'Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.')
+      if self.mode == 'fce':
+        self.schedule.record(out['accuracy'])
+      step += 1
+      self.step.assign(step)
+      if step % c.log_every == 0 or step == c.steps:
+        now = time.perf_counter()
+        rate = (step - s_last) / (now - t_last)
+        t_last, s_last = now, step
+        logged = dict(out)
+        if self.mode == 'fce':
+          logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
+                        mean_accuracy=self.schedule.mean_accuracy)
+        logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, c.steps, rate,
+                     _eta((c.steps - step) / rate),
+                     '  '.join(f'{k}={v:.4g}' for k, v in sorted(logged.items())))
+        with writer.as_default(step=step):
+          for k, v in logged.items():
+            tf.summary.scalar(k, v)
+          tf.summary.scalar('steps_per_second', rate)
+          for k, v in self._learning_rates().items():
+            tf.summary.scalar(k, v)
+      if step % c.eval_every == 0 or step == c.steps:
+        logged.update(self.evaluate(step, writer))
+      if step % c.checkpoint_every == 0 or step == c.steps:
+        self._save(step)
+    writer.flush()
+    return logged
+
+  def evaluate(self, step, writer):
+    """Figures during training: 2D densities (with Figure 2's errors) or flow sample grids."""
+    if not self.is_chief:
+      return {}
+    out_dir = os.path.join(self.workdir, 'samples')
+    tf.io.gfile.makedirs(out_dir)
+    if len(self.config.data.shape) == 1:
+      if tuple(self.config.data.shape) != (2,):
+        return {}
+      metrics, path = figures.density_report(self.config, self.flow, self.ebm, self.mode,
+                                             out_dir, step)
+    else:
+      metrics, path = {}, figures.sample_grid(self.flow, self.config, out_dir, step)
+    with writer.as_default(step=step):
+      for k, v in metrics.items():
+        tf.summary.scalar(k, v)
+      tf.summary.image(os.path.basename(path).rsplit('_', 1)[0], figures.read_png(path)[None])
+    logging.info('step %d: wrote %s %s', step, path,
+                 '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+    return metrics
+
+
+def _eta(seconds):
+  seconds = int(seconds)
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m' if seconds >= 3600 else \
+      f'{seconds // 60}m{seconds % 60:02d}s'

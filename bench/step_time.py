@@ -59,15 +59,15 @@ def main(_):
   else:
     x = tf.constant(rng.standard_normal((FLAGS.batch, *shape)).astype(np.float32))
   flow.data_init(x)
-  z = flow.sample_latent(FLAGS.batch)
+  batch = {'x': x, 'z': flow.sample_latent(FLAGS.batch)}
   optimizers = steps_lib.make_optimizers(config.optim)
-  mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins or None,
-                                jit_compile=FLAGS.jit)
-  ebm_step, flow_step = steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'], optimizers['flow'],
-                                                 jit_compile=FLAGS.jit)
-  t_mle = _time(mle, (x,), FLAGS.steps)
-  t_ebm = _time(ebm_step, (x, z), FLAGS.steps)
-  t_flow = _time(flow_step, (x, z), FLAGS.steps)
+  compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=FLAGS.jit)
+  mle = compile_(steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins))
+  ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'],
+                                                               optimizers['flow']))
+  t_mle = _time(mle, (batch,), FLAGS.steps)
+  t_ebm = _time(ebm_step, (batch,), FLAGS.steps)
+  t_flow = _time(flow_step, (batch,), FLAGS.steps)
   peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} jit={FLAGS.jit}')
   print(f'flow params {_count(flow.trainable_variables):,}  '

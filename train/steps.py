@@ -9,6 +9,7 @@ size; `compile_step` wraps one in a `tf.function` that runs it on every replica 
 tf.distribute strategy and sums the metrics (so they are global batch means).
 """
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -16,12 +17,19 @@ from losses import contrastive
 from losses import flow as flow_losses
 
 
+def learning_rates(optim_config):
+  return {'ebm': optim_config.ebm_lr, 'flow': optim_config.flow_lr,
+          'flow_mle': optim_config.flow_mle_lr}
+
+
 def make_optimizers(optim_config):
-  """The paper's optimisers (FCE Sec. 4): Adam for the EBM, Adamax for the flow."""
+  """The paper's optimisers (FCE Sec. 4): Adam for the EBM, Adamax for the flow (FCE), and
+  Adam for flow MLE pretraining."""
+  lr = learning_rates(optim_config)
   return {
-      'ebm': keras.optimizers.Adam(optim_config.ebm_lr, beta_1=optim_config.ebm_beta1),
-      'flow': keras.optimizers.Adamax(optim_config.flow_lr),
-      'flow_mle': keras.optimizers.Adam(optim_config.flow_mle_lr),
+      'ebm': keras.optimizers.Adam(lr['ebm'], beta_1=optim_config.ebm_beta1),
+      'flow': keras.optimizers.Adamax(lr['flow']),
+      'flow_mle': keras.optimizers.Adam(lr['flow_mle']),
   }
 
 
@@ -40,7 +48,7 @@ def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None):
     _apply(optimizer, loss, tape, variables)
     metrics = {'nll': loss}
     if num_bins:
-      num_dims = int(tf.size(batch['x'][0]))
+      num_dims = int(np.prod(batch['x'].shape[1:]))
       metrics['bpd'] = contrastive.reduce_batch(
           flow_losses.bits_per_dim(-nll, num_dims, num_bins), global_batch_size)
     return metrics

@@ -20,6 +20,7 @@ import time
 from absl import logging
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 
 from data import pipeline
 from eval import figures
@@ -113,6 +114,7 @@ class Trainer:
       raise TrainingError(f'train.batch_size={self.global_batch} is not divisible by the '
                           f'{self.strategy.num_replicas_in_sync} replicas.')
 
+    keras.utils.set_random_seed(config.train.seed)  # the models' initial weights
     with self.strategy.scope():
       self.flow = build.build_flow(config.model.flow, shape)
       self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
@@ -155,6 +157,10 @@ class Trainer:
     latest = self.manager.latest_checkpoint
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
+      # The checkpoint stores the learning rates too; the config's values win, so that a
+      # resumed run can lower them (e.g. after a divergence).
+      for name, lr in steps_lib.learning_rates(self.config.optim).items():
+        self.optimizers[name].learning_rate.assign(lr)
       logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
       return
     if self.mode == 'nce' and self.config.train.nce_noise == 'flow' and not init_flow:

@@ -33,58 +33,60 @@ def _changed(before, variables):
 def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   config, flow, ebm, x = _setup(name, batch=2)
   optimizers = steps_lib.make_optimizers(config.optim)
+  # Uncompiled: tracing 96 Glow steps would dominate the test time.
   mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins)
   ebm_step, flow_step = steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'], optimizers['flow'])
-  z = flow.sample_latent(2)
-  tf.config.run_functions_eagerly(True)  # tracing 96 Glow steps would dominate the test time
-  try:
-    before = _snapshot(flow.trainable_variables)
-    metrics = [mle(x) for _ in range(2)][-1]
-    assert np.isfinite(float(metrics['bpd']))
-    # Every flow variable has moved after two steps (the hidden layers of each coupling network
-    # start to get gradients once the zero-initialised last layer has moved, on step two).
-    assert all(_changed(before, flow.trainable_variables))
-    before_ebm = _snapshot(ebm.trainable_variables)
-    metrics = ebm_step(x, z)
-    assert np.isfinite(float(metrics['value']))
-    assert all(_changed(before_ebm, ebm.trainable_variables))
-    before = _snapshot(flow.trainable_variables)
-    metrics = flow_step(x, z)
-    assert np.isfinite(float(metrics['value']))
-    assert sum(_changed(before, flow.trainable_variables)) > 0.9 * len(before)
-  finally:
-    tf.config.run_functions_eagerly(False)
+  batch = {'x': x, 'z': flow.sample_latent(2)}
+  before = _snapshot(flow.trainable_variables)
+  metrics = [mle(batch) for _ in range(2)][-1]
+  assert np.isfinite(float(metrics['bpd']))
+  # Every flow variable has moved after two steps (the hidden layers of each coupling network
+  # start to get gradients once the zero-initialised last layer has moved, on step two).
+  assert all(_changed(before, flow.trainable_variables))
+  before_ebm = _snapshot(ebm.trainable_variables)
+  metrics = ebm_step(batch)
+  assert np.isfinite(float(metrics['value']))
+  assert all(_changed(before_ebm, ebm.trainable_variables))
+  before = _snapshot(flow.trainable_variables)
+  metrics = flow_step(batch)
+  assert np.isfinite(float(metrics['value']))
+  assert sum(_changed(before, flow.trainable_variables)) > 0.9 * len(before)
 
 
 def test_compiled_mle_steps_lower_the_loss_on_a_fixed_batch():
   config, flow, _, x = _setup('smoke', batch=16)
-  step = steps_lib.make_mle_step(flow, steps_lib.make_optimizers(config.optim)['flow_mle'],
-                                 config.data.num_bins)
-  first = float(step(x)['bpd'])
+  step = steps_lib.compile_step(steps_lib.make_mle_step(
+      flow, steps_lib.make_optimizers(config.optim)['flow_mle'], config.data.num_bins))
+  batch = {'x': x}
+  first = float(step(batch)['bpd'])
   for _ in range(30):
-    last = float(step(x)['bpd'])
+    last = float(step(batch)['bpd'])
   assert last < first - 0.1
 
 
 def test_compiled_fce_steps_move_the_value_function_in_opposite_directions():
   config, flow, ebm, x = _setup('smoke', batch=16)
   opts = steps_lib.make_optimizers(config.optim)
-  ebm_step, flow_step = steps_lib.make_fce_steps(ebm, flow, opts['ebm'], opts['flow'])
-  z = flow.sample_latent(16, generator=tf.random.Generator.from_seed(0))
-  values = [float(ebm_step(x, z)['value']) for _ in range(20)]
+  ebm_step, _ = steps_lib.make_fce_steps(ebm, flow, opts['ebm'], opts['flow'])
+  batch = {'x': x, 'z': flow.sample_latent(16, generator=tf.random.Generator.from_seed(0))}
+  ebm_step = steps_lib.compile_step(ebm_step)
+  values = [float(ebm_step(batch)['value']) for _ in range(20)]
   assert values[-1] > values[0]  # the EBM ascends V
   config.optim.flow_lr = 1e-3
   _, flow_step = steps_lib.make_fce_steps(ebm, flow, opts['ebm'],
                                           steps_lib.make_optimizers(config.optim)['flow'])
-  values = [float(flow_step(x, z)['value']) for _ in range(20)]
+  flow_step = steps_lib.compile_step(flow_step)
+  values = [float(flow_step(batch)['value']) for _ in range(20)]
   assert values[-1] < values[0]  # the flow descends it
 
 
 def test_nce_step_against_gaussian_noise_trains():
   config, _, ebm, x = _setup('smoke', batch=16)
   noise = noise_lib.GaussianNoise(tuple(config.data.shape), std=0.5)
-  step = steps_lib.make_nce_step(ebm, noise, steps_lib.make_optimizers(config.optim)['ebm'], nu=2.)
-  first = float(step(x)['value'])
+  step = steps_lib.compile_step(steps_lib.make_nce_step(
+      ebm, noise, steps_lib.make_optimizers(config.optim)['ebm'], nu=2.))
+  batch = {'x': x, 'z': tf.random.stateless_normal([16, 2, noise.latent_dim], seed=[0, 1])}
+  first = float(step(batch)['value'])
   for _ in range(20):
-    last = float(step(x)['value'])
+    last = float(step(batch)['value'])
   assert last > first

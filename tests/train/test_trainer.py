@@ -1,0 +1,156 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import configs
+from configs import overrides
+from train import trainer as trainer_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _toy_config(**fields):
+  config = configs.get_config('toy2d')
+  overrides.apply(config, ['model.flow.steps=2', 'model.flow.width=8', 'train.batch_size=32',
+                           'train.log_every=2', 'train.eval_every=1000', 'data.shuffle_buffer=100'] +
+                  [f'{k}={v}' for k, v in fields.items()])
+  return config
+
+
+def _values(module):
+  return [v.numpy() for v in module.trainable_variables]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  straight = trainer_lib.Trainer(_toy_config(**{'train.steps': 6}), 'fce', str(tmp_path / 'a'))
+  straight.run()
+  first = trainer_lib.Trainer(_toy_config(**{'train.steps': 3, 'train.checkpoint_every': 3}),
+                              'fce', str(tmp_path / 'b'))
+  first.run()
+  second = trainer_lib.Trainer(_toy_config(**{'train.steps': 6}), 'fce', str(tmp_path / 'b'))
+  assert int(second.step.numpy()) == 3
+  second.run()
+  for a, b in zip(_values(straight.flow) + _values(straight.ebm),
+                  _values(second.flow) + _values(second.ebm)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert straight.schedule.updates == second.schedule.updates
+
+
+def test_incompatible_workdir_is_refused_and_left_untouched(tmp_path):
+  workdir = str(tmp_path / 'run')
+  trainer_lib.Trainer(_toy_config(**{'train.steps': 2}), 'mle', workdir).run()
+  before = open(os.path.join(workdir, 'config.json')).read()
+  with pytest.raises(trainer_lib.TrainingError, match='different config \\(model.flow.width\\)'):
+    trainer_lib.Trainer(_toy_config(**{'model.flow.width': 16}), 'mle', workdir)
+  with pytest.raises(trainer_lib.TrainingError, match='different config \\(mode\\)'):
+    trainer_lib.Trainer(_toy_config(), 'fce', workdir)
+  assert open(os.path.join(workdir, 'config.json')).read() == before
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path / 'run')
+  trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.checkpoint_every': 2}), 'mle',
+                      workdir).run()
+  ckpt = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  config = _toy_config(**{'train.steps': 50, 'train.checkpoint_every': 1,
+                          'optim.flow_mle_lr': 1e12})
+  with pytest.raises(trainer_lib.TrainingError, match='became (nan|inf).*last good checkpoint'):
+    trainer_lib.Trainer(config, 'mle', workdir).run()
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  reader = tf.train.load_checkpoint(latest)
+  for key, dtype in reader.get_variable_to_dtype_map().items():
+    if dtype.is_floating:
+      assert np.all(np.isfinite(reader.get_tensor(key))), key
+  assert int(latest.rsplit('-', 1)[1]) >= int(ckpt.rsplit('-', 1)[1])
+
+
+def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
+  mle_dir = str(tmp_path / 'mle')
+  mle = trainer_lib.Trainer(_toy_config(**{'train.steps': 4}), 'mle', mle_dir)
+  mle.run()
+  fce = trainer_lib.Trainer(_toy_config(**{'train.steps': 2}), 'fce', str(tmp_path / 'fce'),
+                            init_flow=mle_dir)
+  for a, b in zip(_values(mle.flow), _values(fce.flow)):
+    np.testing.assert_array_equal(a, b)
+  fce.run()
+  nce = trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.nce_noise': 'flow'}), 'nce',
+                            str(tmp_path / 'nce'), init_flow=mle_dir)
+  nce.run()
+  for a, b in zip(_values(mle.flow), _values(nce.flow)):  # the noise stays fixed
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(trainer_lib.TrainingError, match='no run there'):
+    trainer_lib.Trainer(_toy_config(), 'fce', str(tmp_path / 'x'), init_flow=str(tmp_path / 'no'))
+  with pytest.raises(trainer_lib.TrainingError, match='different flow'):
+    trainer_lib.Trainer(_toy_config(**{'model.flow.steps': 3}), 'fce', str(tmp_path / 'y'),
+                        init_flow=mle_dir)
+
+
+def test_tensorboard_and_figures_are_written(tmp_path):
+  workdir = str(tmp_path / 'run')
+  trainer_lib.Trainer(_toy_config(**{'train.steps': 4, 'train.eval_every': 4}), 'fce',
+                      workdir).run()
+  assert os.path.exists(os.path.join(workdir, 'samples', 'density_4.png'))
+  tags = set()
+  for event_file in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
+    for event in tf.compat.v1.train.summary_iterator(event_file):
+      tags |= {v.tag for v in event.summary.value}
+  assert {'value', 'accuracy', 'ebm_logp_mse', 'flow_logp_mse', 'steps_per_second',
+          'learning_rate/ebm', 'learning_rate/flow', 'ebm_updates', 'flow_updates'} <= tags
+
+
+def test_image_runs_end_to_end_from_an_npy_file(tmp_path):
+  data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+  np.save(tmp_path / 'images.npy', data)
+  config = configs.get_config('smoke')
+  config.data.name = f'npy:{tmp_path}/images.npy'
+  for mode in ('mle', 'fce', 'nce'):
+    metrics = trainer_lib.Trainer(config, mode, str(tmp_path / mode)).run()
+    assert all(np.isfinite(v) for v in metrics.values())
+  assert os.path.exists(tmp_path / 'fce' / 'samples' / f'flow_samples_{config.train.steps}.png')
+
+
+def _main(args, workdir, **kwargs):
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'main.py'), f'--workdir={workdir}', *args],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_path):
+  workdir = str(tmp_path / 'run')
+  args = ['--mode=mle', '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=20',
+          '--set', 'train.log_every=20', '--set', 'train.eval_every=100000',
+          '--set', 'train.batch_size=32', '--set', 'model.flow.width=8']
+  proc = _main(args, workdir)
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  deadline = time.time() + 120
+  while tf.train.latest_checkpoint(ckpt_dir) is None and time.time() < deadline:
+    time.sleep(0.5)
+  time.sleep(1.)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = int(tf.train.latest_checkpoint(ckpt_dir).rsplit('-', 1)[1])
+  assert saved >= 20
+  args[2] = f'train.steps={saved + 20}'
+  out = _main(args, workdir).communicate(timeout=300)[0]
+  assert f'Resumed from {ckpt_dir}/ckpt-{saved} at step {saved}' in out
+  assert f'step {saved + 20}/{saved + 20}' in out
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--dataset=imagenet'], "Unknown dataset 'imagenet'"),
+    (['--mode=gan'], "flag --mode=gan: value should be one of"),
+    (['--init_flow=/nonexistent'], 'no run there'),
+    (['--set', 'train.stpes=3'], "Unknown config field 'train.stpes'"),
+    (['--dataset=npy:/nonexistent.npy'], 'Cannot read /nonexistent.npy'),
+])
+def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
+  out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]
+  assert message in out
+  assert 'Traceback' not in out

@@ -12,7 +12,6 @@ def get_base_config():
   data.num_bins = 0         # quantization levels of discrete data (256 for 8-bit); 0 = continuous
   data.num_classes = 0      # classes, for ssl / feature probes; 0 = unlabeled
   data.data_dir = ''        # TFDS data_dir ('' = TFDS's default, ~/tensorflow_datasets)
-  data.shuffle_buffer = 10000  # examples in the shuffle buffer (it is saved in checkpoints)
 
   config.model = model = ml_collections.ConfigDict()
   model.flow = flow = ml_collections.ConfigDict()

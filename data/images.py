@@ -1,8 +1,7 @@
-"""Image and vector datasets as tf.data pipelines: TFDS, the user's .npy files and image folders.
+"""Image and vector datasets as tf.data: TFDS, the user's .npy files and image folders.
 
 Every source yields (x, label) pairs: x as stored (uint8 images, or float32 vectors), label an
-int32 (-1 where there is none). Dequantization happens in the training step, from a
-checkpointed random generator, so that a resumed run draws the same noise.
+int32 (-1 where there is none). `data.pipeline` turns them into training batches.
 
 Dataset names:
   svhn, cifar10, celeba, mnist   TFDS ('svhn_cropped', 'cifar10', 'celeb_a', 'mnist'); CelebA is
@@ -127,11 +126,3 @@ def load(name, split, shape, data_dir=None, shuffle_files=False):
   raise DataError(f'Unknown image dataset {name!r}; valid: {", ".join(TFDS_NAMES)}, npy:PATH, '
                   'folder:PATH.')
 
-
-def pipeline(ds, batch_size, shuffle_buffer=10000, seed=0, repeat=True):
-  """Shuffled, repeated, batched and prefetched; the last partial batch is dropped when training."""
-  if shuffle_buffer:
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

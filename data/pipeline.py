@@ -1,11 +1,15 @@
 """Training batches for every source: dequantized data, flow latents and labels.
 
-Each example of the (shuffled, repeated) stream gets its dequantization noise and its flow latent
-z from stateless random ops seeded by its position in the stream. A batch is therefore a pure
-function of the seed and the iterator's position: a resumed run (the iterator is checkpointed)
-draws exactly the same numbers, and a distributed step sees the same global batch as a
-single-device one.
+The training split is held in memory (the largest, CelebA at 32x32, is 0.5 GB) and batch `s` of
+a run is a pure function of (seed, s): its examples are positions s*B .. (s+1)*B - 1 of an
+endless sequence of epochs, each a permutation of the data drawn from (seed, epoch), and its
+dequantization noise and flow latents come from a generator seeded by (seed, s). So:
+  - resuming at step s needs only s (no iterator state in checkpoints, and no skipping);
+  - a distributed step sees exactly the global batch a single-device step would (tf.distribute
+    splits the global batch across replicas and workers).
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -17,44 +21,80 @@ from data import toys
 TOY_TRAIN_SIZE = 1_000_000
 
 
-def dataset_kind(name):
-  return 'toy' if name in toys.TOYS else 'image'
-
-
-def source(config, split='train'):
-  """The unbatched (x, label) dataset of `config.data` and `split`."""
-  name = config.data.name
+@functools.lru_cache(maxsize=4)
+def _cached_arrays(name, split, shape, num_bins, seed, data_dir):
   if name in toys.TOYS:
-    seed = config.train.seed + (0 if split == 'train' else 1)
-    x = toys.sample(name, TOY_TRAIN_SIZE, np.random.default_rng(seed))
-    return tf.data.Dataset.from_tensor_slices((x, np.full(len(x), -1, np.int32)))
-  return images.load(name, split, tuple(config.data.shape), config.data.data_dir or None,
-                     shuffle_files=False)
+    rng = np.random.default_rng([seed, 0 if split == 'train' else 1])
+    x = toys.sample(name, TOY_TRAIN_SIZE, rng)
+    return x, np.full(len(x), -1, np.int32)
+  ds = images.load(name, split, shape, data_dir or None).batch(4096)
+  xs, ys = zip(*ds.as_numpy_iterator())
+  return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
 
 
-def dequantize_fn(num_bins):
-  """Maps (index, x, label) to {'x': y, 'label'} with y = (x + u)/k - 0.5, u seeded by index."""
-  def fn(seed, index, x, label):
-    if num_bins:
-      u = tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([seed, index]))
-      x = (tf.cast(x, tf.float32) + u) / num_bins - 0.5
-    return tf.cast(x, tf.float32), label
-  return fn
+def load_arrays(config, split='train'):
+  """All of `split` as numpy arrays (x as stored: uint8 images or float32 vectors, labels)."""
+  d = config.data
+  x, labels = _cached_arrays(d.name, split, tuple(d.shape), d.num_bins, config.train.seed,
+                             d.data_dir)
+  if len(x) == 0:
+    raise images.DataError(f'Dataset {d.name} split {split!r} is empty.')
+  return x, labels
 
 
-def training_batches(config, global_batch_size, latent_shape, seed=None, ds=None):
-  """Infinite batches {'x', 'z', 'label'} for training: x dequantized, z ~ N(0, I) of shape
-  `latent_shape` per example."""
-  seed = config.train.seed if seed is None else seed
-  ds = source(config) if ds is None else ds
-  deq = dequantize_fn(config.data.num_bins)
-  seed_t = tf.constant(seed, tf.int64)
+def dequantize_numpy(x, num_bins, rng):
+  """y = (x + u) / k - 0.5 with u ~ U(0, 1) (openai/glow); continuous data passes through."""
+  if not num_bins:
+    return x.astype(np.float32)
+  return ((x.astype(np.float32) + rng.random(x.shape, np.float32)) / num_bins - 0.5)
 
-  def add_noise(index, example):
-    x, label = deq(seed_t, index, *example)
-    z = tf.random.stateless_normal(latent_shape, seed=tf.stack([seed_t + 1, index]))
-    return {'x': x, 'z': z, 'label': label}
 
-  ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  ds = ds.repeat().enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.batch(global_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+class BatchSource:
+  """Batch s = f(seed, s) of the training split, see the module docstring."""
+
+  def __init__(self, config, global_batch_size, latent_shape, split='train'):
+    self.x, self.labels = load_arrays(config, split)
+    self.n = len(self.x)
+    self.batch_size = global_batch_size
+    self.latent_shape = tuple(latent_shape)
+    self.num_bins = config.data.num_bins
+    self.seed = config.train.seed
+    self._perm_epoch, self._perm = None, None
+
+  def _permutation(self, epoch):
+    if epoch != self._perm_epoch:
+      self._perm = np.random.default_rng([self.seed, 2, epoch]).permutation(self.n)
+      self._perm_epoch = epoch
+    return self._perm
+
+  def batch(self, step):
+    positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+    epochs, offsets = np.divmod(positions, self.n)
+    idx = np.empty(self.batch_size, np.int64)
+    for epoch in np.unique(epochs):
+      sel = epochs == epoch
+      idx[sel] = self._permutation(int(epoch))[offsets[sel]]
+    rng = np.random.default_rng([self.seed, 1, step])
+    return {
+        'x': dequantize_numpy(self.x[idx], self.num_bins, rng),
+        'z': rng.standard_normal((self.batch_size, *self.latent_shape), np.float32),
+        'label': self.labels[idx],
+    }
+
+  def dataset(self, start_step=0):
+    """An endless tf.data.Dataset of global batches from `start_step` on."""
+    def gen():
+      step = start_step
+      while True:
+        yield self.batch(step)
+        step += 1
+
+    spec = {
+        'x': tf.TensorSpec((self.batch_size, *self.x.shape[1:]), tf.float32),
+        'z': tf.TensorSpec((self.batch_size, *self.latent_shape), tf.float32),
+        'label': tf.TensorSpec((self.batch_size,), tf.int32),
+    }
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(2)

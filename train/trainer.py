@@ -3,8 +3,8 @@
 One workdir per run:
   config.json     the config the run was started with (a different model/data config is refused)
   checkpoints/    the latest state, every `train.checkpoint_every` steps: models, optimizers,
-                  step, alternation schedule and the data iterator (which carries every random
-                  number, see data/pipeline.py), so that re-running the command resumes exactly
+                  step and alternation schedule; batch s is a function of (seed, s) (see
+                  data/pipeline.py), so re-running the command resumes exactly
   snapshots/      kept checkpoints every `train.snapshot_every` steps, for evaluation
   tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
                   2D density images; steps continue across a resume
@@ -130,16 +130,18 @@ class Trainer:
 
     nu = int(config.train.nce_nu) if mode == 'nce' else 1
     latent_shape = [nu, self.flow.latent_dim] if nu > 1 else [self.flow.latent_dim]
-    self.data = pipeline.training_batches(config, self.global_batch, latent_shape)
-    self.iterator = iter(self.strategy.experimental_distribute_dataset(self.data))
+    self.source = pipeline.BatchSource(config, self.global_batch, latent_shape)
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
-        iterator=self.iterator, **{f'{k}_optimizer': self.optimizers[k] for k in trained})
+        **{f'{k}_optimizer': self.optimizers[k] for k in trained})
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
     self.snapshots = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('snapshots'), max_to_keep=None)
     self._restore_or_initialise(init_flow)
+    # Batches are a function of the step (data/pipeline.py): resuming needs no iterator state.
+    self.iterator = iter(self.strategy.experimental_distribute_dataset(
+        self.source.dataset(start_step=int(self.step.numpy()))))
     self._steps = self._build_steps(nu)
 
   def _checkpoint_dir(self, name):
@@ -150,8 +152,8 @@ class Trainer:
                         name)
 
   def _first_batch(self):
-    """The first global batch of the same stream: for data init and NCE's noise parameters."""
-    return next(iter(self.data))
+    """The run's first global batch: for data init and NCE's noise parameters."""
+    return self.source.batch(0)
 
   def _restore_or_initialise(self, init_flow):
     latest = self.manager.latest_checkpoint
@@ -187,18 +189,20 @@ class Trainer:
     """A frozen flow if one was loaded (--init_flow), else a Gaussian fitted to the data."""
     if self.config.train.nce_noise == 'flow':
       return self.flow
-    x = self._first_batch()['x'].numpy()
+    x = self._first_batch()['x']
     return noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
                                    self.config.train.nce_noise_std * x.std(0) + 1e-3)
 
   def _learning_rates(self):
     names = {'mle': ['flow_mle'], 'nce': ['ebm'], 'fce': ['ebm', 'flow']}[self.mode]
-    return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate) for n in names}
+    return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate.numpy()) for n in names}
 
   def _save(self, step):
     self.manager.save(checkpoint_number=step)
     if self.config.train.snapshot_every and step % self.config.train.snapshot_every == 0:
       self.snapshots.save(checkpoint_number=step)
+    if not self.is_chief:
+      tf.io.gfile.rmtree(os.path.join(self.workdir, 'tmp'))
 
   def run(self):
     """Trains to config.train.steps; returns the last logged metrics."""

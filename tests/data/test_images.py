@@ -10,7 +10,7 @@ from data import images
                                         ('celeba', (32, 32, 3)), ('mnist', (32, 32, 1))])
 def test_tfds_sources_give_uint8_images_of_the_config_shape(name, shape):
   with tfds.testing.mock_data(num_examples=6):
-    ds = images.pipeline(images.load(name, 'test', shape), batch_size=4, repeat=False)
+    ds = images.load(name, 'test', shape).batch(4)
     x, y = next(iter(ds))
   assert x.dtype == 'uint8' and tuple(x.shape) == (4, *shape)
   assert y.dtype == 'int32'

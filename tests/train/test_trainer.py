@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _toy_config(**fields):
   config = configs.get_config('toy2d')
   overrides.apply(config, ['model.flow.steps=2', 'model.flow.width=8', 'train.batch_size=32',
-                           'train.log_every=2', 'train.eval_every=1000', 'data.shuffle_buffer=100'] +
+                           'train.log_every=2', 'train.eval_every=1000'] +
                   [f'{k}={v}' for k, v in fields.items()])
   return config
 

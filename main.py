@@ -8,6 +8,7 @@ Flags choose the dataset, mode, workdir and strategy; `--set key=value` override
 field (see configs/). Re-running the same command resumes from the workdir's checkpoint.
 """
 
+import json
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -20,20 +21,24 @@ import configs  # noqa: E402
 from configs import overrides  # noqa: E402
 from data import images  # noqa: E402
 from data import toys  # noqa: E402
+from eval import run as eval_run  # noqa: E402
 from train import distribute  # noqa: E402
 from train import trainer  # noqa: E402
 
 DATASETS = toys.TOYS + tuple(images.TFDS_NAMES)
 flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(DATASETS)}, or npy:PATH '
                     '((N, D) float vectors or (N, H, W, C) uint8 images), or folder:PATH.')
-flags.DEFINE_enum('mode', 'fce', trainer.MODES, 'mle: the flow by maximum likelihood; nce: the '
-                  'EBM against fixed noise; fce: EBM and flow on the value function (FCE eq. 12).')
+flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval',), 'mle: the flow by maximum '
+                  'likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the value '
+                  'function (FCE eq. 12); eval: evaluate the latest checkpoint of --workdir.')
 flags.DEFINE_string('workdir', None, 'Run folder (default: runs/<dataset>_<mode>).')
 flags.DEFINE_string('config', None, f'Base config, one of {", ".join(configs.CONFIGS)} '
                     '(default: the dataset\'s own).')
 flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. --set train.steps=500.')
 flags.DEFINE_string('init_flow', None, 'Workdir of a trained flow to start from (fce), or to use '
                     'as the fixed noise (nce).')
+flags.DEFINE_string('eval_points', None, 'With --mode=eval: an .npy of (N, D) points at which '
+                    'to write the EBM\'s and the flow\'s log-densities.')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
                   'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
 FLAGS = flags.FLAGS
@@ -61,8 +66,21 @@ def make_config(dataset, config_name, assignments):
   return config
 
 
+def evaluate():
+  if not FLAGS.workdir:
+    raise app.UsageError('--mode=eval needs --workdir, the run folder to evaluate.')
+  try:
+    metrics = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points)
+  except (eval_run.EvalError, images.DataError) as e:
+    logging.error('%s', e)
+    raise SystemExit(1)
+  logging.info('Wrote %s/eval: %s', FLAGS.workdir, json.dumps(metrics))
+
+
 def main(argv):
   del argv
+  if FLAGS.mode == 'eval':
+    return evaluate()
   try:
     config = make_config(FLAGS.dataset, FLAGS.config, FLAGS.set)
   except (ValueError, images.DataError) as e:

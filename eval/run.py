@@ -1,0 +1,100 @@
+"""`--mode=eval`: evaluates the latest checkpoint of a run folder, writing under WORKDIR/eval/.
+
+2D data (the contract of the trainer issue):
+  metrics.json      step, mode, the log-density errors of FCE Figure 2 where the toy's density
+                    is exact, and the EBM's log-normalizer c
+  density.npz       the grid (`grid_x`, `grid_y`, `points`), `ebm_logp` (with the learned c),
+                    `ebm_logp_renormalized` (normalised on the grid), `flow_logp` (the models
+                    the run trained: no EBM for mle, no flow for nce with Gaussian noise)
+  density.png       data | flow | EBM, laid out like FCE Figure 1
+  points_logp.npz   with --eval_points=PATH.npy: `ebm_logp` and `flow_logp` at those points
+Evaluation is idempotent: re-running it rewrites the same files from the same checkpoint.
+"""
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from data import images
+from eval import density2d
+from eval import figures
+from models import build
+
+
+class EvalError(RuntimeError):
+  """An evaluation that cannot run; the message says why."""
+
+
+def load_run(workdir):
+  """(config, mode) of the run in `workdir`, from its config.json."""
+  path = os.path.join(workdir, 'config.json')
+  if not tf.io.gfile.exists(path):
+    raise EvalError(f'{workdir} holds no run (no config.json); train one first.')
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  return ml_collections.ConfigDict(saved['config']), saved['identity']['mode']
+
+
+def restore_models(config, workdir):
+  """The run's flow and EBM at its latest checkpoint, and that checkpoint's step."""
+  shape = tuple(config.data.shape)
+  flow = build.build_flow(config.model.flow, shape)
+  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+  step = tf.Variable(0, dtype=tf.int64)
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  if latest is None:
+    raise EvalError(f'{workdir} has no checkpoint yet.')
+  tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(latest).expect_partial()
+  return flow, ebm, int(step.numpy())
+
+
+def _write_json(path, obj):
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+
+
+def evaluate(workdir, eval_points=None):
+  """Evaluates the run in `workdir`; returns the metrics written to eval/metrics.json."""
+  config, mode = load_run(workdir)
+  if len(config.data.shape) != 1:
+    raise EvalError('Image evaluation (bits/dim, FID, samples) is not built yet: it is the '
+                    'image-evaluation issue. Vector runs can be evaluated now.')
+  flow, ebm, step = restore_models(config, workdir)
+  out_dir = os.path.join(workdir, 'eval')
+  tf.io.gfile.makedirs(out_dir)
+  # Which models the run trained (an MLE run has no EBM, an NCE run no flow unless it was the
+  # noise); only those are reported.
+  has_ebm = mode in ('nce', 'fce')
+  has_flow = mode in ('mle', 'fce') or config.train.nce_noise == 'flow'
+  metrics = {'step': step, 'mode': mode}
+  if has_ebm:
+    metrics['log_normalizer'] = [float(c) for c in ebm.log_normalizer.numpy()]
+  if tuple(config.data.shape) == (2,):
+    grid, axis, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
+    arrays = {'grid_x': axis, 'grid_y': axis, 'points': grid}
+    if has_ebm:
+      arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, grid)
+      arrays['ebm_logp_renormalized'] = density2d.renormalize_on_grid(arrays['ebm_logp'], cell)
+    if has_flow:
+      arrays['flow_logp'] = density2d.evaluate(flow.log_prob, grid)
+    np.savez(os.path.join(out_dir, 'density.npz'), **arrays)
+    report, png = figures.density_report(config, flow, ebm, mode, out_dir, step)
+    tf.io.gfile.rename(png, os.path.join(out_dir, 'density.png'), overwrite=True)
+    metrics.update(report)
+  if eval_points:
+    points = images.load_npy(eval_points)
+    if points.ndim != 2 or points.shape[1:] != tuple(config.data.shape):
+      raise EvalError(f'--eval_points={eval_points} holds shape {points.shape}; this run models '
+                      f'vectors of shape {tuple(config.data.shape)}.')
+    arrays = {}
+    if has_ebm:
+      arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, points)
+    if has_flow:
+      arrays['flow_logp'] = density2d.evaluate(flow.log_prob, points)
+    np.savez(os.path.join(out_dir, 'points_logp.npz'), **arrays)
+  _write_json(os.path.join(out_dir, 'metrics.json'), metrics)
+  return metrics
+

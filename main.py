@@ -28,9 +28,10 @@ from train import trainer  # noqa: E402
 DATASETS = toys.TOYS + tuple(images.TFDS_NAMES)
 flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(DATASETS)}, or npy:PATH '
                     '((N, D) float vectors or (N, H, W, C) uint8 images), or folder:PATH.')
-flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval',), 'mle: the flow by maximum '
-                  'likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the value '
-                  'function (FCE eq. 12); eval: evaluate the latest checkpoint of --workdir.')
+flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval', 'sample'), 'mle: the flow by '
+                  'maximum likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the '
+                  'value function (FCE eq. 12); eval / sample: evaluate / sample the latest '
+                  'checkpoint of --workdir.')
 flags.DEFINE_string('workdir', None, 'Run folder (default: runs/<dataset>_<mode>).')
 flags.DEFINE_string('config', None, f'Base config, one of {", ".join(configs.CONFIGS)} '
                     '(default: the dataset\'s own).')
@@ -39,6 +40,8 @@ flags.DEFINE_string('init_flow', None, 'Workdir of a trained flow to start from 
                     'as the fixed noise (nce).')
 flags.DEFINE_string('eval_points', None, 'With --mode=eval: an .npy of (N, D) points at which '
                     'to write the EBM\'s and the flow\'s log-densities.')
+flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
+flags.DEFINE_float('temperature', 1.0, 'With --mode=sample: the latent temperature.')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
                   'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
 FLAGS = flags.FLAGS
@@ -66,21 +69,24 @@ def make_config(dataset, config_name, assignments):
   return config
 
 
-def evaluate():
+def evaluate_or_sample():
   if not FLAGS.workdir:
-    raise app.UsageError('--mode=eval needs --workdir, the run folder to evaluate.')
+    raise app.UsageError(f'--mode={FLAGS.mode} needs --workdir, the run folder to read.')
   try:
-    metrics = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points)
+    if FLAGS.mode == 'eval':
+      result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points)
+    else:
+      result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature)
   except (eval_run.EvalError, images.DataError) as e:
     logging.error('%s', e)
     raise SystemExit(1)
-  logging.info('Wrote %s/eval: %s', FLAGS.workdir, json.dumps(metrics))
+  logging.info('Wrote: %s', json.dumps(result))
 
 
 def main(argv):
   del argv
-  if FLAGS.mode == 'eval':
-    return evaluate()
+  if FLAGS.mode in ('eval', 'sample'):
+    return evaluate_or_sample()
   try:
     config = make_config(FLAGS.dataset, FLAGS.config, FLAGS.set)
   except (ValueError, images.DataError) as e:

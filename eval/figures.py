@@ -75,5 +75,18 @@ def sample_grid(flow, config, out_dir, step, num=64, seed=0):
   return path
 
 
+def scatter(points, path, limit=GRID_LIMIT):
+  """A scatter plot of 2D points, saved as a PNG; returns the path."""
+  import matplotlib.pyplot as plt  # density2d has set the Agg backend
+  fig, ax = plt.subplots(figsize=(4, 4))
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
+  ax.set_xlim(-limit, limit)
+  ax.set_ylim(-limit, limit)
+  ax.set_aspect('equal')
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 def read_png(path):
   return tf.io.decode_png(tf.io.read_file(path))

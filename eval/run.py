@@ -21,6 +21,7 @@ import tensorflow as tf
 from data import images
 from eval import density2d
 from eval import figures
+from losses import flow as flow_losses
 from models import build
 
 
@@ -98,3 +99,24 @@ def evaluate(workdir, eval_points=None):
   _write_json(os.path.join(out_dir, 'metrics.json'), metrics)
   return metrics
 
+
+
+def sample(workdir, num_samples=64, temperature=1.0, seed=0):
+  """`--mode=sample`: flow samples of the latest checkpoint, as WORKDIR/samples/sample_<step>.npy
+  (uint8 images or float vectors) and a PNG (an image grid at several temperatures, or a 2D
+  scatter plot). Returns the paths written."""
+  config, mode = load_run(workdir)
+  if mode == 'nce' and config.train.nce_noise != 'flow':
+    raise EvalError(f'{workdir} is an NCE run against Gaussian noise: it has no flow to sample.')
+  flow, _, step = restore_models(config, workdir)
+  out_dir = os.path.join(workdir, 'samples')
+  tf.io.gfile.makedirs(out_dir)
+  x = flow.sample(num_samples, temperature, generator=tf.random.Generator.from_seed(seed))
+  if len(config.data.shape) == 3:
+    x = flow_losses.quantize(x, config.data.num_bins or 256)
+    png = figures.sample_grid(flow, config, out_dir, step, num=num_samples, seed=seed)
+  else:
+    png = figures.scatter(x.numpy(), os.path.join(out_dir, f'sample_{step}.png'))
+  path = os.path.join(out_dir, f'sample_{step}.npy')
+  np.save(path, x.numpy())
+  return [path, png]

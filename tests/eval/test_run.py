@@ -52,3 +52,23 @@ def test_eval_errors_are_clear(fce_run, tmp_path):
   np.save(tmp_path / 'bad.npy', np.zeros((3, 5), np.float32))
   with pytest.raises(eval_run.EvalError, match=r'shape \(3, 5\)'):
     eval_run.evaluate(fce_run[0], str(tmp_path / 'bad.npy'))
+
+
+def test_sample_writes_flow_samples(fce_run):
+  workdir, _ = fce_run
+  npy, png = eval_run.sample(workdir, num_samples=10)
+  assert np.load(npy).shape == (10, 2) and os.path.exists(png)
+
+
+def test_sample_of_an_image_run(tmp_path):
+  np.save(tmp_path / 'images.npy',
+          np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8))
+  config = configs.get_config('smoke')
+  config.data.name = f'npy:{tmp_path}/images.npy'
+  workdir = str(tmp_path / 'run')
+  trainer_lib.Trainer(config, 'mle', workdir).run()
+  npy, png = eval_run.sample(workdir, num_samples=5)
+  samples = np.load(npy)
+  assert samples.shape == (5, 8, 8, 3) and samples.dtype == np.uint8 and os.path.exists(png)
+  with pytest.raises(eval_run.EvalError, match='not built yet'):
+    eval_run.evaluate(workdir)

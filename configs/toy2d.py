@@ -12,6 +12,7 @@ def get_config():
   config.train.batch_size = 1000
   config.train.steps = 5000
   config.train.eval_every = 1000
+  config.train.log_every = 500
   # The paper's Adamax 1e-5 with the literal rule starves the EBM on 2D data (29 EBM updates in
   # 4000, log-density error 1.26); a faster flow and handing back to the EBM after each flow
   # update reached 0.024 (docs/schedule_2d.md).

@@ -30,8 +30,9 @@ flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(DATASETS)}, or 
                     '((N, D) float vectors or (N, H, W, C) uint8 images), or folder:PATH.')
 flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval', 'sample'), 'mle: the flow by '
                   'maximum likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the '
-                  'value function (FCE eq. 12); eval / sample: evaluate / sample the latest '
-                  'checkpoint of --workdir.')
+                  'value function (FCE eq. 12); ssl: semi-supervised FCE with a class-conditional '
+                  'EBM (Sec. 3.4); eval / sample: evaluate / sample the latest checkpoint of '
+                  '--workdir.')
 flags.DEFINE_string('workdir', None, 'Run folder (default: runs/<dataset>_<mode>).')
 flags.DEFINE_string('config', None, f'Base config, one of {", ".join(configs.CONFIGS)} '
                     '(default: the dataset\'s own).')
@@ -61,6 +62,8 @@ def make_config(dataset, config_name, assignments):
       config_name = dataset if dataset in images.TFDS_NAMES else 'svhn'
   config = configs.get_config(config_name)
   config.data.name = dataset
+  if dataset == '2spirals':
+    config.data.num_classes = 2  # the arms (FCE Figure 5)
   if shape is not None:
     config.data.shape = shape
     config.data.num_classes = 0
@@ -93,6 +96,8 @@ def main(argv):
     raise app.UsageError(str(e))
   if FLAGS.mode == 'nce' and FLAGS.init_flow:
     config.train.nce_noise = 'flow'
+  if FLAGS.mode == 'ssl':
+    config.model.ebm.conditional = True
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)

@@ -42,6 +42,10 @@ def get_base_config():
   train.nce_noise = 'gaussian'  # NCE noise: 'gaussian' or 'flow' (a frozen flow, --init_flow)
   train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
   train.nce_nu = 1          # NCE noise samples per data sample
+  train.ssl_labels_per_class = 0  # ssl: labeled examples per class (a fixed, seeded subset)
+  train.ssl_labeled_batch_size = 0  # ssl: labeled examples per step (0 = train.batch_size)
+  train.vat_weight = 0.     # ssl: weight of the VAT loss on unlabeled data (0 = off)
+  train.vat_epsilon = 1.    # ssl: L2 norm of VAT's adversarial perturbation per example
   train.schedule = schedule = ml_collections.ConfigDict()
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
   schedule.hysteresis = 0.  # switch at threshold +/- hysteresis

@@ -7,6 +7,8 @@ dequantization noise and flow latents come from a generator seeded by (seed, s).
   - resuming at step s needs only s (no iterator state in checkpoints, and no skipping);
   - a distributed step sees exactly the global batch a single-device step would (tf.distribute
     splits the global batch across replicas and workers).
+For semi-supervised runs each batch also carries a labeled batch, drawn (with replacement) from a
+fixed subset of `labels_per_class` examples of each class.
 """
 
 import functools
@@ -25,10 +27,15 @@ TOY_TRAIN_SIZE = 1_000_000
 def _cached_arrays(name, split, shape, num_bins, seed, data_dir):
   if name in toys.TOYS:
     rng = np.random.default_rng([seed, 0 if split == 'train' else 1])
+    if name == '2spirals':  # the arms are the classes (FCE Figure 5)
+      return toys.spirals_with_labels(TOY_TRAIN_SIZE, rng)
     x = toys.sample(name, TOY_TRAIN_SIZE, rng)
     return x, np.full(len(x), -1, np.int32)
   ds = images.load(name, split, shape, data_dir or None).batch(4096)
-  xs, ys = zip(*ds.as_numpy_iterator())
+  batches = list(ds.as_numpy_iterator())
+  if not batches:
+    return np.zeros((0, *shape)), np.zeros((0,), np.int32)
+  xs, ys = zip(*batches)
   return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
 
 
@@ -52,7 +59,8 @@ def dequantize_numpy(x, num_bins, rng):
 class BatchSource:
   """Batch s = f(seed, s) of the training split, see the module docstring."""
 
-  def __init__(self, config, global_batch_size, latent_shape, split='train'):
+  def __init__(self, config, global_batch_size, latent_shape, split='train',
+               labels_per_class=0, labeled_batch_size=0):
     self.x, self.labels = load_arrays(config, split)
     self.n = len(self.x)
     self.batch_size = global_batch_size
@@ -60,6 +68,21 @@ class BatchSource:
     self.num_bins = config.data.num_bins
     self.seed = config.train.seed
     self._perm_epoch, self._perm = None, None
+    self.labeled_batch_size = labeled_batch_size
+    self.labeled_index = (self._labeled_subset(labels_per_class, config.data.num_classes)
+                          if labels_per_class else None)
+
+  def _labeled_subset(self, per_class, num_classes):
+    """Indices of `per_class` labeled examples of each class, fixed by the seed (FCE Sec. 4.4)."""
+    rng = np.random.default_rng([self.seed, 3])
+    chosen = []
+    for k in range(num_classes):
+      of_class = np.flatnonzero(self.labels == k)
+      if len(of_class) < per_class:
+        raise images.DataError(f'Semi-supervised learning needs {per_class} labeled examples of '
+                               f'class {k}; the data has {len(of_class)}.')
+      chosen.append(rng.choice(of_class, per_class, replace=False))
+    return np.concatenate(chosen)
 
   def _permutation(self, epoch):
     if epoch != self._perm_epoch:
@@ -75,11 +98,16 @@ class BatchSource:
       sel = epochs == epoch
       idx[sel] = self._permutation(int(epoch))[offsets[sel]]
     rng = np.random.default_rng([self.seed, 1, step])
-    return {
+    batch = {
         'x': dequantize_numpy(self.x[idx], self.num_bins, rng),
         'z': rng.standard_normal((self.batch_size, *self.latent_shape), np.float32),
         'label': self.labels[idx],
     }
+    if self.labeled_index is not None:
+      lab = rng.choice(self.labeled_index, self.labeled_batch_size)
+      batch['x_labeled'] = dequantize_numpy(self.x[lab], self.num_bins, rng)
+      batch['y_labeled'] = self.labels[lab]
+    return batch
 
   def dataset(self, start_step=0):
     """An endless tf.data.Dataset of global batches from `start_step` on."""
@@ -94,6 +122,9 @@ class BatchSource:
         'z': tf.TensorSpec((self.batch_size, *self.latent_shape), tf.float32),
         'label': tf.TensorSpec((self.batch_size,), tf.int32),
     }
+    if self.labeled_index is not None:
+      spec['x_labeled'] = tf.TensorSpec((self.labeled_batch_size, *self.x.shape[1:]), tf.float32)
+      spec['y_labeled'] = tf.TensorSpec((self.labeled_batch_size,), tf.int32)
     ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

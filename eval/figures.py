@@ -31,17 +31,25 @@ def density_report(config, flow, ebm, mode, out_dir, step):
   elif name in toys.TOYS:
     panels['data'] = density2d.histogram_density(toys.sample(name, 200000, rng), GRID_LIMIT,
                                                  GRID_SIZE)
-  if mode in ('mle', 'fce'):
+  if mode in ('mle', 'fce', 'ssl'):
     if exact:
       metrics['flow_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(flow.log_prob, points), true_points)
     panels[f'Glow-{mode.upper()}'] = np.exp(density2d.evaluate(flow.log_prob, grid))
-  if mode in ('nce', 'fce'):
+  if mode in ('nce', 'fce', 'ssl'):
     if exact:
       metrics['ebm_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(ebm.marginal_log_prob, points), true_points)
     panels[f'EBM-{mode.upper()}'] = np.exp(density2d.renormalize_on_grid(
         density2d.evaluate(ebm.marginal_log_prob, grid), cell))
+    if ebm.num_classes:  # FCE Figure 5: each class-conditional EBM, and accuracy on all points
+      per_class = density2d.evaluate(ebm.log_prob, grid)
+      for k in range(ebm.num_classes):
+        panels[f'EBM class {k}'] = np.exp(density2d.renormalize_on_grid(per_class[:, k], cell))
+      if name == '2spirals':
+        x, y = toys.spirals_with_labels(5000, rng)
+        predicted = density2d.evaluate(ebm.log_prob, x).argmax(axis=1)
+        metrics['class_accuracy'] = float(np.mean(predicted == y))
   path = os.path.join(out_dir, f'density_{step}.png')
   density2d.plot_panels(panels, GRID_SIZE, path, GRID_LIMIT)
   return metrics, path

@@ -15,6 +15,7 @@ import tf_keras as keras
 
 from losses import contrastive
 from losses import flow as flow_losses
+from losses import ssl
 
 
 def learning_rates(optim_config):
@@ -93,6 +94,23 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
     return metrics
 
   return ebm_step, flow_step
+
+
+def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,
+                      global_batch_size=None, labeled_batch_size=None):
+  """The EBM step of semi-supervised FCE (Sec. 3.4): ascend L_label (eq. 17) + V (eqs. 12, 18),
+  with VAT on the unlabeled batch if vat_weight > 0. The flow step is FCE's."""
+  variables = ebm.trainable_variables
+
+  def step(batch):
+    with tf.GradientTape() as tape:
+      loss, metrics = ssl.ebm_ssl_loss(ebm, flow, batch['x_labeled'], batch['y_labeled'],
+                                       batch['x'], batch['z'], vat_weight, vat_epsilon,
+                                       global_batch_size, labeled_batch_size)
+    _apply(optimizer, loss, tape, variables)
+    return metrics
+
+  return step
 
 
 def compile_step(step, strategy=None, jit_compile=False):

@@ -29,7 +29,8 @@ from models import noise as noise_lib
 from train import schedule as schedule_lib
 from train import steps as steps_lib
 
-MODES = ('mle', 'nce', 'fce')
+MODES = ('mle', 'nce', 'fce', 'ssl')
+ALTERNATING = ('fce', 'ssl')
 
 
 class TrainingError(RuntimeError):
@@ -123,14 +124,26 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
       # The optimizers this mode uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
-      trained = {'mle': {'flow_mle': self.flow}, 'nce': {'ebm': self.ebm},
-                 'fce': {'ebm': self.ebm, 'flow': self.flow}}[mode]
+      trained = ({'flow_mle': self.flow} if mode == 'mle' else {'ebm': self.ebm} if mode == 'nce'
+                 else {'ebm': self.ebm, 'flow': self.flow})
       for name, model in trained.items():
         self.optimizers[name].build(model.trainable_variables)
 
     nu = int(config.train.nce_nu) if mode == 'nce' else 1
     latent_shape = [nu, self.flow.latent_dim] if nu > 1 else [self.flow.latent_dim]
-    self.source = pipeline.BatchSource(config, self.global_batch, latent_shape)
+    labels_per_class = 0
+    if mode == 'ssl':
+      if not (config.model.ebm.conditional and config.data.num_classes >= 2):
+        raise TrainingError('--mode=ssl needs labeled data (data.num_classes >= 2) and a '
+                            'class-conditional EBM (model.ebm.conditional=True).')
+      labels_per_class = config.train.ssl_labels_per_class
+      if labels_per_class < 1:
+        raise TrainingError('--mode=ssl needs train.ssl_labels_per_class >= 1 (FCE Sec. 4.4 uses '
+                            '7 on two spirals and 100 on SVHN).')
+    self.labeled_batch = config.train.ssl_labeled_batch_size or self.global_batch
+    self.source = pipeline.BatchSource(config, self.global_batch, latent_shape,
+                                       labels_per_class=labels_per_class,
+                                       labeled_batch_size=self.labeled_batch)
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
         **{f'{k}_optimizer': self.optimizers[k] for k in trained})
@@ -183,6 +196,10 @@ class Trainer:
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self._nce_noise(), opt['ebm'],
                                                       nu, gb))}
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb)
+    if self.mode == 'ssl':
+      t = self.config.train
+      ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,
+                                             t.vat_epsilon, gb, self.labeled_batch)
     return {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
 
   def _nce_noise(self):
@@ -194,7 +211,7 @@ class Trainer:
                                    self.config.train.nce_noise_std * x.std(0) + 1e-3)
 
   def _learning_rates(self):
-    names = {'mle': ['flow_mle'], 'nce': ['ebm'], 'fce': ['ebm', 'flow']}[self.mode]
+    names = {'mle': ['flow_mle'], 'nce': ['ebm']}.get(self.mode, ['ebm', 'flow'])
     return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate.numpy()) for n in names}
 
   def _save(self, step):
@@ -216,7 +233,7 @@ class Trainer:
     logged = {}
     while step < c.steps:
       batch = next(self.iterator)
-      phase = self.schedule.phase if self.mode == 'fce' else next(iter(self._steps))
+      phase = self.schedule.phase if self.mode in ALTERNATING else next(iter(self._steps))
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
@@ -224,7 +241,7 @@ class Trainer:
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             'Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.')
-      if self.mode == 'fce':
+      if self.mode in ALTERNATING:
         self.schedule.record(out['accuracy'])
       step += 1
       self.step.assign(step)
@@ -233,7 +250,7 @@ class Trainer:
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
         logged = dict(out)
-        if self.mode == 'fce':
+        if self.mode in ALTERNATING:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
                         mean_accuracy=self.schedule.mean_accuracy)
         logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, c.steps, rate,

@@ -155,3 +155,22 @@ def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]
   assert message in out
   assert 'Traceback' not in out
+
+
+def test_ssl_on_two_spirals_trains_both_models(tmp_path):
+  config = _toy_config(**{'train.steps': 5, 'train.ssl_labels_per_class': 7,
+                          'train.ssl_labeled_batch_size': 14, 'train.vat_weight': 1.,
+                          'train.schedule.max_flow_updates': 1, 'train.eval_every': 5,
+                          'train.schedule.threshold': 0.05})  # EBM, flow, ..., EBM
+  config.data.update(name='2spirals', num_classes=2)
+  config.model.ebm.conditional = True
+  run = trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl'))
+  metrics = run.run()
+  assert run.schedule.updates == {'ebm': 3, 'flow': 2}
+  assert {'label_loss', 'vat_loss', 'class_accuracy', 'value'} <= set(metrics)
+  config.train.ssl_labels_per_class = 0
+  with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
+    trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl2'))
+  config.model.ebm.conditional = False
+  with pytest.raises(trainer_lib.TrainingError, match='class-conditional EBM'):
+    trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl3'))

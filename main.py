@@ -18,16 +18,14 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 import configs  # noqa: E402
-from configs import overrides  # noqa: E402
 from data import images  # noqa: E402
-from data import toys  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from train import distribute  # noqa: E402
 from train import trainer  # noqa: E402
 
-DATASETS = toys.TOYS + tuple(images.TFDS_NAMES)
-flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(DATASETS)}, or npy:PATH '
-                    '((N, D) float vectors or (N, H, W, C) uint8 images), or folder:PATH.')
+flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(configs.DATASETS)}, or '
+                    'npy:PATH ((N, D) float vectors or (N, H, W, C) uint8 images), or '
+                    'folder:PATH.')
 flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval', 'sample'), 'mle: the flow by '
                   'maximum likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the '
                   'value function (FCE eq. 12); ssl: semi-supervised FCE with a class-conditional '
@@ -46,30 +44,6 @@ flags.DEFINE_float('temperature', 1.0, 'With --mode=sample: the latent temperatu
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
                   'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
 FLAGS = flags.FLAGS
-
-
-def make_config(dataset, config_name, assignments):
-  """The dataset's default config (or `config_name`), with the data fields and overrides set."""
-  user_source = dataset.startswith(('npy:', 'folder:'))
-  if not (dataset in DATASETS or user_source):
-    raise ValueError(f'Unknown dataset {dataset!r}; valid: {", ".join(DATASETS)}, npy:PATH, '
-                     'folder:PATH.')
-  shape = images.infer_shape(dataset) if user_source else None
-  if config_name is None:
-    if dataset in toys.TOYS or (shape is not None and len(shape) == 1):
-      config_name = 'toy2d'
-    else:
-      config_name = dataset if dataset in images.TFDS_NAMES else 'svhn'
-  config = configs.get_config(config_name)
-  config.data.name = dataset
-  if dataset == '2spirals':
-    config.data.num_classes = 2  # the arms (FCE Figure 5)
-  if shape is not None:
-    config.data.shape = shape
-    config.data.num_classes = 0
-    config.data.num_bins = 256 if len(shape) == 3 else 0
-  overrides.apply(config, assignments)
-  return config
 
 
 def evaluate_or_sample():
@@ -91,7 +65,7 @@ def main(argv):
   if FLAGS.mode in ('eval', 'sample'):
     return evaluate_or_sample()
   try:
-    config = make_config(FLAGS.dataset, FLAGS.config, FLAGS.set)
+    config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set)
   except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
   if FLAGS.mode == 'nce' and FLAGS.init_flow:

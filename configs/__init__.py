@@ -3,6 +3,9 @@
 import importlib
 
 CONFIGS = ('toy2d', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
+# Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys and the TFDS image sets.
+DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons', 'svhn',
+            'cifar10', 'celeba', 'mnist')
 
 
 def get_config(name):
@@ -10,3 +13,31 @@ def get_config(name):
   if name not in CONFIGS:
     raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
   return importlib.import_module(f'configs.{name}').get_config()
+
+
+def for_dataset(dataset, config_name=None, assignments=()):
+  """The config for `dataset`: its own default (or `config_name`), with the data fields of a
+  user source (npy:/folder:) read from the data, and `key=value` overrides applied."""
+  from configs import overrides  # pylint: disable=g-import-not-at-top
+  from data import images  # pylint: disable=g-import-not-at-top
+  from data import toys  # pylint: disable=g-import-not-at-top
+  user_source = dataset.startswith(('npy:', 'folder:'))
+  if not (dataset in DATASETS or user_source):
+    raise ValueError(f'Unknown dataset {dataset!r}; valid: {", ".join(DATASETS)}, npy:PATH, '
+                     'folder:PATH.')
+  shape = images.infer_shape(dataset) if user_source else None
+  if config_name is None:
+    if dataset in toys.TOYS or (shape is not None and len(shape) == 1):
+      config_name = 'toy2d'
+    else:
+      config_name = dataset if dataset in images.TFDS_NAMES else 'svhn'
+  config = get_config(config_name)
+  config.data.name = dataset
+  if dataset == '2spirals':
+    config.data.num_classes = 2  # the arms (FCE Figure 5)
+  if shape is not None:
+    config.data.shape = shape
+    config.data.num_classes = 0
+    config.data.num_bins = 256 if len(shape) == 3 else 0
+  overrides.apply(config, list(assignments))
+  return config

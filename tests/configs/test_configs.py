@@ -27,3 +27,20 @@ def test_unknown_config_names_the_valid_ones():
 def test_reading_a_misspelled_field_fails_loudly():
   with pytest.raises(AttributeError):
     _ = configs.get_config('svhn').model.flow.widht
+
+
+def test_builtin_dataset_list_matches_the_sources():
+  from data import images
+  from data import toys
+  assert configs.DATASETS == toys.TOYS + tuple(images.TFDS_NAMES)
+
+
+def test_for_dataset_picks_the_dataset_config_and_user_shapes(tmp_path):
+  import numpy as np
+  assert configs.for_dataset('cifar10').model.flow.steps == 32
+  assert configs.for_dataset('2spirals').data.num_classes == 2
+  np.save(tmp_path / 'v.npy', np.zeros((4, 5), np.float32))
+  config = configs.for_dataset(f'npy:{tmp_path}/v.npy', assignments=['train.steps=3'])
+  assert tuple(config.data.shape) == (5,) and config.train.steps == 3
+  with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
+    configs.for_dataset('imagenet')

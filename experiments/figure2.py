@@ -1,0 +1,111 @@
+"""FCE Figure 2: the EBM's log-density error on 8 gaussians against EBM updates, for FCE from a
+random Glow ('rand'), FCE from an MLE-trained Glow ('trained') and NCE with Gaussian noise.
+
+Each run is the trainer of `main.py` with the toy2d defaults (plus --set overrides); the error is
+read back from each run's TensorBoard scalars. Writes, in --outdir: figure2.png, figure2.json
+(all curves) and figure2.md (the final errors per seed).
+
+  python -m experiments.figure2 --seeds=0,1,2 --ebm_updates=4000 --outdir=docs/figure2
+"""
+
+import json
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import configs  # noqa: E402
+from train import trainer as trainer_lib  # noqa: E402
+
+flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
+flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs get twice as many '
+                     'steps, since about half of their updates are flow updates).')
+flags.DEFINE_integer('mle_steps', 2000, 'MLE steps of the flow for the "trained" start.')
+flags.DEFINE_integer('eval_every', 500, 'Steps between log-density evaluations.')
+flags.DEFINE_string('outdir', 'docs/figure2', 'Where the figure, curves and table go.')
+flags.DEFINE_string('workroot', '/tmp/figure2_runs', 'Run folders.')
+flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+FLAGS = flags.FLAGS
+
+
+def _scalars(workdir, tag):
+  """{step: value} of a TensorBoard scalar of a run."""
+  out = {}
+  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == tag:
+          out[event.step] = float(tf.make_ndarray(v.tensor))
+  return out
+
+
+def _train(mode, seed, steps, workdir, init_flow=None):
+  config = configs.for_dataset('8gaussians', None, [
+      f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={FLAGS.eval_every}',
+      f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={steps}'] + FLAGS.set)
+  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
+  mse = _scalars(workdir, 'ebm_logp_mse')
+  updates = _scalars(workdir, 'ebm_updates') if mode == 'fce' else {s: s for s in mse}
+  return [(updates[s], mse[s]) for s in sorted(mse)]
+
+
+def main(_):
+  tf.io.gfile.makedirs(FLAGS.outdir)
+  n = FLAGS.ebm_updates
+  curves = {'FCE rand': {}, 'FCE trained': {}, 'NCE': {}}
+  for seed in map(int, FLAGS.seeds):
+    root = os.path.join(FLAGS.workroot, f'seed{seed}')
+    logging.info('seed %d: FCE from a random Glow', seed)
+    curves['FCE rand'][seed] = _train('fce', seed, 2 * n, os.path.join(root, 'fce_rand'))
+    logging.info('seed %d: MLE Glow, then FCE from it', seed)
+    mle_dir = os.path.join(root, 'mle')
+    config = configs.for_dataset('8gaussians', None, [f'train.seed={seed}',
+                                              f'train.steps={FLAGS.mle_steps}',
+                                              f'train.eval_every={FLAGS.mle_steps}'] + FLAGS.set)
+    trainer_lib.Trainer(config, 'mle', mle_dir).run()
+    curves['FCE trained'][seed] = _train('fce', seed, 2 * n, os.path.join(root, 'fce_trained'),
+                                         init_flow=mle_dir)
+    logging.info('seed %d: NCE with Gaussian noise', seed)
+    curves['NCE'][seed] = _train('nce', seed, n, os.path.join(root, 'nce'))
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for (name, runs), color in zip(curves.items(), ('C0', 'C1', 'C2')):
+    for i, points in enumerate(runs.values()):
+      x, y = zip(*points)
+      ax.plot(x, y, color=color, alpha=0.8, label=name if i == 0 else None)
+  ax.set_yscale('log')
+  ax.set_xlabel('EBM updates')
+  ax.set_ylabel('MSE of log-density (EBM, learned c)')
+  ax.set_title('8 gaussians (FCE Figure 2)')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(FLAGS.outdir, 'figure2.png'), dpi=100)
+  with open(os.path.join(FLAGS.outdir, 'figure2.json'), 'w') as f:
+    json.dump({k: {str(s): v for s, v in runs.items()} for k, runs in curves.items()}, f)
+
+  def last_within(points):  # the last evaluation at or below n EBM updates
+    return [m for u, m in points if u <= n][-1]
+
+  lines = ['| method | ' + ' | '.join(f'seed {s}' for s in FLAGS.seeds) + ' | mean |',
+           '|---|' + '---|' * (len(FLAGS.seeds) + 1)]
+  for name, runs in curves.items():
+    finals = [last_within(p) for p in runs.values()]
+    lines.append(f'| {name} | ' + ' | '.join(f'{v:.3f}' for v in finals) +
+                 f' | {np.mean(finals):.3f} |')
+  table = '\n'.join(lines)
+  with open(os.path.join(FLAGS.outdir, 'figure2.md'), 'w') as f:
+    f.write(f'EBM log-density MSE at the last evaluation within {n} EBM updates\n\n{table}\n')
+  print(table)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -108,7 +108,7 @@ class Trainer:
     self.config, self.mode, self.workdir = config, mode, workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.is_chief = _is_chief(self.strategy)
-    check_workdir(workdir, config, mode, write=self.is_chief)
+    check_workdir(workdir, config, mode, write=False)
     shape = tuple(config.data.shape)
     self.global_batch = config.train.batch_size
     if self.global_batch % self.strategy.num_replicas_in_sync:
@@ -156,6 +156,9 @@ class Trainer:
     self.iterator = iter(self.strategy.experimental_distribute_dataset(
         self.source.dataset(start_step=int(self.step.numpy()))))
     self._steps = self._build_steps(nu)
+    # Recorded only once everything above worked, so a config that fails to build leaves no
+    # run folder behind to refuse its corrected version.
+    check_workdir(workdir, config, mode, write=self.is_chief)
 
   def _checkpoint_dir(self, name):
     if self.is_chief:

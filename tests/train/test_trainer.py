@@ -174,3 +174,16 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   config.model.ebm.conditional = False
   with pytest.raises(trainer_lib.TrainingError, match='class-conditional EBM'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl3'))
+
+
+def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
+    config = _toy_config(**{'train.steps': 2})
+    config.data.update(name='2spirals', num_classes=2)
+    config.model.ebm.conditional = True
+    trainer_lib.Trainer(config, 'ssl', workdir)
+  assert not os.path.exists(os.path.join(workdir, 'config.json'))
+  config.model.flow.width = 16  # a corrected model config is accepted
+  config.train.ssl_labels_per_class = 3
+  trainer_lib.Trainer(config, 'ssl', workdir).run()

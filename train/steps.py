@@ -34,27 +34,29 @@ def make_optimizers(optim_config):
   }
 
 
-def _apply(optimizer, loss, tape, variables):
-  optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+def _descend(loss_fn, optimizer, variables):
+  """A step applying `optimizer` to the gradient of `loss_fn(batch) -> (loss, metrics)`."""
+  def step(batch):
+    with tf.GradientTape() as tape:
+      loss, metrics = loss_fn(batch)
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return metrics
+  return step
 
 
 def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None):
   """Maximum likelihood of the flow on the batch's (dequantized) data."""
-  variables = flow.trainable_variables
-
-  def step(batch):
-    with tf.GradientTape() as tape:
-      nll, _ = flow_losses.flow_nll(flow, batch['x'])
-      loss = contrastive.reduce_batch(nll, global_batch_size)
-    _apply(optimizer, loss, tape, variables)
+  def loss_fn(batch):
+    nll, _ = flow_losses.flow_nll(flow, batch['x'])
+    loss = contrastive.reduce_batch(nll, global_batch_size)
     metrics = {'nll': loss}
     if num_bins:
       num_dims = int(np.prod(batch['x'].shape[1:]))
       metrics['bpd'] = contrastive.reduce_batch(
           flow_losses.bits_per_dim(-nll, num_dims, num_bins), global_batch_size)
-    return metrics
+    return loss, metrics
 
-  return step
+  return _descend(loss_fn, optimizer, flow.trainable_variables)
 
 
 def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
@@ -62,55 +64,35 @@ def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
 
   With nu > 1, z holds nu latents per example ([B, nu, D]).
   """
-  variables = ebm.trainable_variables
-
-  def step(batch):
+  def loss_fn(batch):
     z = tf.reshape(batch['z'], [-1, noise.latent_dim])
-    with tf.GradientTape() as tape:
-      loss, metrics = contrastive.ebm_nce_loss(ebm, noise, batch['x'], z, global_batch_size, nu)
-    _apply(optimizer, loss, tape, variables)
-    return metrics
+    return contrastive.ebm_nce_loss(ebm, noise, batch['x'], z, global_batch_size, nu)
 
-  return step
+  return _descend(loss_fn, optimizer, ebm.trainable_variables)
 
 
 def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None):
   """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12."""
-  ebm_variables = ebm.trainable_variables
-  flow_variables = flow.trainable_variables
+  def ebm_loss(batch):
+    return contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size)
 
-  def ebm_step(batch):
-    with tf.GradientTape() as tape:
-      loss, metrics = contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'],
-                                               global_batch_size)
-    _apply(ebm_optimizer, loss, tape, ebm_variables)
-    return metrics
+  def flow_loss(batch):
+    return contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size)
 
-  def flow_step(batch):
-    with tf.GradientTape() as tape:
-      loss, metrics = contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'],
-                                                global_batch_size)
-    _apply(flow_optimizer, loss, tape, flow_variables)
-    return metrics
-
-  return ebm_step, flow_step
+  return (_descend(ebm_loss, ebm_optimizer, ebm.trainable_variables),
+          _descend(flow_loss, flow_optimizer, flow.trainable_variables))
 
 
 def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,
                       global_batch_size=None, labeled_batch_size=None):
   """The EBM step of semi-supervised FCE (Sec. 3.4): ascend L_label (eq. 17) + V (eqs. 12, 18),
   with VAT on the unlabeled batch if vat_weight > 0. The flow step is FCE's."""
-  variables = ebm.trainable_variables
+  def loss_fn(batch):
+    return ssl.ebm_ssl_loss(ebm, flow, batch['x_labeled'], batch['y_labeled'], batch['x'],
+                            batch['z'], vat_weight, vat_epsilon, global_batch_size,
+                            labeled_batch_size)
 
-  def step(batch):
-    with tf.GradientTape() as tape:
-      loss, metrics = ssl.ebm_ssl_loss(ebm, flow, batch['x_labeled'], batch['y_labeled'],
-                                       batch['x'], batch['z'], vat_weight, vat_epsilon,
-                                       global_batch_size, labeled_batch_size)
-    _apply(optimizer, loss, tape, variables)
-    return metrics
-
-  return step
+  return _descend(loss_fn, optimizer, ebm.trainable_variables)
 
 
 def compile_step(step, strategy=None, jit_compile=False):

@@ -12,6 +12,7 @@ Dataset names:
   folder:PATH                    a folder of image files (png, jpg, bmp, gif), all one size.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -105,7 +106,9 @@ def infer_shape(name):
   return tuple(_load_array(name).shape[1:])
 
 
+@functools.lru_cache(maxsize=2)
 def _load_array(name):
+  """The whole user source; cached, since the config reads its shape before training reads it."""
   kind, _, path = name.partition(':')
   return load_npy(path) if kind == 'npy' else load_folder(path)
 

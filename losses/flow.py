@@ -10,6 +10,8 @@ dequantized [0, k)^D scale divided by k^D, so
 import numpy as np
 import tensorflow as tf
 
+from losses.contrastive import reduce_batch
+
 
 def dequantize(x, num_bins=256, noise=None):
   """Uniform dequantization y = (x + u) / num_bins - 0.5 of integer-valued data x.
@@ -39,20 +41,21 @@ def bits_per_dim(log_prob, num_dims, num_bins=256):
   return (-log_prob + num_dims * np.log(num_bins)) / (num_dims * np.log(2.))
 
 
-def flow_nll(flow, y, num_bins=None):
+def flow_nll(flow, y, num_bins=None, global_batch_size=None):
   """Flow MLE loss: per-example -log q_alpha(y) in nats, plus scalars to log.
 
   Args:
     flow: a `models.glow.Flow`.
     y: a data batch (dequantized images, or real vectors).
     num_bins: quantization levels of the data; if given, bits/dim is logged too.
+    global_batch_size: under tf.distribute, the global batch size the scalars are scaled by.
 
   Returns:
     (per-example loss [B], dict of scalar metrics).
   """
   log_q = flow.log_prob(y)
-  metrics = {'nll': -tf.reduce_mean(log_q)}
-  if num_bins is not None:
+  metrics = {'nll': reduce_batch(-log_q, global_batch_size)}
+  if num_bins:
     num_dims = int(np.prod(y.shape[1:]))
-    metrics['bpd'] = tf.reduce_mean(bits_per_dim(log_q, num_dims, num_bins))
+    metrics['bpd'] = reduce_batch(bits_per_dim(log_q, num_dims, num_bins), global_batch_size)
   return -log_q, metrics

@@ -9,7 +9,6 @@ size; `compile_step` wraps one in a `tf.function` that runs it on every replica 
 tf.distribute strategy and sums the metrics (so they are global batch means).
 """
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -47,14 +46,8 @@ def _descend(loss_fn, optimizer, variables):
 def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None):
   """Maximum likelihood of the flow on the batch's (dequantized) data."""
   def loss_fn(batch):
-    nll, _ = flow_losses.flow_nll(flow, batch['x'])
-    loss = contrastive.reduce_batch(nll, global_batch_size)
-    metrics = {'nll': loss}
-    if num_bins:
-      num_dims = int(np.prod(batch['x'].shape[1:]))
-      metrics['bpd'] = contrastive.reduce_batch(
-          flow_losses.bits_per_dim(-nll, num_dims, num_bins), global_batch_size)
-    return loss, metrics
+    nll, metrics = flow_losses.flow_nll(flow, batch['x'], num_bins, global_batch_size)
+    return contrastive.reduce_batch(nll, global_batch_size), metrics
 
   return _descend(loss_fn, optimizer, flow.trainable_variables)
 

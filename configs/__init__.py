@@ -5,7 +5,7 @@ import importlib
 CONFIGS = ('toy2d', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
 # Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys and the TFDS image sets.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons', 'svhn',
-            'cifar10', 'celeba', 'mnist')
+            'cifar10', 'celeba', 'mnist', 'digits')
 
 
 def get_config(name):
@@ -30,7 +30,7 @@ def for_dataset(dataset, config_name=None, assignments=()):
     if dataset in toys.TOYS or (shape is not None and len(shape) == 1):
       config_name = 'toy2d'
     else:
-      config_name = dataset if dataset in images.TFDS_NAMES else 'svhn'
+      config_name = dataset if dataset in (*images.TFDS_NAMES, 'digits') else 'svhn'
   config = get_config(config_name)
   config.data.name = dataset
   if dataset == '2spirals':

@@ -8,6 +8,9 @@ Dataset names:
                                  centre-cropped to 140x140 and resized to 32x32 (its TFDS test
                                  split, 19,962 images, is the paper's 20k test set); MNIST is
                                  zero-padded to 32x32 so three Glow levels fit.
+  digits                         scikit-learn's 8x8 handwritten digits (UCI, CC BY 4.0), shipped as
+                                 data/digits.npz: 1797 images with 17 grey levels (0..16), a fixed
+                                 stratified split of 1437 train / 360 test (36 per class).
   npy:PATH                       (N, D) float vectors or (N, H, W, C) uint8 images.
   folder:PATH                    a folder of image files (png, jpg, bmp, gif), all one size.
 """
@@ -22,6 +25,7 @@ TFDS_NAMES = {'svhn': 'svhn_cropped', 'cifar10': 'cifar10', 'celeba': 'celeb_a',
               'mnist': 'mnist'}
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 CELEBA_CROP = 140
+DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'digits.npz')
 
 
 class DataError(ValueError):
@@ -120,12 +124,20 @@ def load(name, split, shape, data_dir=None, shuffle_files=False):
   """
   if name in TFDS_NAMES:
     return _load_tfds(name, split, tuple(shape), data_dir, shuffle_files)
+  if name == 'digits':
+    if split not in ('train', 'test'):
+      raise DataError(f'digits has the splits train and test, not {split!r}.')
+    with np.load(DIGITS_PATH) as f:
+      x, labels = f[f'{split}_x'], f[f'{split}_y']
+    if tuple(x.shape[1:]) != tuple(shape):
+      raise DataError(f'digits are {x.shape[1:]} images; the config expects {tuple(shape)}.')
+    return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.int32)))
   if name.startswith(('npy:', 'folder:')):
     array = _load_array(name)
     if tuple(array.shape[1:]) != tuple(shape):
       raise DataError(f'{name} holds examples of shape {array.shape[1:]}, but the config expects '
                       f'{tuple(shape)}; set data.shape to match.')
     return _from_array(array)
-  raise DataError(f'Unknown image dataset {name!r}; valid: {", ".join(TFDS_NAMES)}, npy:PATH, '
-                  'folder:PATH.')
+  raise DataError(f'Unknown image dataset {name!r}; valid: {", ".join(TFDS_NAMES)}, digits, '
+                  'npy:PATH, folder:PATH.')
 

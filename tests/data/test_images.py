@@ -73,3 +73,20 @@ def test_unreadable_image_in_folder_names_the_file(tmp_path):
 def test_unknown_dataset_lists_valid_ones():
   with pytest.raises(images.DataError, match="Unknown image dataset 'imagenet'; valid: svhn"):
     images.load('imagenet', 'train', (32, 32, 3))
+
+
+def test_builtin_digits_have_17_levels_and_a_disjoint_balanced_test_split():
+  def arrays(split):
+    x, y = zip(*images.load('digits', split, (8, 8, 1)).as_numpy_iterator())
+    return np.stack(x), np.array(y)
+  train_x, train_y = arrays('train')
+  test_x, test_y = arrays('test')
+  assert train_x.shape == (1437, 8, 8, 1) and test_x.shape == (360, 8, 8, 1)
+  assert train_x.dtype == np.uint8 and train_x.max() == 16 and train_x.min() == 0
+  assert np.all(np.bincount(test_y) == 36) and set(train_y) == set(range(10))
+  train_rows = {im.tobytes() for im in train_x}
+  assert sum(im.tobytes() in train_rows for im in test_x) <= 2  # the split holds out images
+  with pytest.raises(images.DataError, match='splits train and test'):
+    images.load('digits', 'validation', (8, 8, 1))
+  with pytest.raises(images.DataError, match='expects'):
+    images.load('digits', 'train', (28, 28, 1))

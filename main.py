@@ -19,6 +19,7 @@ from absl import logging  # noqa: E402
 
 import configs  # noqa: E402
 from data import images  # noqa: E402
+from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from train import distribute  # noqa: E402
 from train import trainer  # noqa: E402
@@ -39,6 +40,19 @@ flags.DEFINE_string('init_flow', None, 'Workdir of a trained flow to start from 
                     'as the fixed noise (nce).')
 flags.DEFINE_string('eval_points', None, 'With --mode=eval: an .npy of (N, D) points at which '
                     'to write the EBM\'s and the flow\'s log-densities.')
+flags.DEFINE_integer('fid_samples', 50000, 'With --mode=eval on images: Glow samples for FID/KID '
+                     '(the convention: 50k against the training split; 0 skips FID).')
+flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras'], 'ttur: the standard Inception graph '
+                  '(TTUR, classify_image_graph_def.pb); keras: tf_keras InceptionV3, a fallback '
+                  'whose numbers are not comparable to published FIDs (reports say so).')
+flags.DEFINE_string('inception_graph', '', 'Path of classify_image_graph_def.pb (from '
+                    'inception-2015-12-05.tgz); default: the cache, downloaded once if possible.')
+flags.DEFINE_string('fid_stats', '', 'Reference statistics .npz (mu, sigma); default: those of '
+                    'the training split, computed once and cached.')
+flags.DEFINE_integer('is_samples', 10000, 'With --mode=eval on images: flow proposals for the '
+                     'importance-sampled log-normalizer of the EBM.')
+flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=eval on images: '
+                  'the latest checkpoint, or every kept snapshot too (one report each).')
 flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
 flags.DEFINE_float('temperature', 1.0, 'With --mode=sample: the latent temperature.')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
@@ -51,7 +65,12 @@ def evaluate_or_sample():
     raise app.UsageError(f'--mode={FLAGS.mode} needs --workdir, the run folder to read.')
   try:
     if FLAGS.mode == 'eval':
-      result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points)
+      options = image_eval.Options(
+          fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
+          inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
+          is_samples=FLAGS.is_samples)
+      result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
+                                 FLAGS.eval_checkpoints)
     else:
       result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature)
   except (eval_run.EvalError, images.DataError) as e:

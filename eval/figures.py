@@ -66,11 +66,13 @@ def tile(images, columns):
   return canvas
 
 
-def sample_grid(flow, config, out_dir, step, num=64, seed=0):
-  """Flow samples at several temperatures, side by side, as one PNG; returns its path."""
+def sample_grid(flow, config, out_dir, step, num=64, seed=0, temperatures=TEMPERATURES,
+                name='flow_samples'):
+  """Flow samples at several temperatures, side by side, as one PNG <name>_<step>.png; returns
+  its path."""
   gen = tf.random.Generator.from_seed(seed)
   grids = []
-  for t in TEMPERATURES:
+  for t in temperatures:
     y = flow.sample(num, temperature=t, generator=gen)
     x = flow_losses.quantize(y, config.data.num_bins or 256).numpy()
     if config.data.num_bins and config.data.num_bins != 256:  # stretch to 8 bits to view
@@ -78,7 +80,7 @@ def sample_grid(flow, config, out_dir, step, num=64, seed=0):
     grids.append(tile(x, int(np.ceil(np.sqrt(num)))))
   gap = np.full((grids[0].shape[0], 4, grids[0].shape[2]), 255, np.uint8)
   image = np.concatenate(sum([[g, gap] for g in grids], [])[:-1], axis=1)
-  path = os.path.join(out_dir, f'flow_samples_{step}.png')
+  path = os.path.join(out_dir, f'{name}_{step}.png')
   tf.io.write_file(path, tf.io.encode_png(image))
   return path
 

@@ -9,6 +9,9 @@
   density.png       data | flow | EBM, laid out like FCE Figure 1
   points_logp.npz   with --eval_points=PATH.npy: `ebm_logp` and `flow_logp` at those points
 Evaluation is idempotent: re-running it rewrites the same files from the same checkpoint.
+
+Images: bits/dim, FID/KID and sample grids in WORKDIR/eval/report_<step>.json, one per
+checkpoint (the latest, or every kept snapshot too); see eval/image_eval.py.
 """
 
 import json
@@ -21,6 +24,7 @@ import tensorflow as tf
 from data import images
 from eval import density2d
 from eval import figures
+from eval import image_eval
 from losses import flow as flow_losses
 from models import build
 
@@ -39,16 +43,29 @@ def load_run(workdir):
   return ml_collections.ConfigDict(saved['config']), saved['identity']['mode']
 
 
-def restore_models(config, workdir):
-  """The run's flow and EBM at its latest checkpoint, and that checkpoint's step."""
+def checkpoints(workdir, which='latest'):
+  """Checkpoint paths to evaluate: the latest, or ('all') every kept snapshot and the latest."""
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  if latest is None:
+    raise EvalError(f'{workdir} has no checkpoint yet.')
+  if which == 'latest':
+    return [latest]
+  state = tf.train.get_checkpoint_state(os.path.join(workdir, 'snapshots'))
+  paths = list(state.all_model_checkpoint_paths) if state else []
+  step_of = lambda p: int(p.rsplit('-', 1)[-1])
+  if step_of(latest) not in map(step_of, paths):
+    paths.append(latest)
+  return sorted(paths, key=step_of)
+
+
+def restore_models(config, workdir, checkpoint=None):
+  """The run's flow and EBM at `checkpoint` (default: the latest), and its step."""
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
   step = tf.Variable(0, dtype=tf.int64)
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  if latest is None:
-    raise EvalError(f'{workdir} has no checkpoint yet.')
-  tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(latest).expect_partial()
+  checkpoint = checkpoint or checkpoints(workdir)[0]
+  tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(checkpoint).expect_partial()
   return flow, ebm, int(step.numpy())
 
 
@@ -57,12 +74,22 @@ def _write_json(path, obj):
     json.dump(obj, f, indent=2, sort_keys=True)
 
 
-def evaluate(workdir, eval_points=None):
-  """Evaluates the run in `workdir`; returns the metrics written to eval/metrics.json."""
+def evaluate(workdir, eval_points=None, options=None, which='latest'):
+  """Evaluates the run in `workdir`; returns the metrics written (metrics.json for vectors, the
+  report of each evaluated checkpoint for images)."""
   config, mode = load_run(workdir)
-  if len(config.data.shape) != 1:
-    raise EvalError('Image evaluation (bits/dim, FID, samples) is not built yet: it is the '
-                    'image-evaluation issue. Vector runs can be evaluated now.')
+  if len(config.data.shape) == 3:
+    if eval_points:
+      raise EvalError('--eval_points is for vector data; this run models images.')
+    reports = {}
+    for path in checkpoints(workdir, which):
+      flow, ebm, step = restore_models(config, workdir, path)
+      try:
+        reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step,
+                                            options or image_eval.Options())
+      except image_eval.ReportError as e:
+        raise EvalError(str(e)) from e
+    return reports
   flow, ebm, step = restore_models(config, workdir)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)

@@ -50,3 +50,20 @@ def assert_all_gradients_nonzero(variables, grads):
     assert g is not None, f'no gradient reaches {v.name}'
     g = tf.convert_to_tensor(g)
     assert np.any(g.numpy() != 0), f'zero gradient for {v.name}'
+
+
+def write_tiny_inception_graph(path, dims=8, seed=0):
+  """A stand-in for TTUR's classify_image_graph_def.pb with the same tensor names: images
+  (0..255) enter `ExpandDims:0`, features leave `pool_3:0` as [N, 1, 1, dims]. The features are
+  relu(mean colour of 2x2 quadrants @ W): returns W [12, dims] to recompute them."""
+  w = np.random.default_rng(seed).normal(size=(12, dims)).astype(np.float32)
+  graph = tf.Graph()
+  with graph.as_default():
+    x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name='ExpandDims')
+    x = tf.image.resize(x / 255., [4, 4])
+    quads = tf.nn.avg_pool2d(x, 2, 2, 'VALID')
+    h = tf.nn.relu(tf.matmul(tf.reshape(quads, [-1, 12]), tf.constant(w)))
+    tf.reshape(h, [-1, 1, 1, dims], name='pool_3')
+  with open(path, 'wb') as f:
+    f.write(graph.as_graph_def().SerializeToString())
+  return w

@@ -70,5 +70,5 @@ def test_sample_of_an_image_run(tmp_path):
   npy, png = eval_run.sample(workdir, num_samples=5)
   samples = np.load(npy)
   assert samples.shape == (5, 8, 8, 3) and samples.dtype == np.uint8 and os.path.exists(png)
-  with pytest.raises(eval_run.EvalError, match='not built yet'):
-    eval_run.evaluate(workdir)
+  with pytest.raises(eval_run.EvalError, match='vector data'):
+    eval_run.evaluate(workdir, eval_points=str(tmp_path / 'images.npy'))

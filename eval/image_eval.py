@@ -1,0 +1,262 @@
+"""Evaluation of image runs (FCE Tables 1 and 2): bits/dim of the Glow and the EBM, FID and KID of
+Glow samples, and sample grids. One report per checkpoint, WORKDIR/eval/report_<step>.json:
+
+  flow_bpd   the Glow's bits/dim on the whole test split, one dequantization sample per image
+  ebm_bpd    the EBM's bits/dim with its learned log-normalizer c (`learned_c`, what FCE Table 2
+             reports "with a grain of salt") beside `importance_sampled`: c corrected by an
+             importance-sampled estimate of the normalizer with the flow as proposal,
+               log Z/e^c ~= log mean_i exp(f(y_i) - c - log q(y_i)),  y_i ~ q,
+             its standard error (delta method) and the effective sample size. The estimate of
+             log Z is biased low when q misses mass of p: a small ESS says not to trust it.
+  fid        FID and KID of N Glow samples (T = 1) against the reference split's statistics,
+             naming N, the reference set and the Inception network (TTUR's graph is the standard;
+             the Keras InceptionV3 fallback is labelled as not comparable)
+  samples    PNG grids of Glow samples at several temperatures (also in TensorBoard)
+  classification  for a class-conditional EBM (ssl): test error of argmax_k f_k(x) - c_k
+             (FCE eq. 15) on the test split's bin centres
+
+Each block records its settings; re-running eval keeps a block whose settings are unchanged and
+computes only what is missing, and the report is rewritten after every block, so a failure
+(e.g. no Inception graph) loses nothing already computed.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from data import pipeline
+from eval import figures
+from eval import fid as fid_lib
+from losses import flow as flow_losses
+
+REPORT = 'report_{step}.json'
+
+
+@dataclasses.dataclass
+class Options:
+  """What `--mode=eval` computes for an image run (flags of main.py)."""
+  fid_samples: int = 50000          # Glow samples for FID/KID (0: no FID)
+  fid_reference: str = 'train'      # the split whose statistics FID compares against
+  fid_network: str = 'ttur'         # 'ttur' (standard) or 'keras' (labelled fallback)
+  inception_graph: str = ''         # TTUR's classify_image_graph_def.pb ('' = cache / download)
+  fid_stats: str = ''               # reference statistics .npz ('' = computed once and cached)
+  is_samples: int = 10000           # flow proposals for the EBM's importance-sampled log Z
+  temperatures: tuple = (1.0, 0.9, 0.8, 0.7)
+  grid_samples: int = 64            # samples per temperature in the grids
+  batch_size: int = 256
+  seed: int = 0
+
+
+class ReportError(RuntimeError):
+  """A part of the evaluation that could not run; what was computed before it is kept."""
+
+
+def cache_dir():
+  return os.path.join(os.environ.get('FCE_CACHE_DIR') or
+                      os.path.join(os.path.expanduser('~'), '.cache', 'fce_ebm'))
+
+
+def to_inception_uint8(x, num_bins):
+  """Quantized images in {0..k-1} stretched to 8 bits (unchanged for k = 256)."""
+  x = np.asarray(x)
+  if num_bins in (0, 256):
+    return x.astype(np.uint8)
+  return np.round(x.astype(np.float32) * 255. / (num_bins - 1)).astype(np.uint8)
+
+
+def _batches(n, size):
+  for start in range(0, n, size):
+    yield start, min(size, n - start)
+
+
+def test_log_probs(config, flow, ebm, batch_size, seed, has_flow, has_ebm):
+  """log q(y) and the EBM's log p(y) (learned c) of the dequantized test split (one draw each)."""
+  x, _ = pipeline.load_arrays(config, 'test')
+  rng = np.random.default_rng([seed, 7])
+  k = config.data.num_bins or 256
+  flow_lp, ebm_lp = [], []
+  for start, size in _batches(len(x), batch_size):
+    y = tf.constant(pipeline.dequantize_numpy(x[start:start + size], k, rng))
+    if has_flow:
+      flow_lp.append(flow.log_prob(y).numpy())
+    if has_ebm:
+      ebm_lp.append(ebm.marginal_log_prob(y).numpy())
+  join = lambda parts: np.concatenate(parts).astype(np.float64) if parts else None
+  return join(flow_lp), join(ebm_lp), len(x)
+
+
+def test_error(config, ebm, batch_size):
+  """Test error (%) of the class-conditional EBM's classifier argmax_k f_k(x) - c_k (eq. 15)."""
+  x, labels = pipeline.load_arrays(config, 'test')
+  if labels.min() < 0:
+    raise ReportError(f'the test split of {config.data.name} has no labels.')
+  k = config.data.num_bins or 256
+  wrong = 0
+  for start, size in _batches(len(x), batch_size):
+    y = (x[start:start + size].astype(np.float32) + 0.5) / k - 0.5
+    predicted = np.argmax(ebm.log_prob(tf.constant(y)).numpy(), axis=1)
+    wrong += int(np.sum(predicted != labels[start:start + size]))
+  return 100. * wrong / len(x), len(x)
+
+
+def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
+  """Importance-sampled log(Z / e^c) of the EBM with the flow as proposal.
+
+  Returns (estimate, standard error, effective sample size). With w_i = exp(f(y_i) - c -
+  log q(y_i)), y_i ~ q: Z/e^c ~= mean(w), and by the delta method se(log mean w) =
+  std(w) / (sqrt(N) mean(w)).
+  """
+  gen = tf.random.Generator.from_seed(seed)
+  log_w = []
+  for _, size in _batches(num_samples, batch_size):
+    y, log_q = flow.sample_and_log_prob(size, generator=gen)
+    log_w.append((ebm.marginal_log_prob(y) - log_q).numpy())
+  log_w = np.concatenate(log_w).astype(np.float64)
+  log_w = log_w[np.isfinite(log_w)]
+  if not len(log_w):
+    raise ReportError('every importance weight of the EBM\'s log Z estimate was NaN or Inf.')
+  m = log_w.max()
+  w = np.exp(log_w - m)
+  estimate = m + np.log(w.mean())
+  se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
+  ess = w.sum() ** 2 / (w ** 2).sum()
+  return float(estimate), float(se), float(ess)
+
+
+def flow_sample_features(flow, network, config, n, temperature, batch_size, seed):
+  """Inception features of n Glow samples, quantized to the data's levels (then 8 bits)."""
+  gen = tf.random.Generator.from_seed(seed)
+  k = config.data.num_bins or 256
+  feats = []
+  for _, size in _batches(n, batch_size):
+    x = flow_losses.quantize(flow.sample(size, temperature, generator=gen), k).numpy()
+    feats.append(network.features(to_inception_uint8(x, k)).astype(np.float32))
+  return np.concatenate(feats)
+
+
+def reference_stats(config, network, options):
+  """The reference split's statistics: --fid_stats, or computed once and cached."""
+  if options.fid_stats:
+    return fid_lib.load_stats(options.fid_stats), options.fid_stats
+  d = config.data
+  key = hashlib.sha1(json.dumps([d.name, d.data_dir, list(d.shape), d.num_bins,
+                                 options.fid_reference]).encode()).hexdigest()[:10]
+  short = d.name.split(':')[0] if ':' in d.name else d.name
+  path = os.path.join(cache_dir(), 'fid_stats',
+                      f'{short}_{options.fid_reference}_{options.fid_network}_{key}.npz')
+  if tf.io.gfile.exists(path):
+    return fid_lib.load_stats(path), path
+  x, _ = pipeline.load_arrays(config, options.fid_reference)
+  logging.info('Computing %s statistics of %s %s (%d images), cached in %s', network.name,
+               d.name, options.fid_reference, len(x), path)
+  feats = network.features(to_inception_uint8(x, d.num_bins), batch_size=options.batch_size)
+  mu, sigma = fid_lib.statistics(feats)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  fid_lib.save_stats(path, mu, sigma, features=feats)
+  return fid_lib.load_stats(path), path
+
+
+def _write(path, report):
+  tmp = path + '.tmp'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    json.dump(report, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def evaluate(workdir, config, mode, flow, ebm, step, options):
+  """Computes what report_<step>.json lacks (see the module docstring); returns the report."""
+  out_dir = os.path.join(workdir, 'eval')
+  tf.io.gfile.makedirs(out_dir)
+  path = os.path.join(out_dir, REPORT.format(step=step))
+  report = {}
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      report = json.load(f)
+  report.update(step=step, mode=mode, dataset=config.data.name)
+  has_ebm = mode in ('nce', 'fce', 'ssl')
+  has_flow = mode in ('mle', 'fce', 'ssl') or config.train.nce_noise == 'flow'
+  num_dims = int(np.prod(config.data.shape))
+  k = config.data.num_bins or 256
+  to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, k)
+
+  bpd_settings = {'split': 'test', 'dequantization_samples': 1, 'seed': options.seed}
+  want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
+  ebm_settings = dict(bpd_settings, is_samples=options.is_samples)
+  want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
+  if want_flow or want_ebm:
+    t = time.perf_counter()
+    flow_lp, ebm_lp, n = test_log_probs(config, flow, ebm, options.batch_size, options.seed,
+                                        want_flow, want_ebm)
+    if want_flow:
+      report['flow_bpd'] = {'value': float(np.mean(to_bpd(flow_lp))), 'num_examples': n,
+                            'settings': bpd_settings}
+    if want_ebm:
+      bpd_c = float(np.mean(to_bpd(ebm_lp)))
+      block = {'learned_c': bpd_c, 'num_examples': n, 'settings': ebm_settings,
+               'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
+      if has_flow and options.is_samples > 1:
+        corr, se, ess = log_normalizer_correction(flow, ebm, options.is_samples,
+                                                  options.batch_size, options.seed)
+        scale = num_dims * np.log(2.)
+        block.update(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
+                     log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
+                     num_proposals=options.is_samples)
+      report['ebm_bpd'] = block
+    _write(path, report)
+    logging.info('bits/dim on the test split (%.0fs): %s', time.perf_counter() - t,
+                 {k: report[k] for k in ('flow_bpd', 'ebm_bpd') if k in report})
+
+  if has_ebm and ebm.num_classes and 'classification' not in report:
+    error, n = test_error(config, ebm, options.batch_size)
+    report['classification'] = {'test_error': error, 'num_examples': n}
+    _write(path, report)
+    logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
+
+  if has_flow:
+    grids = []
+    for temp in options.temperatures:
+      png = figures.sample_grid(flow, config, out_dir, step, num=options.grid_samples,
+                                temperatures=(temp,),
+                                seed=options.seed, name=f'samples_T{temp:g}')
+      grids.append(png)
+    writer = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+    with writer.as_default(step=step):
+      for png in grids:
+        tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
+                         figures.read_png(png)[None])
+    writer.flush()
+    report['samples'] = grids
+    _write(path, report)
+
+  fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
+                  'reference_split': options.fid_reference, 'seed': options.seed,
+                  'network': options.fid_network, 'reference_stats': options.fid_stats}
+  if has_flow and options.fid_samples > 0 and report.get('fid', {}).get('settings') != \
+      fid_settings:
+    t = time.perf_counter()
+    try:
+      network = fid_lib.load_network(options.fid_network, options.inception_graph or None)
+      ref, ref_path = reference_stats(config, network, options)
+    except fid_lib.FIDError as e:
+      raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
+                        '--fid_samples=0 to skip FID)') from e
+    feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
+                                 options.batch_size, options.seed)
+    mu, sigma = fid_lib.statistics(feats)
+    scores = fid_lib.fid_from({'mu': mu, 'sigma': sigma, 'features': feats}, ref)
+    report['fid'] = {
+        'fid': scores['fid'], 'kid': scores['kid'], 'kid_std': scores['kid_std'],
+        'num_samples': options.fid_samples,
+        'reference': f'{config.data.name} {options.fid_reference} split',
+        'reference_stats': ref_path, 'network': network.name, 'standard': network.standard,
+        'settings': fid_settings}
+    _write(path, report)
+    logging.info('FID %.3f (N=%d vs %s, %s, %.0fs)', scores['fid'], options.fid_samples,
+                 report['fid']['reference'], network.name, time.perf_counter() - t)
+  return report

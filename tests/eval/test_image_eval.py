@@ -1,0 +1,159 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import configs
+from data import pipeline
+from eval import image_eval
+from eval import run as eval_run
+from models import build
+from models import noise as noise_lib
+from tests import helpers
+from train import trainer as trainer_lib
+
+
+class _UniformFlow(tf.Module):
+  """The uniform density on [-0.5, 0.5]^D: every discrete image has probability k^-D."""
+
+  def log_prob(self, y):
+    return tf.zeros([tf.shape(y)[0]])
+
+
+def test_bits_per_dim_of_the_uniform_density_is_log2_of_the_levels():
+  config = configs.get_config('digits')
+  flow_lp, ebm_lp, n = image_eval.test_log_probs(config, _UniformFlow(), None, 100, 0, True,
+                                                 False)
+  assert n == 360 and ebm_lp is None
+  from losses import flow as flow_losses
+  bpd = flow_losses.bits_per_dim(flow_lp, 64, 17)
+  np.testing.assert_allclose(bpd, np.log2(17.), rtol=1e-12)
+
+
+class _GaussianEnergy(tf.Module):
+  """f(x) = -|x|^2 / (2 s^2) with a log-normalizer c: Z = (2 pi s^2)^(D/2)."""
+
+  def __init__(self, s, c):
+    self.s, self.log_normalizer = s, tf.constant([c], tf.float32)
+
+  def marginal_log_prob(self, x):
+    return -tf.reduce_sum(tf.reshape(x, [tf.shape(x)[0], -1]) ** 2, 1) / (2 * self.s ** 2) - \
+        self.log_normalizer[0]
+
+
+def test_importance_sampled_log_normalizer_matches_the_closed_form():
+  d, s, c = 6, 0.8, 1.3
+  proposal = noise_lib.GaussianNoise((d,), 0., 1.)
+  estimate, se, ess = image_eval.log_normalizer_correction(proposal, _GaussianEnergy(s, c),
+                                                           20000, 5000, seed=0)
+  true = 0.5 * d * np.log(2 * np.pi * s ** 2) - c
+  assert 0 < se < 0.02 and 1000 < ess <= 20000
+  assert abs(estimate - true) < 4 * se
+
+
+def test_importance_sampling_of_a_perfect_proposal_is_exact():
+  d = 3
+  proposal = noise_lib.GaussianNoise((d,), 0., 1.)
+  c = 0.5 * d * np.log(2 * np.pi)  # f - c is then exactly the proposal's log-density
+  estimate, se, ess = image_eval.log_normalizer_correction(proposal, _GaussianEnergy(1., c), 100,
+                                                           64, seed=1)
+  assert abs(estimate) < 1e-5 and se < 1e-5 and ess == pytest.approx(100)
+
+
+@pytest.mark.parametrize('levels,expected', [(17, [0, 16, 255]), (256, [0, 16, 255])])
+def test_images_are_stretched_to_8_bits_for_inception(levels, expected):
+  x = np.array([0, 1, 16] if levels == 17 else [0, 16, 255], np.uint8)
+  assert image_eval.to_inception_uint8(x, levels).tolist() == expected
+
+
+@pytest.fixture(scope='module')
+def digits_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('digits_run'))
+  config = configs.for_dataset('digits', None, [
+      'model.flow.steps=2', 'model.flow.width=16', 'train.batch_size=32', 'train.steps=6',
+      'train.eval_every=1000', 'train.snapshot_every=3', 'train.checkpoint_every=3'])
+  trainer_lib.Trainer(config, 'fce', workdir).run()
+  return workdir
+
+
+def _options(tmp_path, **kw):
+  graph = str(tmp_path / 'graph.pb')
+  if not os.path.exists(graph):
+    helpers.write_tiny_inception_graph(graph)
+  defaults = dict(fid_samples=40, inception_graph=graph, fid_stats='', is_samples=64,
+                  batch_size=32, temperatures=(1.0, 0.5))
+  defaults.update(kw)
+  return image_eval.Options(**defaults)
+
+
+def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
+    digits_run, tmp_path, monkeypatch):
+  monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path / 'cache'))
+  reports = eval_run.evaluate(digits_run, options=_options(tmp_path), which='all')
+  assert sorted(reports) == [3, 6]
+  report = reports[6]
+  with open(os.path.join(digits_run, 'eval', 'report_6.json')) as f:
+    assert json.load(f) == report
+  assert 0 < report['flow_bpd']['value'] < 20 and report['flow_bpd']['num_examples'] == 360
+  ebm = report['ebm_bpd']
+  assert np.isfinite([ebm['learned_c'], ebm['importance_sampled'], ebm['log_z_minus_c_se']]).all()
+  # The two EBM figures differ by exactly the estimated log(Z / e^c), in bits per dimension.
+  np.testing.assert_allclose(ebm['importance_sampled'] - ebm['learned_c'],
+                             ebm['log_z_minus_c'] / (64 * np.log(2)), rtol=1e-9)
+  fid = report['fid']
+  assert fid['fid'] > 0 and fid['num_samples'] == 40 and fid['standard']
+  assert fid['reference'] == 'digits train split' and fid['kid'] is not None
+  assert os.path.exists(fid['reference_stats'])  # cached for the next evaluation
+  assert all(os.path.exists(p) for p in report['samples']) and len(report['samples']) == 2
+
+  # Re-running computes nothing that is done: blocks with unchanged settings are kept as they are.
+  calls = []
+  monkeypatch.setattr(image_eval, 'test_log_probs', lambda *a: calls.append(a))
+  monkeypatch.setattr(image_eval, 'flow_sample_features', lambda *a: calls.append(a))
+  again = eval_run.evaluate(digits_run, options=_options(tmp_path))
+  assert not calls and again[6] == report
+
+
+def test_fid_without_the_graph_fails_in_one_message_keeping_the_bits_per_dim(
+    digits_run, tmp_path, monkeypatch):
+  monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path / 'cache'))
+  monkeypatch.setattr(image_eval.fid_lib, 'TTUR_URL', 'http://127.0.0.1:9/none.tgz')
+  options = _options(tmp_path, inception_graph=str(tmp_path / 'missing.pb'), seed=5)
+  with pytest.raises(eval_run.EvalError, match='FID not computed.*--fid_samples=0'):
+    eval_run.evaluate(digits_run, options=options)
+  with open(os.path.join(digits_run, 'eval', 'report_6.json')) as f:
+    report = json.load(f)
+  assert report['flow_bpd']['settings']['seed'] == 5 and 'ebm_bpd' in report
+
+
+def _write_initial_checkpoint(config, workdir, x):
+  """A run folder holding the models at their data-dependent initialisation (no training step:
+  the trainer's steps on these configs are tested in tests/train)."""
+  flow = build.build_flow(config.model.flow, tuple(config.data.shape))
+  ebm = build.build_ebm(config.model.ebm, tuple(config.data.shape), config.data.num_classes)
+  flow.data_init(x)
+  checkpoint = tf.train.Checkpoint(step=tf.Variable(1, dtype=tf.int64), flow=flow, ebm=ebm)
+  tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'), 1).save(1)
+  trainer_lib.check_workdir(workdir, config, 'fce', write=True)
+
+
+@pytest.mark.parametrize('dataset', ['svhn', 'cifar10', 'celeba'])
+def test_full_size_configs_evaluate_end_to_end(dataset, tmp_path, monkeypatch):
+  """The paper's configs (TFDS replaced by mock data) give a complete report."""
+  monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path / 'cache'))
+  workdir = str(tmp_path / 'run')
+  with tfds.testing.mock_data(num_examples=6):
+    config = configs.for_dataset(dataset)
+    x, _ = pipeline.load_arrays(config, 'train')
+    _write_initial_checkpoint(config, workdir, pipeline.dequantize_numpy(
+        x, 256, np.random.default_rng(0)))
+    report = eval_run.evaluate(workdir, options=_options(
+        tmp_path, fid_samples=4, is_samples=4, batch_size=4, temperatures=(0.7,),
+        grid_samples=4))[1]
+  assert report['flow_bpd']['num_examples'] == 6 and np.isfinite(report['flow_bpd']['value'])
+  assert np.isfinite(report['ebm_bpd']['importance_sampled'])
+  assert np.isfinite(report['fid']['fid']) and report['fid']['num_samples'] == 4
+  assert report['fid']['reference'] == f'{dataset} train split'

@@ -1,0 +1,489 @@
+"""EBM features for classification (FCE Sec. 4.3: arXiv Figure 4 and Table 3).
+
+Two protocols on a trained run's EBM, each with a few labeled training examples:
+  linear  the feature map entering the EBM's top layer ('head'), flattened, and a multinomial
+          logistic regression on it; beside it, the same network trained from scratch on the
+          same labeled examples only (the supervised baseline of Figure 4).
+  svm     the top three conv layers, each max-pooled to a 4x4 grid and concatenated (Table 3,
+          after DCGAN's feature extractor, Radford et al. 2016 Sec. 5.1), and a one-vs-rest
+          L2-SVM on them. The paper's 14,336 dimensions are 16 x (128 + 256 + 512), an EBM twice
+          as wide as Table 5's 64/128/256 (7,168 here): the features follow the run's network.
+Both classifiers standardise the features with the labeled examples' mean and std and are fitted
+full batch from zero (L-BFGS, or dual coordinate descent for the SVM), so they are deterministic.
+
+  python -m eval.features --workdir=W --labels=1000,2000,4000 --protocol=svm
+writes WORKDIR/eval/features_<protocol>.json and prints the test error (%) per number of labels.
+"""
+
+import json
+import os
+import re
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import optimize  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from data import images  # noqa: E402
+from data import pipeline  # noqa: E402
+from eval import run as eval_run  # noqa: E402
+from models import ebm as ebm_lib  # noqa: E402
+
+PROTOCOLS = ('linear', 'svm')
+EBM_MODES = ('nce', 'fce', 'ssl')  # the modes that train an EBM
+# Test examples turned into features at a time (the SVHN svm features of all 26k would be 1.5 GB).
+TEST_CHUNK = 2000
+
+
+def images_to_model_input(x_uint8, num_bins):
+  """The bin centres (x + 0.5)/k - 0.5: the training input y = (x + u)/k - 0.5 at u = 1/2.
+
+  Continuous data (`num_bins` 0) passes through as float32.
+  """
+  x = np.asarray(x_uint8, np.float32)
+  if not num_bins:
+    return x
+  return (x + 0.5) / np.float32(num_bins) - np.float32(0.5)
+
+
+def _network(ebm):
+  """The Keras network of an EnergyModel (or the network itself)."""
+  return ebm.network if isinstance(ebm, ebm_lib.EnergyModel) else ebm
+
+
+def _batched(fn, y, batch_size):
+  """fn applied eagerly to `y` in batches, concatenated as one float32 array."""
+  y = np.asarray(y, np.float32)
+  out = [fn(tf.constant(y[i:i + batch_size])).numpy() for i in range(0, len(y), batch_size)]
+  return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def _check_input(network, y):
+  shape = tuple(network.input_shape[1:])
+  if tuple(np.shape(y)[1:]) != shape:
+    raise ValueError(f'This EBM takes inputs of shape {shape}; got an array of shape '
+                     f'{tuple(np.shape(y))}.')
+
+
+def top_feature_fn(ebm):
+  """batch -> [B, F]: the activations entering the EBM's 'head' layer, flattened."""
+  network = _network(ebm)
+  extractor = keras.Model(network.input, network.get_layer('head').input)
+
+  def fn(batch):
+    h = extractor(batch, training=False)
+    return tf.reshape(h, [h.shape[0], -1])
+
+  return fn
+
+
+def top_features(ebm, y, batch_size=500):
+  """The activations entering the EBM's 'head' layer, flattened: [N, F] (FCE Figure 4)."""
+  _check_input(_network(ebm), y)
+  return _batched(top_feature_fn(ebm), y, batch_size)
+
+
+def conv_layers(network):
+  """The layers named conv0, conv1, ... of `network`, in index order."""
+  found = []
+  for layer in _network(network).layers:
+    match = re.fullmatch(r'conv(\d+)', layer.name)
+    if match:
+      found.append((int(match.group(1)), layer))
+  return [layer for _, layer in sorted(found, key=lambda p: p[0])]
+
+
+def pool_to_grid(h, grid):
+  """Max-pools an NHWC map with window and stride ceil(size/grid) per axis ('SAME' padding), so
+  an axis of size S becomes ceil(S / ceil(S/grid)): `grid` when it divides S, S if S <= grid."""
+  window = [max(1, -(-int(s) // grid)) for s in h.shape[1:3]]
+  return tf.nn.max_pool2d(h, window, window, 'SAME')
+
+
+def conv_feature_fn(ebm, num_layers=3, grid=4):
+  """batch -> [B, F]: the top `num_layers` conv layers pooled to grid x grid and concatenated."""
+  network = _network(ebm)
+  convs = conv_layers(network)
+  if len(convs) < num_layers:
+    raise ValueError(f'The EBM network {network.name!r} has {len(convs)} conv layers '
+                     f'({", ".join(c.name for c in convs) or "none"}); {num_layers} were asked.')
+  extractor = keras.Model(network.input, [c.output for c in convs[-num_layers:]])
+
+  def fn(batch):
+    maps = extractor(batch, training=False)
+    maps = maps if isinstance(maps, (list, tuple)) else [maps]
+    return tf.concat([tf.reshape(pool_to_grid(h, grid), [h.shape[0], -1]) for h in maps], axis=1)
+
+  return fn
+
+
+def conv_features(ebm, y, num_layers=3, grid=4, batch_size=500):
+  """The top `num_layers` conv layers' outputs (the highest conv indices), each max-pooled to a
+  grid x grid map, flattened and concatenated in layer order (FCE Table 3, DCGAN Sec. 5.1)."""
+  _check_input(_network(ebm), y)
+  return _batched(conv_feature_fn(ebm, num_layers, grid), y, batch_size)
+
+
+def balanced_subset(labels, num_labels, num_classes, seed):
+  """Indices of `num_labels // num_classes` examples of each class, drawn with `seed`.
+
+  The first m of a seeded per-class permutation, so with one seed a smaller subset lies inside a
+  larger one. Raises ValueError if a class has too few examples.
+  """
+  labels = np.asarray(labels)
+  per_class = int(num_labels) // int(num_classes)
+  if per_class < 1:
+    raise ValueError(f'{num_labels} labels are fewer than one per class ({num_classes} classes).')
+  chosen = []
+  for k in range(num_classes):
+    of_class = np.flatnonzero(labels == k)
+    if len(of_class) < per_class:
+      raise ValueError(f'{num_labels} labels need {per_class} examples of class {k}; the data has '
+                       f'{len(of_class)}.')
+    rng = np.random.default_rng([seed, k])
+    chosen.append(rng.permutation(of_class)[:per_class])
+  return np.concatenate(chosen)
+
+
+class LinearClassifier:
+  """argmax_k of standardise(x) W + b, with the training features' mean and std."""
+
+  def __init__(self, mean, scale, weights, bias, fit_info=None):
+    self.mean, self.scale, self.weights, self.bias = mean, scale, weights, bias
+    self.fit_info = fit_info or {}  # the fit's final objective, iterations and convergence
+
+  def standardise(self, features):
+    return (np.asarray(features, np.float64) - self.mean) / self.scale
+
+  def decision_function(self, features):
+    return self.standardise(features) @ self.weights + self.bias
+
+  def predict(self, features):
+    return np.argmax(self.decision_function(features), axis=1).astype(np.int32)
+
+
+def _standardiser(features):
+  features = np.asarray(features, np.float64)
+  mean, std = features.mean(axis=0), features.std(axis=0)
+  scale = np.where(std > 1e-8 * (1. + np.abs(mean)), std, 1.)  # constant features stay put
+  return mean, scale, (features - mean) / scale
+
+
+def _check_labels(features, labels, num_classes):
+  labels = np.asarray(labels)
+  if np.ndim(features) != 2 or len(features) != len(labels):
+    raise ValueError(f'Features must be [N, F] with N labels; got {np.shape(features)} and '
+                     f'{len(labels)} labels.')
+  if len(labels) == 0 or labels.min() < 0 or labels.max() >= num_classes:
+    raise ValueError(f'Labels must lie in 0..{num_classes - 1}.')
+  return labels.astype(np.int32)
+
+
+def _fit(objective, features, labels, num_classes, steps):
+  """Minimises objective(W, b, x, labels) over W [F, K], b [K] from zero by L-BFGS (SciPy's
+  L-BFGS-B, gradients by TF autodiff, float64)."""
+  mean, scale, x = _standardiser(features)
+  dim = x.shape[1]
+  x, y = tf.constant(x), tf.constant(labels)
+
+  def unpack(p):
+    return tf.reshape(p[:dim * num_classes], [dim, num_classes]), p[dim * num_classes:]
+
+  @tf.function(input_signature=[tf.TensorSpec([(dim + 1) * num_classes], tf.float64)])
+  def value_and_gradient(p):
+    with tf.GradientTape() as tape:
+      tape.watch(p)
+      value = objective(*unpack(p), x, y)
+    return value, tape.gradient(value, p)
+
+  def fun(p):
+    value, gradient = value_and_gradient(tf.constant(p))
+    return float(value), gradient.numpy()
+
+  result = optimize.minimize(fun, np.zeros((dim + 1) * num_classes), jac=True, method='L-BFGS-B',
+                             options={'maxiter': steps, 'gtol': 1e-6})
+  w, b = unpack(tf.constant(result.x))
+  return LinearClassifier(mean, scale, w.numpy(), b.numpy(),
+                          {'objective': float(result.fun), 'iterations': int(result.nit),
+                           'converged': bool(result.success), 'solver': 'L-BFGS-B'})
+
+
+def logistic_objective(weights, bias, features, labels, l2):
+  """mean_i -log softmax(x_i W + b)_{y_i} + (l2/2) ||W||^2 (the bias is not penalised)."""
+  logits = tf.matmul(features, weights) + bias
+  nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+  return tf.reduce_mean(nll) + 0.5 * l2 * tf.reduce_sum(tf.square(weights))
+
+
+def l2_svm_objective(weights, bias, features, labels, c):
+  """sum_k [sum_i max(0, 1 - t_ik (x_i w_k + b_k))^2 + (||w_k||^2 + b_k^2) / (2C)], t_ik = +1 if
+  y_i = k else -1: one-vs-rest L2-SVMs (squared hinge), each LIBLINEAR's L2-loss primal (bias as
+  a constant feature 1, so regularised too) divided by C."""
+  num_classes = weights.shape[-1]
+  t = 2. * tf.one_hot(labels, num_classes, dtype=weights.dtype) - 1.
+  slack = tf.nn.relu(1. - t * (tf.matmul(features, weights) + bias))
+  penalty = tf.reduce_sum(tf.square(weights)) + tf.reduce_sum(tf.square(bias))
+  return tf.reduce_sum(tf.square(slack)) + 0.5 / c * penalty
+
+
+def train_linear(features, labels, num_classes, l2=1e-4, steps=1000):
+  """Multinomial logistic regression on standardised features (FCE Figure 4's classifier)."""
+  labels = _check_labels(features, labels, num_classes)
+  return _fit(lambda w, b, x, y: logistic_objective(w, b, x, y, l2), features, labels,
+              num_classes, steps)
+
+
+def train_l2_svm(features, labels, num_classes, c=1.0, steps=1000, tolerance=1e-5):
+  """One-vs-rest linear L2-SVMs on standardised features (FCE Table 3's classifier), minimising
+  l2_svm_objective.
+
+  With at least as many features as examples (the probe's case: 1000-4000 labels, 7168 or more
+  features) the primal is badly conditioned (primal L-BFGS had not converged after 1000
+  iterations on 50 x 7168 features), so it is solved in the dual by coordinate descent (Hsieh et
+  al. 2008, LIBLINEAR's default solver): the K problems share the kernel X X^T + 1 (N x N) and
+  are updated together in a fixed seeded order, for at most `steps` epochs or until every
+  projected dual gradient is below `tolerance`. With more examples than features, by primal
+  L-BFGS (`steps` iterations at most), which converges fast there.
+  """
+  labels = _check_labels(features, labels, num_classes)
+  if len(labels) > np.shape(features)[1]:
+    return _fit(lambda w, b, x, y: l2_svm_objective(w, b, x, y, c), features, labels,
+                num_classes, steps)
+  mean, scale, x = _standardiser(features)
+  t = 2. * np.eye(num_classes)[labels] - 1.  # [N, K] targets +-1
+  kernel = x @ x.T + 1.  # features augmented with a constant 1 for the bias
+  diag = 0.5 / c  # the squared hinge as a dual diagonal term
+  q = np.diag(kernel) + diag
+  alpha = np.zeros_like(t)
+  alpha_t = np.zeros_like(t)  # alpha * t; the primal solution is w = X^T (alpha * t)
+  rng = np.random.default_rng(0)
+  for epoch in range(1, steps + 1):
+    worst = 0.
+    for i in rng.permutation(len(x)):
+      grad = t[i] * (kernel[i] @ alpha_t) - 1. + diag * alpha[i]
+      projected = np.where(alpha[i] > 0., grad, np.minimum(grad, 0.))
+      worst = max(worst, float(np.abs(projected).max()))
+      alpha[i] = np.maximum(alpha[i] - grad / q[i], 0.)
+      alpha_t[i] = alpha[i] * t[i]
+    if worst < tolerance:
+      break
+  weights, bias = x.T @ alpha_t, alpha_t.sum(axis=0)
+  value = l2_svm_objective(tf.constant(weights), tf.constant(bias), tf.constant(x),
+                           tf.constant(labels), c)
+  return LinearClassifier(mean, scale, weights, bias,
+                          {'objective': float(value), 'iterations': epoch,
+                           'converged': worst < tolerance, 'solver': 'dual coordinate descent'})
+
+
+class SupervisedClassifier:
+  """A network trained with labels; `history` holds each step's batch loss and accuracy."""
+
+  def __init__(self, network, history):
+    self.network, self.history = network, history
+
+  def predict(self, y, batch_size=500):
+    logits = _batched(lambda b: self.network(b, training=False), y, batch_size)
+    return np.argmax(logits, axis=1).astype(np.int32)
+
+
+def train_supervised(config, y, labels, steps, batch_size, lr, seed):
+  """The EBM's network (its arch, K outputs) trained from scratch by softmax cross-entropy with
+  Adam on the labeled examples only: the supervised baseline of FCE Figure 4.
+
+  Seeds Keras' global generators with `seed` (initial weights, dropout), as the trainer does.
+  """
+  num_classes = config.data.num_classes
+  if not num_classes:
+    raise ValueError('A supervised baseline needs labeled data (data.num_classes >= 2).')
+  y = np.asarray(y, np.float32)
+  labels = _check_labels(y.reshape(len(y), -1), labels, num_classes)
+  keras.utils.set_random_seed(seed)
+  network = ebm_lib.build_network(config.model.ebm.arch, y.shape[1:], outputs=num_classes)
+  optimizer = keras.optimizers.Adam(lr)
+
+  @tf.function
+  def step(xb, lb):
+    with tf.GradientTape() as tape:
+      logits = network(xb, training=True)
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(lb, logits))
+    variables = network.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    correct = tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), lb), tf.float32)
+    return loss, tf.reduce_mean(correct)
+
+  rng = np.random.default_rng([seed, 1])
+  batch = min(batch_size, len(y))
+  history = {'loss': [], 'accuracy': []}
+  order, pos = rng.permutation(len(y)), 0
+  for _ in range(steps):  # epochs of seeded permutations, in batches of equal size
+    if pos + batch > len(y):
+      order, pos = rng.permutation(len(y)), 0
+    idx = order[pos:pos + batch]
+    pos += batch
+    loss, accuracy = step(tf.constant(y[idx]), tf.constant(labels[idx]))
+    history['loss'].append(float(loss))
+    history['accuracy'].append(float(accuracy))
+  return SupervisedClassifier(network, history)
+
+
+def _labeled_split(config, split):
+  """(x, labels) of `split`, with an EvalError if any example has no label."""
+  x, labels = pipeline.load_arrays(config, split)
+  k = config.data.num_classes
+  if np.any(labels < 0) or np.any(labels >= k):
+    raise eval_run.EvalError(
+        f'The {split} split of {config.data.name} has examples without a label in 0..{k - 1} '
+        f'(labels seen: {np.unique(labels)[:12].tolist()}); a feature probe needs labeled data.')
+  return x, labels
+
+
+def _error(predictions, labels):
+  return float(100. * np.mean(np.asarray(predictions) != np.asarray(labels)))
+
+
+def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=2000, seed=0,
+          supervised_batch_size=100, batch_size=500):
+  """Test error (%) of classifiers on the run's EBM features for each number of labels n.
+
+  n // K labeled examples per class come from the train split (balanced_subset with `seed`); the
+  error is on the whole test split. Protocol 'linear' (Figure 4) also trains the supervised
+  baseline for `supervised_steps` Adam steps (lr optim.ebm_lr). Writes and returns
+  WORKDIR/eval/features_<protocol>.json.
+  """
+  if protocol not in PROTOCOLS:
+    raise eval_run.EvalError(f'Unknown protocol {protocol!r}; valid: {", ".join(PROTOCOLS)}.')
+  config, mode = eval_run.load_run(workdir)
+  k = config.data.num_classes
+  if not k:
+    raise eval_run.EvalError(f'{config.data.name} has no class labels (data.num_classes is 0): '
+                             'a feature probe needs labeled data.')
+  if mode not in EBM_MODES:
+    raise eval_run.EvalError(f'{workdir} is a {mode} run: it trained no EBM to take features '
+                             f'from (modes {", ".join(EBM_MODES)} do).')
+  labels = sorted({int(n) for n in labels})
+  if not labels:
+    raise eval_run.EvalError('Give at least one number of labels.')
+  x_train, l_train = _labeled_split(config, 'train')
+  x_test, l_test = _labeled_split(config, 'test')
+
+  subsets = {}
+  for n in labels:
+    try:
+      subsets[n] = balanced_subset(l_train, n, k, seed)
+    except ValueError as e:
+      raise eval_run.EvalError(f'Cannot draw {n} labels from the {len(l_train)} training '
+                               f'examples: {e}') from e
+  _, ebm, step = eval_run.restore_models(config, workdir)
+  if protocol == 'linear':
+    feature_fn = top_feature_fn(ebm)
+    fit = lambda f, lab: train_linear(f, lab, k)
+  else:
+    try:
+      feature_fn = conv_feature_fn(ebm)
+    except ValueError as e:
+      raise eval_run.EvalError(f'Protocol svm takes the top three conv layers: {e}') from e
+    fit = lambda f, lab: train_l2_svm(f, lab, k)
+  extract = lambda y: _batched(feature_fn, y, batch_size)
+  num_bins = config.data.num_bins
+  union = np.unique(np.concatenate(list(subsets.values())))
+  train_features = extract(images_to_model_input(x_train[union], num_bins))
+  classifiers, supervised = {}, {}
+  for n, idx in subsets.items():
+    classifiers[n] = fit(train_features[np.searchsorted(union, idx)], l_train[idx])
+    if protocol == 'linear':
+      supervised[n] = train_supervised(
+          config, images_to_model_input(x_train[idx], num_bins), l_train[idx], supervised_steps,
+          supervised_batch_size, config.optim.ebm_lr, seed)
+
+  predictions = {n: [] for n in labels}
+  supervised_predictions = {n: [] for n in supervised}
+  for i in range(0, len(x_test), TEST_CHUNK):  # test features a chunk at a time
+    y = images_to_model_input(x_test[i:i + TEST_CHUNK], num_bins)
+    features = extract(y)
+    for n in labels:
+      predictions[n].append(classifiers[n].predict(features))
+    for n, model in supervised.items():
+      supervised_predictions[n].append(model.predict(y, batch_size))
+
+  results = {}
+  for n in labels:
+    results[str(n)] = {'labels_used': len(subsets[n]), 'per_class': len(subsets[n]) // k,
+                       'error': _error(np.concatenate(predictions[n]), l_test),
+                       'fit': classifiers[n].fit_info}
+    if n in supervised:
+      results[str(n)]['supervised_error'] = _error(np.concatenate(supervised_predictions[n]),
+                                                   l_test)
+  report = {
+      'step': step, 'mode': mode, 'protocol': protocol, 'dataset': config.data.name,
+      'features': 'top' if protocol == 'linear' else 'conv_top3_maxpool4x4',
+      'feature_dim': int(train_features.shape[1]),
+      'classifier': 'logistic regression' if protocol == 'linear' else 'one-vs-rest L2-SVM',
+      'test_examples': int(len(x_test)), 'seed': seed, 'results': results,
+  }
+  if protocol == 'linear':
+    report['supervised_steps'] = supervised_steps
+  out_dir = os.path.join(workdir, 'eval')
+  tf.io.gfile.makedirs(out_dir)
+  with tf.io.gfile.GFile(os.path.join(out_dir, f'features_{protocol}.json'), 'w') as f:
+    json.dump(report, f, indent=2, sort_keys=True)
+  return report
+
+
+def format_table(report):
+  """The report as a small text table: one row per number of labels."""
+  supervised = report['protocol'] == 'linear'
+  head = f'{"labels":>7} {"per class":>9} {"EBM features error %":>21}'
+  head += f' {"supervised error %":>19}' if supervised else ''
+  lines = [f'{report["dataset"]} {report["mode"]} run at step {report["step"]}, '
+           f'{report["classifier"]} on {report["feature_dim"]}-d features, '
+           f'{report["test_examples"]} test examples', head]
+  for n, r in sorted(report['results'].items(), key=lambda kv: int(kv[0])):
+    line = f'{r["labels_used"]:>7} {r["per_class"]:>9} {r["error"]:>21.2f}'
+    line += f' {r["supervised_error"]:>19.2f}' if supervised else ''
+    lines.append(line)
+  return '\n'.join(lines)
+
+
+def _flag_values():
+  """This script's flags, kept off absl's global FLAGS so that importing the module is free."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string('workdir', None, 'Run folder of a trained EBM (nce, fce or ssl).',
+                      flag_values=fv)
+  flags.DEFINE_list('labels', ['10', '50', '100'], 'Numbers of labeled training examples, '
+                    'split evenly over the classes.', flag_values=fv)
+  flags.DEFINE_enum('protocol', 'linear', PROTOCOLS, 'linear: logistic regression on the top '
+                    'features and a supervised baseline (FCE Figure 4); svm: L2-SVM on the top '
+                    'three conv layers max-pooled to 4x4 (Table 3).', flag_values=fv)
+  flags.DEFINE_integer('supervised_steps', 2000, 'Adam steps of the supervised baseline.',
+                       flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of the labeled subsets and the baseline.', flag_values=fv)
+  return fv
+
+
+def main(argv):
+  """Command line: prints the table, or one line of error and returns 1."""
+  fv = _flag_values()
+  try:
+    rest = fv(list(argv))
+    if len(rest) > 1:
+      raise flags.Error(f'Unexpected arguments: {" ".join(rest[1:])}.')
+    if not fv.workdir:
+      raise flags.Error('--workdir is required: the run folder to probe.')
+    try:
+      labels = [int(n) for n in fv.labels]
+    except ValueError as e:
+      raise flags.Error(f'--labels must be integers, e.g. 10,50,100; got {fv.labels}.') from e
+    report = probe(fv.workdir, labels, fv.protocol, fv.supervised_steps, fv.seed)
+  except (flags.Error, eval_run.EvalError, images.DataError) as e:
+    print('error: ' + ' '.join(str(e).split()), file=sys.stderr)
+    return 1
+  print(format_table(report))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))

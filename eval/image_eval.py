@@ -259,4 +259,22 @@ def evaluate(workdir, config, mode, flow, ebm, step, options):
     _write(path, report)
     logging.info('FID %.3f (N=%d vs %s, %s, %.0fs)', scores['fid'], options.fid_samples,
                  report['fid']['reference'], network.name, time.perf_counter() - t)
+  _summarise(workdir, report, step)
   return report
+
+
+def _summarise(workdir, report, step):
+  """The report's numbers as TensorBoard scalars under eval/ (beside the training curves)."""
+  scalars = {
+      'eval/flow_bpd': report.get('flow_bpd', {}).get('value'),
+      'eval/ebm_bpd_learned_c': report.get('ebm_bpd', {}).get('learned_c'),
+      'eval/ebm_bpd_importance_sampled': report.get('ebm_bpd', {}).get('importance_sampled'),
+      'eval/fid': report.get('fid', {}).get('fid'),
+      'eval/kid': report.get('fid', {}).get('kid'),
+      'eval/test_error': report.get('classification', {}).get('test_error')}
+  writer = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+  with writer.as_default(step=step):
+    for name, value in scalars.items():
+      if value is not None:
+        tf.summary.scalar(name, value)
+  writer.flush()

@@ -108,6 +108,15 @@ def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
   assert fid['reference'] == 'digits train split' and fid['kid'] is not None
   assert os.path.exists(fid['reference_stats'])  # cached for the next evaluation
   assert all(os.path.exists(p) for p in report['samples']) and len(report['samples']) == 2
+  logged = {}
+  for path in tf.io.gfile.glob(os.path.join(digits_run, 'tensorboard', '*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag.startswith('eval/'):
+          logged[(v.tag, event.step)] = v
+  assert {('eval/flow_bpd', 6), ('eval/fid', 6), ('eval/ebm_bpd_importance_sampled', 3)} <= \
+      set(logged)
+  assert any(tag.startswith('eval/samples_T0.5') for tag, _ in logged)
 
   # Re-running computes nothing that is done: blocks with unchanged settings are kept as they are.
   calls = []

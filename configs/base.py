@@ -39,6 +39,7 @@ def get_base_config():
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
   train.eval_every = 1000   # steps between density / sample evaluations
+  train.init_log_normalizer = True  # start c level with the noise's log q on data (trainer.py)
   train.nce_noise = 'gaussian'  # NCE noise: 'gaussian' or 'flow' (a frozen flow, --init_flow)
   train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
   train.nce_nu = 1          # NCE noise samples per data sample

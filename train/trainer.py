@@ -151,11 +151,13 @@ class Trainer:
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
     self.snapshots = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('snapshots'), max_to_keep=None)
-    self._restore_or_initialise(init_flow)
+    fresh = not self._restore_or_initialise(init_flow)
     # Batches are a function of the step (data/pipeline.py): resuming needs no iterator state.
     self.iterator = iter(self.strategy.experimental_distribute_dataset(
         self.source.dataset(start_step=int(self.step.numpy()))))
     self._steps = self._build_steps(nu)
+    if fresh and mode != 'mle' and config.train.init_log_normalizer:
+      self._init_log_normalizer()
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
     check_workdir(workdir, config, mode, write=self.is_chief)
@@ -172,6 +174,7 @@ class Trainer:
     return self.source.batch(0)
 
   def _restore_or_initialise(self, init_flow):
+    """Restores the latest checkpoint (returns True) or initialises a new run (False)."""
     latest = self.manager.latest_checkpoint
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -180,7 +183,7 @@ class Trainer:
       for name, lr in steps_lib.learning_rates(self.config.optim).items():
         self.optimizers[name].learning_rate.assign(lr)
       logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
-      return
+      return True
     if self.mode == 'nce' and self.config.train.nce_noise == 'flow' and not init_flow:
       raise TrainingError('NCE against a flow needs the flow: pass --init_flow=WORKDIR of an '
                           'MLE run.')
@@ -188,6 +191,24 @@ class Trainer:
       restore_flow_from(self.flow, init_flow, self.config)
     else:
       self.flow.data_init(self._first_batch()['x'])
+    return False
+
+  def _init_log_normalizer(self):
+    """Starts the EBM level with the noise: c_k = mean over the first batch of f_k(x) - log q(x).
+
+    The EBM's classifier logit is f - c - log q (FCE eq. 12). On images a trained flow gives the
+    data log q of the order of +100 nats (64 dims of 17 levels) to +5000 (32x32x3), so with c = 0
+    the EBM would first have to raise f by that much, which blows up its weights (NaN within
+    ~30 steps on digits). With this c the two densities start level and the EBM learns shape.
+    """
+    x = tf.constant(self._first_batch()['x'])
+    f = self.ebm(x)
+    log_q = self.noise.log_prob(x)
+    f = f if self.ebm.num_classes else f[:, None]
+    c = tf.reduce_mean(f - log_q[:, None], axis=0)
+    self.ebm.log_normalizer.assign(c)
+    logging.info('EBM log-normalizer c initialised to %s (data log q: mean %.4g)',
+                 np.round(c.numpy(), 3).tolist(), float(tf.reduce_mean(log_q)))
 
   def _build_steps(self, nu):
     opt, gb = self.optimizers, self.global_batch
@@ -195,9 +216,9 @@ class Trainer:
     if self.mode == 'mle':
       return {'flow': compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
                                                        self.config.data.num_bins, gb))}
+    self.noise = self._nce_noise() if self.mode == 'nce' else self.flow
     if self.mode == 'nce':
-      return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self._nce_noise(), opt['ebm'],
-                                                      nu, gb))}
+      return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb)
     if self.mode == 'ssl':
       t = self.config.train

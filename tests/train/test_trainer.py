@@ -187,3 +187,26 @@ def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
   config.model.flow.width = 16  # a corrected model config is accepted
   config.train.ssl_labels_per_class = 3
   trainer_lib.Trainer(config, 'ssl', workdir).run()
+
+
+@pytest.mark.parametrize('mode', ['fce', 'nce', 'ssl'])
+def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode):
+  data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+  np.save(tmp_path / 'images.npy', data)
+  config = configs.get_config('smoke')
+  config.data.name = f'npy:{tmp_path}/images.npy'
+  if mode == 'ssl':  # digits: real labels
+    config = configs.for_dataset('digits', 'smoke', ['data.shape=(8, 8, 1)', 'data.num_bins=17',
+                                                     'train.ssl_labels_per_class=1'])
+    config.data.num_classes, config.model.ebm.conditional = 10, True
+  run = trainer_lib.Trainer(config, mode, str(tmp_path / mode))
+  x = tf.constant(run.source.batch(0)['x'])
+  log_ratio = run.ebm.log_prob(x) - (run.noise.log_prob(x)[:, None] if mode == 'ssl' else
+                                      run.noise.log_prob(x))
+  np.testing.assert_allclose(np.mean(log_ratio.numpy(), axis=0), 0., atol=1e-3)
+  assert abs(float(tf.reduce_mean(run.noise.log_prob(x)))) > 10  # so c = 0 would be far off
+  # Resuming keeps the trained c instead of re-initialising it.
+  run.run()
+  c = run.ebm.log_normalizer.numpy()
+  again = trainer_lib.Trainer(config, mode, str(tmp_path / mode))
+  np.testing.assert_array_equal(again.ebm.log_normalizer.numpy(), c)

@@ -261,10 +261,15 @@ class Trainer:
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
+        hint = ('Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.')
+        if 'accuracy_noise' in bad and 'accuracy_data' not in bad:
+          hint = ('The flow produced a non-finite sample (its forward pass overflowed; affine '
+                  'couplings can, additive ones rarely do): re-run with a lower flow learning '
+                  'rate or --set model.flow.coupling=additive in a new workdir.')
         raise TrainingError(
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
-            'Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.')
+            + hint)
       if self.mode in ALTERNATING:
         self.schedule.record(out['accuracy'])
       step += 1

@@ -218,7 +218,11 @@ def evaluate(workdir, config, mode, flow, ebm, step, options):
     _write(path, report)
     logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
 
-  if has_flow:
+  sample_settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
+                     'seed': options.seed}
+  done = (report.get('samples_settings') == sample_settings and
+          all(tf.io.gfile.exists(p) for p in report.get('samples', [])))
+  if has_flow and not done:
     grids = []
     for temp in options.temperatures:
       png = figures.sample_grid(flow, config, out_dir, step, num=options.grid_samples,
@@ -231,7 +235,7 @@ def evaluate(workdir, config, mode, flow, ebm, step, options):
         tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
                          figures.read_png(png)[None])
     writer.flush()
-    report['samples'] = grids
+    report.update(samples=grids, samples_settings=sample_settings)
     _write(path, report)
 
   fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,

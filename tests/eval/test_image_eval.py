@@ -122,6 +122,7 @@ def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
   calls = []
   monkeypatch.setattr(image_eval, 'test_log_probs', lambda *a: calls.append(a))
   monkeypatch.setattr(image_eval, 'flow_sample_features', lambda *a: calls.append(a))
+  monkeypatch.setattr(image_eval.figures, 'sample_grid', lambda *a, **k: calls.append(a))
   again = eval_run.evaluate(digits_run, options=_options(tmp_path))
   assert not calls and again[6] == report
 

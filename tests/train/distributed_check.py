@@ -60,9 +60,14 @@ start = [np.asarray(v.numpy(), np.float64) if v.dtype.is_floating else v.numpy()
 single, single_metrics = run(tf.distribute.get_strategy(), start)
 multi, multi_metrics = run(mirrored, start)
 var_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single, multi))
-metric_diff = max(abs(a[k] - b[k]) for a, b in zip(single_metrics, multi_metrics) for k in a)
+metric_diff = max(abs(a[k] - b[k]) / max(1., abs(a[k]))
+                  for a, b in zip(single_metrics, multi_metrics) for k in a)
 moved = max(float(np.max(np.abs(a - b))) for a, b in zip(single, start))
 print(f'variable_diff={var_diff:.3g} metric_diff={metric_diff:.3g} moved={moved:.3g}')
 assert moved > 1e-4, 'the steps did not train'
-assert var_diff < 1e-5 and metric_diff < 1e-5, 'distributed step differs from single-device step'
+# Adam/Adamax's first steps are lr * g / (|g| + eps): where g is near 0, float32 rounding of the
+# summation order (one device vs two replicas) changes a variable by a few % of the step (seen:
+# 2e-5 of 1e-3). A replica using only its half of the batch moves variables by the whole step.
+assert var_diff < 0.1 * moved and metric_diff < 1e-5, \
+    'distributed step differs from single-device step'
 print('DISTRIBUTED_OK')

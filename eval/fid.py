@@ -57,11 +57,15 @@ class FIDError(RuntimeError):
   """One clear message saying what is wrong and what to do."""
 
 
-def default_graph_path():
-  """Where TTUR's graph is cached: $FCE_CACHE_DIR (or ~/.cache/fce_ebm)/inception/."""
-  root = os.environ.get('FCE_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache',
+def cache_dir():
+  """Where downloads and dataset statistics are cached: $FCE_CACHE_DIR or ~/.cache/fce_ebm."""
+  return os.environ.get('FCE_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache',
                                                           'fce_ebm')
-  return os.path.join(root, 'inception', GRAPH_FILE)
+
+
+def default_graph_path():
+  """Where TTUR's graph is cached: cache_dir()/inception/."""
+  return os.path.join(cache_dir(), 'inception', GRAPH_FILE)
 
 
 # Distances.

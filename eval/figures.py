@@ -75,8 +75,7 @@ def sample_grid(flow, config, out_dir, step, num=64, seed=0, temperatures=TEMPER
   for t in temperatures:
     y = flow.sample(num, temperature=t, generator=gen)
     x = flow_losses.quantize(y, config.data.num_bins or 256).numpy()
-    if config.data.num_bins and config.data.num_bins != 256:  # stretch to 8 bits to view
-      x = (x.astype(np.float32) * 255 / (config.data.num_bins - 1)).round().astype(np.uint8)
+    x = flow_losses.to_8bit(x, config.data.num_bins)  # 17 levels and the like, to view
     grids.append(tile(x, int(np.ceil(np.sqrt(num)))))
   gap = np.full((grids[0].shape[0], 4, grids[0].shape[2]), 255, np.uint8)
   image = np.concatenate(sum([[g, gap] for g in grids], [])[:-1], axis=1)

@@ -57,19 +57,6 @@ class ReportError(RuntimeError):
   """A part of the evaluation that could not run; what was computed before it is kept."""
 
 
-def cache_dir():
-  return os.path.join(os.environ.get('FCE_CACHE_DIR') or
-                      os.path.join(os.path.expanduser('~'), '.cache', 'fce_ebm'))
-
-
-def to_inception_uint8(x, num_bins):
-  """Quantized images in {0..k-1} stretched to 8 bits (unchanged for k = 256)."""
-  x = np.asarray(x)
-  if num_bins in (0, 256):
-    return x.astype(np.uint8)
-  return np.round(x.astype(np.float32) * 255. / (num_bins - 1)).astype(np.uint8)
-
-
 def _batches(n, size):
   for start in range(0, n, size):
     yield start, min(size, n - start)
@@ -136,7 +123,7 @@ def flow_sample_features(flow, network, config, n, temperature, batch_size, seed
   feats = []
   for _, size in _batches(n, batch_size):
     x = flow_losses.quantize(flow.sample(size, temperature, generator=gen), k).numpy()
-    feats.append(network.features(to_inception_uint8(x, k)).astype(np.float32))
+    feats.append(network.features(flow_losses.to_8bit(x, k)).astype(np.float32))
   return np.concatenate(feats)
 
 
@@ -147,15 +134,15 @@ def reference_stats(config, network, options):
   d = config.data
   key = hashlib.sha1(json.dumps([d.name, d.data_dir, list(d.shape), d.num_bins,
                                  options.fid_reference]).encode()).hexdigest()[:10]
-  short = d.name.split(':')[0] if ':' in d.name else d.name
-  path = os.path.join(cache_dir(), 'fid_stats',
+  short = d.name.split(':')[0]
+  path = os.path.join(fid_lib.cache_dir(), 'fid_stats',
                       f'{short}_{options.fid_reference}_{options.fid_network}_{key}.npz')
   if tf.io.gfile.exists(path):
     return fid_lib.load_stats(path), path
   x, _ = pipeline.load_arrays(config, options.fid_reference)
   logging.info('Computing %s statistics of %s %s (%d images), cached in %s', network.name,
                d.name, options.fid_reference, len(x), path)
-  feats = network.features(to_inception_uint8(x, d.num_bins), batch_size=options.batch_size)
+  feats = network.features(flow_losses.to_8bit(x, d.num_bins), batch_size=options.batch_size)
   mu, sigma = fid_lib.statistics(feats)
   tf.io.gfile.makedirs(os.path.dirname(path))
   fid_lib.save_stats(path, mu, sigma, features=feats)

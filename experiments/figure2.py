@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
+import experiments  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
@@ -37,24 +38,13 @@ flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run
 FLAGS = flags.FLAGS
 
 
-def _scalars(workdir, tag):
-  """{step: value} of a TensorBoard scalar of a run."""
-  out = {}
-  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == tag:
-          out[event.step] = float(tf.make_ndarray(v.tensor))
-  return out
-
-
 def _train(mode, seed, steps, workdir, init_flow=None):
   config = configs.for_dataset('8gaussians', None, [
       f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={FLAGS.eval_every}',
       f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={steps}'] + FLAGS.set)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
-  mse = _scalars(workdir, 'ebm_logp_mse')
-  updates = _scalars(workdir, 'ebm_updates') if mode == 'fce' else {s: s for s in mse}
+  mse = experiments.scalars(workdir, 'ebm_logp_mse')
+  updates = experiments.scalars(workdir, 'ebm_updates') if mode == 'fce' else {s: s for s in mse}
   return [(updates[s], mse[s]) for s in sorted(mse)]
 
 

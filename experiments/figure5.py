@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
+import experiments  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_list('seeds', ['0'], 'Seeds (train.seed: also which points are labeled).')
@@ -32,16 +33,6 @@ flags.DEFINE_string('outdir', 'docs/figure5', 'Where the figure and table go.')
 flags.DEFINE_string('workroot', '/tmp/figure5_runs', 'Run folders (re-running resumes them).')
 flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
 FLAGS = flags.FLAGS
-
-
-def _scalars(workdir, tag):
-  out = {}
-  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == tag:
-          out[event.step] = float(tf.make_ndarray(v.tensor))
-  return [out[s] for s in sorted(out)], sorted(out)
 
 
 def main(_):
@@ -56,10 +47,10 @@ def main(_):
         FLAGS.set)
     logging.info('seed %d: semi-supervised FCE on two spirals', seed)
     trainer_lib.Trainer(config, 'ssl', workdir).run()
-    accuracy, steps = _scalars(workdir, 'class_accuracy')
-    results[seed] = {'steps': steps, 'class_accuracy': accuracy,
-                     'ebm_updates': _scalars(workdir, 'ebm_updates')[0],
-                     'flow_logp_mse': _scalars(workdir, 'flow_logp_mse')[0]}
+    values = lambda tag: [v for _, v in sorted(experiments.scalars(workdir, tag).items())]
+    results[seed] = {'steps': sorted(experiments.scalars(workdir, 'class_accuracy')),
+                     'class_accuracy': values('class_accuracy'),
+                     'ebm_updates': values('ebm_updates'), 'flow_logp_mse': values('flow_logp_mse')}
     shutil.copy(os.path.join(workdir, 'samples', f'density_{FLAGS.steps}.png'),
                 os.path.join(FLAGS.outdir, f'figure5_seed{seed}.png'))
   with open(os.path.join(FLAGS.outdir, 'figure5.json'), 'w') as f:

@@ -36,6 +36,15 @@ def quantize(y, num_bins=256):
   return tf.cast(tf.clip_by_value(x, 0, num_bins - 1), tf.uint8)
 
 
+def to_8bit(x, num_bins):
+  """Quantized images in {0..k-1} stretched to uint8 0..255 (unchanged for k = 256 or 0), for
+  viewing and for Inception features."""
+  x = np.asarray(x)
+  if num_bins in (0, 256):
+    return x.astype(np.uint8)
+  return np.round(x.astype(np.float32) * 255. / (num_bins - 1)).astype(np.uint8)
+
+
 def bits_per_dim(log_prob, num_dims, num_bins=256):
   """Bits per dimension of discrete data from log p(y) of its dequantized version (per example)."""
   return (-log_prob + num_dims * np.log(num_bins)) / (num_dims * np.log(2.))

@@ -66,7 +66,8 @@ def test_importance_sampling_of_a_perfect_proposal_is_exact():
 @pytest.mark.parametrize('levels,expected', [(17, [0, 16, 255]), (256, [0, 16, 255])])
 def test_images_are_stretched_to_8_bits_for_inception(levels, expected):
   x = np.array([0, 1, 16] if levels == 17 else [0, 16, 255], np.uint8)
-  assert image_eval.to_inception_uint8(x, levels).tolist() == expected
+  from losses import flow as flow_losses
+  assert flow_losses.to_8bit(x, levels).tolist() == expected
 
 
 @pytest.fixture(scope='module')

@@ -3,9 +3,12 @@
 import importlib
 
 CONFIGS = ('toy2d', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
-# Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys and the TFDS image sets.
-DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons', 'svhn',
-            'cifar10', 'celeba', 'mnist', 'digits')
+# Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys of FCE Figure 1, the 2D
+# benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
+DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
+            'unequal2', 'sharp_broad', 'aniso_rotated', 'grid25', 'student_t', 'sine', 'banana',
+            'far_mode', 'ring_blob', 'cross', 'mixed', 'unequal8',
+            'svhn', 'cifar10', 'celeba', 'mnist', 'digits')
 
 
 def get_config(name):
@@ -27,7 +30,7 @@ def for_dataset(dataset, config_name=None, assignments=()):
                      'folder:PATH.')
   shape = images.infer_shape(dataset) if user_source else None
   if config_name is None:
-    if dataset in toys.TOYS or (shape is not None and len(shape) == 1):
+    if dataset in toys.ALL or (shape is not None and len(shape) == 1):
       config_name = 'toy2d'
     else:
       config_name = dataset if dataset in (*images.TFDS_NAMES, 'digits') else 'svhn'

@@ -25,7 +25,7 @@ TOY_TRAIN_SIZE = 1_000_000
 
 @functools.lru_cache(maxsize=4)
 def _cached_arrays(name, split, shape, num_bins, seed, data_dir):
-  if name in toys.TOYS:
+  if name in toys.ALL:
     rng = np.random.default_rng([seed, 0 if split == 'train' else 1])
     if name == '2spirals':  # the arms are the classes (FCE Figure 5)
       return toys.spirals_with_labels(TOY_TRAIN_SIZE, rng)

@@ -9,7 +9,11 @@ radial density). The others (2spirals, pinwheel, moons) are defined only by thei
 import numpy as np
 from scipy import special
 
+from data import suite2d
+
 TOYS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons')
+# Every built-in 2D density: the six toys of FCE Figure 1 and the benchmark suite (data/suite2d.py).
+ALL = TOYS + suite2d.NAMES
 
 _GAUSS_SCALE = 4.
 _GAUSS_STD = 0.5 / 1.414  # FFJORD: N(center, 0.5^2), then everything divided by 1.414
@@ -23,9 +27,11 @@ def _eight_centers():
 
 
 def sample(name, n, rng):
-  """Draws n points of toy `name` as float32 [n, 2]."""
+  """Draws n points of toy (or suite density) `name` as float32 [n, 2]."""
+  if name in suite2d.DENSITIES:
+    return suite2d.sample(name, n, rng)
   if name not in TOYS:
-    raise ValueError(f'Unknown toy dataset {name!r}; valid: {", ".join(TOYS)}.')
+    raise ValueError(f'Unknown 2D dataset {name!r}; valid: {", ".join(ALL)}.')
   if name == '8gaussians':
     centers = _eight_centers()
     idx = rng.integers(0, 8, n)
@@ -86,12 +92,14 @@ def _moons(n, rng, noise=0.1):
 
 
 def has_exact_log_density(name):
-  return name in ('8gaussians', 'checkerboard', 'rings')
+  return name in ('8gaussians', 'checkerboard', 'rings') or name in suite2d.DENSITIES
 
 
 def log_density(name, x):
   """Exact log-density of toy `name` at points x [n, 2] (numpy float64)."""
   x = np.asarray(x, np.float64)
+  if name in suite2d.DENSITIES:
+    return suite2d.log_density(name, x)
   if name == '8gaussians':
     centers = _eight_centers()
     sq = np.sum((x[:, None, :] - centers[None]) ** 2, -1)
@@ -112,4 +120,4 @@ def log_density(name, x):
         - np.log(_RING_STD * np.sqrt(2 * np.pi)), axis=1) - np.log(4.)
     return log_pr - np.log(2 * np.pi * np.maximum(r, 1e-12))
   raise ValueError(f'Toy {name!r} has no closed-form density; those that do: '
-                   '8gaussians, checkerboard, rings.')
+                   '8gaussians, checkerboard, rings and the suite (data/suite2d.py).')

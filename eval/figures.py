@@ -23,12 +23,12 @@ def density_report(config, flow, ebm, mode, out_dir, step):
   rng = np.random.default_rng(config.train.seed + 1)
   grid, _, cell = density2d.make_grid(GRID_LIMIT, GRID_SIZE)
   metrics, panels = {}, {}
-  exact = name in toys.TOYS and toys.has_exact_log_density(name)
+  exact = name in toys.ALL and toys.has_exact_log_density(name)
   if exact:
     points = toys.sample(name, 5000, rng)
     true_points = toys.log_density(name, points)
     panels['data'] = np.exp(toys.log_density(name, grid))
-  elif name in toys.TOYS:
+  elif name in toys.ALL:
     panels['data'] = density2d.histogram_density(toys.sample(name, 200000, rng), GRID_LIMIT,
                                                  GRID_SIZE)
   if mode in ('mle', 'fce', 'ssl'):

@@ -32,7 +32,7 @@ def test_reading_a_misspelled_field_fails_loudly():
 def test_builtin_dataset_list_matches_the_sources():
   from data import images
   from data import toys
-  assert configs.DATASETS == toys.TOYS + tuple(images.TFDS_NAMES) + ('digits',)
+  assert configs.DATASETS == toys.ALL + tuple(images.TFDS_NAMES) + ('digits',)
 
 
 def test_for_dataset_picks_the_dataset_config_and_user_shapes(tmp_path):

@@ -1,17 +1,20 @@
 import numpy as np
 import pytest
 
+from data import suite2d
 from data import toys
 
 
-@pytest.mark.parametrize('name', toys.TOYS)
+@pytest.mark.parametrize('name', toys.ALL)
 def test_samplers_give_finite_2d_points(name):
   x = toys.sample(name, 500, np.random.default_rng(0))
   assert x.shape == (500, 2) and x.dtype == np.float32 and np.all(np.isfinite(x))
 
 
-@pytest.mark.parametrize('name', ['8gaussians', 'checkerboard', 'rings'])
+@pytest.mark.parametrize('name', ['8gaussians', 'checkerboard', 'rings', *suite2d.NAMES])
 def test_exact_density_integrates_to_one_and_matches_the_sampler(name):
+  # Cells of 0.01 resolve the sharpest suite component (std 0.05); beyond +-6 lies < 0.3 % of
+  # the heavy-tailed Student-t mass.
   edges = np.linspace(-6, 6, 25)
   fine = np.linspace(-6, 6, 1201)
   centers = 0.5 * (fine[1:] + fine[:-1])
@@ -27,7 +30,7 @@ def test_exact_density_integrates_to_one_and_matches_the_sampler(name):
 
 
 def test_unknown_toy_and_missing_density_are_refused():
-  with pytest.raises(ValueError, match="Unknown toy dataset 'swissroll'; valid: 8gaussians"):
+  with pytest.raises(ValueError, match="Unknown 2D dataset 'swissroll'; valid: 8gaussians"):
     toys.sample('swissroll', 10, np.random.default_rng(0))
   with pytest.raises(ValueError, match='no closed-form density'):
     toys.log_density('moons', np.zeros((1, 2)))
@@ -38,3 +41,24 @@ def test_spirals_labels_follow_the_arms():
   assert set(np.unique(y)) == {0, 1}
   # The arms are point reflections of each other: their means have opposite signs.
   assert np.dot(x[y == 0].mean(0), x[y == 1].mean(0)) < 0
+
+
+def test_suite_spans_what_the_benchmark_promises():
+  """At least 10 densities; 2 to 25 modes; weights up to 1:10 or more; scales 0.05 to >= 1."""
+  mixtures = suite2d.DENSITIES.values()
+  assert len(suite2d.NAMES) >= 10 and not set(suite2d.NAMES) & set(toys.TOYS)
+  sizes = [len(m.components) for m in mixtures]
+  assert min(sizes) <= 2 and max(sizes) == 25
+  assert max(max(m.weights) / min(m.weights) for m in mixtures) >= 10
+  kinds = {type(c).__name__ for m in mixtures for c in m.components}
+  assert kinds == {'Gauss', 'StudentT', 'Ring', 'Curve'}
+
+
+def test_student_t_component_matches_scipy():
+  from scipy import stats
+  t = suite2d.StudentT((0.5, -1.), (0.4, 0.2), 30., 3.)
+  x = np.random.default_rng(0).normal(size=(20, 2))
+  rot = suite2d._rotation(30.)
+  shape = rot @ np.diag([0.4 ** 2, 0.2 ** 2]) @ rot.T
+  np.testing.assert_allclose(t.log_prob(x), stats.multivariate_t([0.5, -1.], shape, df=3).logpdf(x),
+                             rtol=1e-10)

@@ -28,17 +28,26 @@ def get_base_config():
   optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4
   optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM; the adversarial game prefers short memory
   optim.flow_lr = 1e-5      # Adamax, FCE Sec. 4
+  optim.flow_optimizer = 'adamax'  # the flow's FCE optimiser: 'adamax' (paper), 'adam' or 'sgd'
+  optim.flow_beta1 = 0.9    # Adam beta1 of the flow, with flow_optimizer='adam'
+  optim.ebm_clip_norm = 0.  # clip the EBM's gradient to this global norm (0 = off)
+  optim.flow_clip_norm = 0.  # clip the flow's gradient (FCE and MLE) to this global norm (0 = off)
   optim.flow_mle_lr = 1e-3  # Adam for MLE pretraining (openai/glow's default)
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 64     # data examples per step (flow samples per step: the same)
   train.steps = 100000      # total updates (EBM + flow in fce)
+  train.ebm_updates = 0     # fce/ssl: stop after this many EBM updates (0 = train.steps decides)
   train.seed = 0            # data order, dequantization noise and latents
   train.log_every = 100     # steps between log lines and TensorBoard scalars
   train.checkpoint_every = 1000  # steps between checkpoints (the latest one is kept)
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
   train.eval_every = 1000   # steps between density / sample evaluations
+  train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
+  train.fce_init_steps = 0  # fce/ssl: EBM-only updates against the frozen flow first (FCE-init)
+  train.flow_nll_warn = 1.  # fce/ssl: warn when the flow's data NLL per dim rises this far
+                            # above its value at the start (a collapsing flow)
   train.init_log_normalizer = True  # start c level with the noise's log q on data (trainer.py)
   train.nce_noise = 'gaussian'  # NCE noise: 'gaussian' or 'flow' (a frozen flow, --init_flow)
   train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
@@ -52,6 +61,7 @@ def get_base_config():
   schedule.hysteresis = 0.  # switch at threshold +/- hysteresis
   schedule.window = 1       # accuracy averaged over this many recent updates
   schedule.max_flow_updates = 0  # hand back to the EBM after this many flow updates (0 = never)
+  schedule.max_ebm_updates = 0  # hand over to the flow after this many EBM updates (0 = never)
 
   return config
 

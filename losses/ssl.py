@@ -42,15 +42,19 @@ def vat_loss(ebm, x, epsilon, xi=1e-2, power_iterations=1, global_batch_size=Non
 
   KL(p(.|x) || p(.|x + r_adv)), with r_adv of L2 norm `epsilon` per example found by
   `power_iterations` steps of the power method from a random direction (finite difference xi).
+
+  All predictions are made with dropout off (training=False): with one dropout mask drawn per
+  call, KL(p(.|x) || p(.|x + r)) would not vanish at r = 0, and the power method would chase the
+  masks' difference rather than the direction most sensitive to x.
   """
-  logits = tf.stop_gradient(class_logits(ebm, x, training=True))
+  logits = tf.stop_gradient(class_logits(ebm, x, training=False))
   d = _unit_per_example(tf.random.normal(tf.shape(x)))
   for _ in range(power_iterations):
     with tf.GradientTape() as tape:
       tape.watch(d)
-      kl = tf.reduce_mean(_kl_from_logits(logits, class_logits(ebm, x + xi * d, training=True)))
+      kl = tf.reduce_mean(_kl_from_logits(logits, class_logits(ebm, x + xi * d, training=False)))
     d = _unit_per_example(tf.stop_gradient(tape.gradient(kl, d)))
-  kl = _kl_from_logits(logits, class_logits(ebm, x + epsilon * d, training=True))
+  kl = _kl_from_logits(logits, class_logits(ebm, x + epsilon * d, training=False))
   return reduce_batch(kl, global_batch_size), {'vat_loss': reduce_batch(kl, global_batch_size)}
 
 

@@ -156,6 +156,12 @@ class EnergyModel(keras.Model):
         name='log_normalizer', shape=[num_classes or 1], initializer='zeros')
     self.data_shape = tuple(network.input_shape[1:])
 
+  @property
+  def has_dropout(self):
+    """Whether the network has dropout, i.e. f_theta(x, training=True) is random."""
+    dropout = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout)
+    return any(isinstance(layer, dropout) for layer in self.network.submodules)
+
   def _check(self, x):
     if tuple(x.shape[1:]) != self.data_shape:
       raise ValueError(f'This EBM takes inputs of shape {self.data_shape}; '

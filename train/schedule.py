@@ -1,13 +1,17 @@
 """FCE's alternation rule (FCE Sec. 4): update the EBM until the classifier's accuracy is above
-the threshold, then the flow until it is below it.
+the threshold, then the flow until it is no longer above it.
 
 The accuracy compared is the mean over the last `window` updates (of either model); a
 hysteresis band keeps the phase from flipping on noise (to the flow above threshold +
-hysteresis, back to the EBM below threshold - hysteresis); and `max_flow_updates` (0 = no
-limit) hands control back to the EBM after that many consecutive flow updates. Without such a
-limit the literal rule can starve the EBM: once the EBM calls every point 'data' (a
-log-normalizer c that is too small), the accuracy sits at exactly 0.5 and no flow update can
-push it below. The state lives in tf.Variables so that checkpoints carry it.
+hysteresis, back to the EBM at or below threshold - hysteresis); `max_flow_updates` and
+`max_ebm_updates` (0 = no limit) cap a phase at that many consecutive updates (both 1: strict
+1:1 alternation).
+
+At the threshold itself the EBM moves. This matters at 0.5: an EBM that calls every point
+'data' (a log-normalizer c that is too small) scores exactly 0.5, data all right and samples
+all wrong. Read literally ("the flow until the accuracy is below 0.5"), the flow would then
+keep the turn forever, since no flow update can push that accuracy below 0.5, and the EBM
+would starve. The state lives in tf.Variables so that checkpoints carry it.
 """
 
 import tensorflow as tf
@@ -16,15 +20,18 @@ import tensorflow as tf
 class AlternationSchedule(tf.Module):
   """Decides which model the next FCE update trains; counts both models' updates."""
 
-  def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0):
+  def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0,
+               max_ebm_updates=0):
     super().__init__(name='schedule')
     if not 0. < threshold < 1.:
       raise ValueError(f'The accuracy threshold must lie in (0, 1), got {threshold}.')
-    if hysteresis < 0 or window < 1 or max_flow_updates < 0:
-      raise ValueError('Need hysteresis >= 0, window >= 1 and max_flow_updates >= 0; got '
-                       f'{hysteresis}, {window}, {max_flow_updates}.')
+    if hysteresis < 0 or window < 1 or max_flow_updates < 0 or max_ebm_updates < 0:
+      raise ValueError('Need hysteresis >= 0, window >= 1, max_flow_updates >= 0 and '
+                       f'max_ebm_updates >= 0; got {hysteresis}, {window}, {max_flow_updates}, '
+                       f'{max_ebm_updates}.')
     self.threshold, self.hysteresis = threshold, hysteresis
     self.window, self.max_flow_updates = window, max_flow_updates
+    self.max_ebm_updates = max_ebm_updates
     self.flow_phase = tf.Variable(False, trainable=False, name='flow_phase')
     self.ebm_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='ebm_updates')
     self.flow_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='flow_updates')
@@ -41,20 +48,28 @@ class AlternationSchedule(tf.Module):
     n = min(int(self.num_recorded.numpy()), self.window)
     return float(tf.reduce_mean(self.recent[:n])) if n else 0.5
 
-  def record(self, accuracy):
-    """Records the accuracy measured by the update just made; returns the next phase."""
+  def record(self, accuracy, hold=False):
+    """Records the accuracy measured by the update just made; returns the next phase.
+
+    With hold=True (FCE-init: EBM updates against a frozen flow) the update is counted but
+    the phase does not change.
+    """
     counter = self.flow_updates if self.phase == 'flow' else self.ebm_updates
     counter.assign_add(1)
     self.phase_length.assign_add(1)
     slot = int(self.num_recorded.numpy()) % self.window
     self.recent[slot].assign(float(accuracy))
     self.num_recorded.assign_add(1)
-    acc = self.mean_accuracy
-    if self.phase == 'ebm' and acc > self.threshold + self.hysteresis:
+    if hold:
+      return self.phase
+    acc, length = self.mean_accuracy, int(self.phase_length.numpy())
+    if self.phase == 'ebm' and (
+        acc > self.threshold + self.hysteresis or
+        (self.max_ebm_updates and length >= self.max_ebm_updates)):
       self._switch(True)
     elif self.phase == 'flow' and (
-        acc < self.threshold - self.hysteresis or
-        (self.max_flow_updates and int(self.phase_length.numpy()) >= self.max_flow_updates)):
+        acc <= self.threshold - self.hysteresis or
+        (self.max_flow_updates and length >= self.max_flow_updates)):
       self._switch(False)
     return self.phase
 

@@ -22,14 +22,32 @@ def learning_rates(optim_config):
           'flow_mle': optim_config.flow_mle_lr}
 
 
+FLOW_OPTIMIZERS = ('adamax', 'adam', 'sgd')
+
+
 def make_optimizers(optim_config):
-  """The paper's optimisers (FCE Sec. 4): Adam for the EBM, Adamax for the flow (FCE), and
-  Adam for flow MLE pretraining."""
+  """The paper's optimisers (FCE Sec. 4): Adam for the EBM, Adamax for the flow (FCE; or
+  `optim.flow_optimizer`), and Adam for flow MLE pretraining.
+
+  `optim.ebm_clip_norm` / `optim.flow_clip_norm` (0 = off) clip each model's gradient to that
+  global norm; Keras clips after the gradients are summed over replicas, so the bound holds for
+  the global gradient under tf.distribute too.
+  """
   lr = learning_rates(optim_config)
+  clip = lambda norm: {'global_clipnorm': float(norm)} if norm else {}
+  kind = optim_config.flow_optimizer
+  if kind not in FLOW_OPTIMIZERS:
+    raise ValueError(f'Unknown optim.flow_optimizer {kind!r}; valid: {", ".join(FLOW_OPTIMIZERS)}.')
+  flow_clip = clip(optim_config.flow_clip_norm)
+  flow = {'adamax': lambda: keras.optimizers.Adamax(lr['flow'], **flow_clip),
+          'adam': lambda: keras.optimizers.Adam(lr['flow'], beta_1=optim_config.flow_beta1,
+                                                **flow_clip),
+          'sgd': lambda: keras.optimizers.SGD(lr['flow'], **flow_clip)}[kind]()
   return {
-      'ebm': keras.optimizers.Adam(lr['ebm'], beta_1=optim_config.ebm_beta1),
-      'flow': keras.optimizers.Adamax(lr['flow']),
-      'flow_mle': keras.optimizers.Adam(lr['flow_mle']),
+      'ebm': keras.optimizers.Adam(lr['ebm'], beta_1=optim_config.ebm_beta1,
+                                   **clip(optim_config.ebm_clip_norm)),
+      'flow': flow,
+      'flow_mle': keras.optimizers.Adam(lr['flow_mle'], **flow_clip),
   }
 
 
@@ -64,13 +82,19 @@ def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
   return _descend(loss_fn, optimizer, ebm.trainable_variables)
 
 
-def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None):
-  """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12."""
+def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None,
+                   flow_mle_weight=0.):
+  """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12.
+
+  flow_mle_weight > 0 adds that weight times the flow's NLL per dimension on the data to the
+  flow's loss (not in the paper; see `contrastive.flow_fce_loss`).
+  """
   def ebm_loss(batch):
     return contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size)
 
   def flow_loss(batch):
-    return contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size)
+    return contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,
+                                     flow_mle_weight)
 
   return (_descend(ebm_loss, ebm_optimizer, ebm.trainable_variables),
           _descend(flow_loss, flow_optimizer, flow.trainable_variables))

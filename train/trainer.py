@@ -122,6 +122,8 @@ class Trainer:
       self.optimizers = steps_lib.make_optimizers(config.optim)
       self.schedule = schedule_lib.AlternationSchedule(**config.train.schedule)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+      # The flow's NLL on the first batch when FCE began: the collapse warning's reference.
+      self.flow_nll_start = tf.Variable(np.nan, trainable=False, name='flow_nll_start')
       # The optimizers this mode uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
       trained = ({'flow_mle': self.flow} if mode == 'mle' else {'ebm': self.ebm} if mode == 'nce'
@@ -146,6 +148,7 @@ class Trainer:
                                        labeled_batch_size=self.labeled_batch)
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
+        flow_nll_start=self.flow_nll_start,
         **{f'{k}_optimizer': self.optimizers[k] for k in trained})
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
@@ -158,6 +161,10 @@ class Trainer:
     self._steps = self._build_steps(nu)
     if fresh and mode != 'mle' and config.train.init_log_normalizer:
       self._init_log_normalizer()
+    if fresh and mode in ALTERNATING:
+      self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
+          tf.constant(self._first_batch()['x'])))))
+    self._collapse_warned = False
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
     check_workdir(workdir, config, mode, write=self.is_chief)
@@ -219,7 +226,8 @@ class Trainer:
     self.noise = self._nce_noise() if self.mode == 'nce' else self.flow
     if self.mode == 'nce':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
-    ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb)
+    ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb,
+                                                   self.config.train.flow_mle_weight)
     if self.mode == 'ssl':
       t = self.config.train
       ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,
@@ -251,13 +259,23 @@ class Trainer:
     writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
               if self.is_chief else tf.summary.create_noop_writer())
     step = int(self.step.numpy())
-    if step >= c.steps:
-      logging.info('Already trained to step %d (train.steps=%d); nothing to do.', step, c.steps)
+
+    def finished():
+      if self.mode in ALTERNATING and c.ebm_updates:
+        return step >= c.steps or self.schedule.updates['ebm'] >= c.ebm_updates
+      return step >= c.steps
+
+    if finished():
+      logging.info('Already trained to step %d (train.steps=%d, train.ebm_updates=%d); nothing '
+                   'to do.', step, c.steps, c.ebm_updates)
     t_last, s_last = time.perf_counter(), step
     logged = {}
-    while step < c.steps:
+    while not finished():
       batch = next(self.iterator)
-      phase = self.schedule.phase if self.mode in ALTERNATING else next(iter(self._steps))
+      # FCE-init (FCE Sec. 4.4, Table 4): the first fce_init_steps update only the EBM.
+      fce_init = self.mode in ALTERNATING and step < c.fce_init_steps
+      phase = ('ebm' if fce_init else self.schedule.phase) if self.mode in ALTERNATING else \
+          next(iter(self._steps))
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
@@ -271,10 +289,11 @@ class Trainer:
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             + hint)
       if self.mode in ALTERNATING:
-        self.schedule.record(out['accuracy'])
+        self.schedule.record(out['accuracy'], hold=fce_init)
       step += 1
       self.step.assign(step)
-      if step % c.log_every == 0 or step == c.steps:
+      last = finished()
+      if step % c.log_every == 0 or last:
         now = time.perf_counter()
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
@@ -282,8 +301,13 @@ class Trainer:
         if self.mode in ALTERNATING:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
                         mean_accuracy=self.schedule.mean_accuracy)
+        self._check_flow_collapse(logged.get('flow_nll'), step)
+        remaining = c.steps - step
+        if self.mode in ALTERNATING and c.ebm_updates:  # the EBM's share of updates so far
+          ebm_done = self.schedule.updates['ebm']
+          remaining = min(remaining, (c.ebm_updates - ebm_done) * step / max(ebm_done, 1))
         logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, c.steps, rate,
-                     _eta((c.steps - step) / rate),
+                     _eta(remaining / rate),
                      '  '.join(f'{k}={v:.4g}' for k, v in sorted(logged.items())))
         with writer.as_default(step=step):
           for k, v in logged.items():
@@ -291,12 +315,33 @@ class Trainer:
           tf.summary.scalar('steps_per_second', rate)
           for k, v in self._learning_rates().items():
             tf.summary.scalar(k, v)
-      if step % c.eval_every == 0 or step == c.steps:
+      if step % c.eval_every == 0 or last:
         logged.update(self.evaluate(step, writer))
-      if step % c.checkpoint_every == 0 or step == c.steps:
+      if step % c.checkpoint_every == 0 or last:
         self._save(step)
     writer.flush()
     return logged
+
+  def _check_flow_collapse(self, flow_nll, step):
+    """Warns once when the flow's NLL on the data per dimension has risen more than
+    train.flow_nll_warn above its value when FCE began (and once when it is back)."""
+    start, margin = float(self.flow_nll_start.numpy()), self.config.train.flow_nll_warn
+    if flow_nll is None or not np.isfinite(start) or not margin:
+      return
+    dims = int(np.prod(self.config.data.shape))
+    rise = (flow_nll - start) / dims
+    if rise > margin and not self._collapse_warned:
+      logging.warning(
+          'step %d: the flow is collapsing: its NLL on data is %.4g nats, %.3g per dimension '
+          'above the %.4g it had when FCE began (train.flow_nll_warn=%g). Its samples no longer '
+          'cover the data, so the EBM learns little where they are missing. Try '
+          '--set train.flow_mle_weight=... or a lower optim.flow_lr (docs/bench2d).',
+          step, flow_nll, rise, start, margin)
+      self._collapse_warned = True
+    elif rise <= margin and self._collapse_warned:
+      logging.info('step %d: the flow NLL on data is back within train.flow_nll_warn of its '
+                   'start (%.4g nats).', step, flow_nll)
+      self._collapse_warned = False
 
   def evaluate(self, step, writer):
     """Figures during training: 2D densities (with Figure 2's errors) or flow sample grids."""

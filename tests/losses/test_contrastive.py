@@ -147,11 +147,29 @@ def test_flow_gradient_through_samples_matches_finite_differences():
 def test_nce_against_gaussian_noise_reaches_every_ebm_variable():
   ebm, _, x, _ = _models()
   gaussian = noise.GaussianNoise((2,), std=2.)
+  z = tf.random.stateless_normal([64, 2], seed=[2, 3])
+  samples = 2. * z  # the noise samples
+  # Shift c into the widest gap between the middle half of the data's log-ratios: some points of
+  # each side are then classified right and some wrong, and none is near a tie (r = 0).
+  log_ratio = lambda t: (ebm.marginal_log_prob(t) - gaussian.log_prob(t)).numpy() - np.log(4.)
+  r = np.sort(log_ratio(x))[4:12]
+  i = np.argmax(np.diff(r))
+  ebm.log_normalizer.assign_add([(r[i] + r[i + 1]) / 2])
   with tf.GradientTape() as tape:
-    loss, metrics = contrastive.ebm_nce_loss(ebm, gaussian, x, tf.random.normal([64, 2]), nu=4.)
+    loss, metrics = contrastive.ebm_nce_loss(ebm, gaussian, x, z, nu=4.)
   helpers.assert_all_gradients_nonzero(ebm.trainable_variables,
                                        tape.gradient(loss, ebm.trainable_variables))
-  assert 0. <= float(metrics['accuracy']) <= 1.
+  # The loss and accuracies by hand: r = log p - log q - log nu, a point is called data if r > 0.
+  r_data, r_noise = log_ratio(x), log_ratio(samples)
+  assert 0 < np.mean(r_data > 0) < 1 and 0 < np.mean(r_noise < 0) < 1
+  assert np.abs(np.concatenate([r_data, r_noise])).min() > 1e-4 * np.abs(r).max()
+  log_sigmoid = lambda t: -np.logaddexp(0., -t.astype(np.float64))
+  expected = np.mean(log_sigmoid(r_data)) + 4. * np.mean(log_sigmoid(-r_noise))
+  np.testing.assert_allclose(loss.numpy(), -expected, rtol=1e-5)
+  acc_data, acc_noise = np.mean(r_data > 0), np.mean(r_noise < 0)
+  np.testing.assert_allclose([float(metrics['accuracy_data']), float(metrics['accuracy_noise'])],
+                             [acc_data, acc_noise], rtol=1e-6)
+  np.testing.assert_allclose(float(metrics['accuracy']), 0.5 * (acc_data + acc_noise), rtol=1e-6)
 
 
 def test_gaussian_noise_log_prob_closed_form():
@@ -159,3 +177,37 @@ def test_gaussian_noise_log_prob_closed_form():
   x = np.ones((1, 3), np.float32)
   np.testing.assert_allclose(gaussian.log_prob(x).numpy(),
                              [3 * (-np.log(2.) - 0.5 * np.log(2 * np.pi))], rtol=1e-6)
+
+
+def test_ebm_fce_metrics_are_computed_with_dropout_off():
+  """The alternation schedule reads the accuracy: the EBM step must report it with dropout off,
+  as the flow step does, while its loss keeps dropout on."""
+  shape = (12, 12, 3)
+  ebm = build.build_ebm(ml_collections.ConfigDict(dict(arch='conv_small', conditional=True)),
+                        shape, num_classes=3)
+  mlp = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  assert ebm.has_dropout and not mlp.has_dropout
+  gaussian = noise.GaussianNoise(shape, std=1.)
+  rng = np.random.default_rng(3)
+  x = tf.constant(rng.normal(size=(32, *shape)).astype(np.float32))
+  z = tf.constant(rng.normal(size=(32, int(np.prod(shape)))).astype(np.float32))
+  samples, logq_samples = gaussian.generate(z)
+  # Centre r = log p - log q at 0 on the data, so that dropout noise would flip decisions.
+  c = np.median(ebm.marginal_log_prob(x).numpy() - gaussian.log_prob(x).numpy())
+  ebm.log_normalizer.assign([c] * 3)
+  _, first = contrastive.ebm_fce_loss(ebm, gaussian, x, z, global_batch_size=64)
+  _, second = contrastive.ebm_fce_loss(ebm, gaussian, x, z, global_batch_size=64)
+  r_data = (ebm.marginal_log_prob(x) - gaussian.log_prob(x)).numpy()
+  r_noise = (ebm.marginal_log_prob(samples) - logq_samples).numpy()
+  acc_data = np.sum(r_data > 0) / 64.  # global batch 64: this replica's share of the mean
+  acc_noise = np.sum(r_noise < 0) / 64.
+  value = (np.sum(-np.logaddexp(0., -r_data)) + np.sum(-np.logaddexp(0., r_noise))) / 64.
+  for metrics in (first, second):
+    np.testing.assert_allclose(float(metrics['accuracy_data']), acc_data, atol=1e-6)
+    np.testing.assert_allclose(float(metrics['accuracy_noise']), acc_noise, atol=1e-6)
+    np.testing.assert_allclose(float(metrics['accuracy']), 0.5 * (acc_data + acc_noise),
+                               atol=1e-6)
+    np.testing.assert_allclose(float(metrics['value']), value, rtol=1e-5)
+  _, flow_metrics = contrastive.flow_fce_loss(ebm, gaussian, x, z, global_batch_size=64)
+  for k in ('value', 'accuracy', 'accuracy_data', 'accuracy_noise'):
+    np.testing.assert_allclose(float(first[k]), float(flow_metrics[k]), rtol=1e-5)

@@ -51,3 +51,20 @@ def test_ssl_loss_reaches_every_ebm_variable():
   helpers.assert_all_gradients_nonzero(ebm.trainable_variables,
                                        tape.gradient(loss, ebm.trainable_variables))
   assert {'value', 'accuracy', 'label_loss', 'vat_loss'} <= set(metrics)
+
+
+def _dropout_ebm(classes=3, shape=(12, 12, 3)):
+  """A 'conv_small' EBM (dropout 0.2 / 0.5 / 0.5, FCE Table 6) on images it accepts."""
+  config = ml_collections.ConfigDict(dict(arch='conv_small', conditional=True))
+  return build.build_ebm(config, shape, num_classes=classes)
+
+
+def test_vat_is_zero_at_zero_perturbation_for_a_network_with_dropout():
+  ebm = _dropout_ebm()
+  assert ebm.has_dropout
+  x = tf.random.stateless_normal([4, 12, 12, 3], seed=[4, 5])
+  vat, metrics = ssl.vat_loss(ebm, x, epsilon=0.)  # KL(p(.|x) || p(.|x + 0)) must vanish
+  np.testing.assert_allclose(float(vat), 0., atol=1e-6)
+  np.testing.assert_allclose(float(metrics['vat_loss']), 0., atol=1e-6)
+  vat, _ = ssl.vat_loss(ebm, x, epsilon=1.)
+  assert np.isfinite(float(vat)) and float(vat) >= 0.

@@ -1,0 +1,218 @@
+"""The 2D benchmark: FCE against NCE and Glow-MLE on densities beyond the six toys.
+
+For each density of data/suite2d.py and each seed, at equal EBM updates:
+  fce_rand   FCE from a random Glow (the 2D protocol of the paper)
+  fce_mle    FCE from the Glow-MLE run below (--init_flow)
+  nce        NCE against a Gaussian fitted to the data (1.5 x its std)
+  mle        Glow-MLE, as many steps as EBM updates
+Every run is the trainer of `main.py` with the toy2d defaults plus --set overrides, so the
+defaults are what is measured. Scores on held-out points drawn from the exact density:
+  ebm_mse / flow_mse     FCE Figure 2's metric: the mean squared error of the log-density, the
+                         EBM's with its learned log-normalizer c
+  ebm_ll / flow_ll       mean log-likelihood; the EBM's normalised on a fine grid over
+                         [-4.5, 4.5]^2 (its learned c: ebm_ll_c); true_ll is the data's own
+  nan_stop, seconds      whether the run stopped on a NaN, and its wall time
+A run whose result.json exists is not run again, so an interrupted benchmark resumes. Writes
+results.json (every run), results.md (means over seeds, per density, and the issue's goals)
+and <density>.png (data | Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, first seed) to --outdir.
+
+  # full: 12 densities x 3 seeds x 5000 EBM updates (about 8 hours on 2 cores)
+  python -m experiments.bench2d --outdir=docs/bench2d
+  # reduced (under an hour on 2 cores): 1 seed, 1500 EBM updates
+  python -m experiments.bench2d --seeds=0 --ebm_updates=1500 --outdir=/tmp/bench2d_reduced
+"""
+
+import json
+import os
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+import numpy as np  # noqa: E402
+
+import configs  # noqa: E402
+from data import suite2d  # noqa: E402
+from eval import density2d  # noqa: E402
+from eval import figures  # noqa: E402
+from eval import run as eval_run  # noqa: E402
+from train import trainer as trainer_lib  # noqa: E402
+
+METHODS = ('mle', 'fce_rand', 'fce_mle', 'nce')
+flags.DEFINE_list('densities', list(suite2d.NAMES), 'Densities of data/suite2d.py to run.')
+flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed).')
+flags.DEFINE_list('methods', list(METHODS), f'Which of {", ".join(METHODS)} to run.')
+flags.DEFINE_integer('ebm_updates', 5000, 'EBM updates per run (MLE: as many steps).')
+flags.DEFINE_integer('evals', 5, 'In-run log-density evaluations (TensorBoard curves).')
+flags.DEFINE_string('outdir', 'docs/bench2d', 'Where results.json, results.md and PNGs go.')
+flags.DEFINE_string('workroot', '/tmp/bench2d_runs', 'Run folders (re-running resumes).')
+flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
+FLAGS = flags.FLAGS
+
+NUM_TEST_POINTS = 5000
+FINE_GRID = 600  # cells of 0.015 on [-4.5, 4.5]^2 for the EBM's normaliser: the sharpest
+                 # suite component has std 0.05
+
+
+def _config(density, seed, method, steps):
+  overrides = [f'train.seed={seed}', f'train.steps={steps}',
+               f'train.eval_every={max(steps // FLAGS.evals, 1)}',
+               f'train.log_every={max(steps // FLAGS.evals, 1)}', f'train.checkpoint_every={steps}',
+               'train.snapshot_every=0'] + FLAGS.set
+  if method.startswith('fce'):
+    # Up to 4 updates per EBM update are allowed; the run stops at the EBM update count.
+    overrides += [f'train.ebm_updates={FLAGS.ebm_updates}', f'train.steps={5 * steps}']
+    overrides += FLAGS.set_fce
+  return configs.for_dataset(density, None, overrides)
+
+
+def _scores(density, config, workdir, mode):
+  flow, ebm, step = eval_run.restore_models(config, workdir)
+  rng = np.random.default_rng([int(config.train.seed), 7])
+  test = suite2d.sample(density, NUM_TEST_POINTS, rng)
+  true = suite2d.log_density(density, test)
+  out = {'true_ll': float(true.mean()), 'step': step}
+  if mode in ('mle', 'fce'):
+    logq = density2d.evaluate(flow.log_prob, test)
+    out.update(flow_mse=density2d.log_density_mse(logq, true), flow_ll=float(logq.mean()))
+  if mode in ('nce', 'fce'):
+    logp = density2d.evaluate(ebm.log_prob, test)
+    grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, FINE_GRID)
+    log_z = float(np.log(cell) + np.logaddexp.reduce(density2d.evaluate(ebm.log_prob, grid)))
+    out.update(ebm_mse=density2d.log_density_mse(logp, true), ebm_ll_c=float(logp.mean()),
+               ebm_ll=float(logp.mean() - log_z), ebm_log_z_grid=log_z)
+  return out, flow, ebm
+
+
+def _run(density, seed, method):
+  """Trains (or loads the result of) one run; returns its result dict."""
+  root = os.path.join(FLAGS.workroot, density, f'seed{seed}')
+  workdir = os.path.join(root, method)
+  path = os.path.join(workdir, 'result.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  mode = 'fce' if method.startswith('fce') else method
+  config = _config(density, seed, method, FLAGS.ebm_updates)
+  init_flow = None
+  if method == 'fce_mle':
+    init_flow = os.path.join(root, 'mle')
+    _run(density, seed, 'mle')
+  start = time.perf_counter()
+  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0}
+  logging.info('%s seed %d: %s', density, seed, method)
+  try:
+    trainer = trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow)
+    trainer.run()
+    if mode == 'fce':
+      result.update(trainer.schedule.updates)
+  except trainer_lib.TrainingError as e:
+    logging.warning('%s seed %d %s: %s', density, seed, method, e)
+    result.update(nan_stop=1, error=str(e))
+  result['seconds'] = time.perf_counter() - start
+  if not result['nan_stop']:
+    result.update(_scores(density, config, workdir, mode)[0])
+  result['curve'] = _curve(workdir, mode)
+  with open(path, 'w') as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
+def _curve(workdir, mode):
+  """[(EBM updates, EBM MSE, flow MSE)] from the run's in-training evaluations."""
+  import experiments  # noqa: PLC0415
+  ebm = experiments.scalars(workdir, 'ebm_logp_mse')
+  flow = experiments.scalars(workdir, 'flow_logp_mse')
+  updates = experiments.scalars(workdir, 'ebm_updates') if mode == 'fce' else {}
+  steps = sorted(set(ebm) | set(flow))
+  return [(updates.get(s, s), ebm.get(s), flow.get(s)) for s in steps]
+
+
+def _panels(density, seed):
+  """data | Glow-MLE | Glow-FCE (random start) | EBM-FCE | EBM-NCE on the plotting grid."""
+  grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
+  panels = {density: np.exp(suite2d.log_density(density, grid))}
+  root = os.path.join(FLAGS.workroot, density, f'seed{seed}')
+  for method, title, which in (('mle', 'Glow-MLE', 'flow'), ('fce_rand', 'Glow-FCE', 'flow'),
+                               ('fce_rand', 'EBM-FCE', 'ebm'), ('nce', 'EBM-NCE', 'ebm')):
+    workdir = os.path.join(root, method)
+    if not os.path.exists(os.path.join(workdir, 'result.json')):
+      continue
+    config, _ = eval_run.load_run(workdir)
+    flow, ebm, _ = eval_run.restore_models(config, workdir)
+    fn = flow.log_prob if which == 'flow' else ebm.log_prob
+    panels[title] = np.exp(density2d.renormalize_on_grid(density2d.evaluate(fn, grid), cell))
+  path = os.path.join(FLAGS.outdir, f'{density}.png')
+  density2d.plot_panels(panels, figures.GRID_SIZE, path, figures.GRID_LIMIT)
+  return path
+
+
+def _mean(results, density, method, key):
+  values = [r[key] for r in results if r['density'] == density and r['method'] == method
+            and key in r]
+  return float(np.mean(values)) if values else float('nan')
+
+
+def _table(results):
+  """Per density: means over seeds of each method's scores, then the issue's goals."""
+  densities = list(dict.fromkeys(r['density'] for r in results))
+  head = ('| density | EBM MSE: FCE rand | FCE mle | NCE | flow MSE: FCE rand | FCE mle | MLE | '
+          'EBM LL: FCE rand | NCE | flow LL: FCE rand | FCE mle | MLE | truth | NaN stops |'
+          ' minutes |')
+  lines = [head, '|' + '---|' * 15]
+  goals = {'ebm_le_nce': 0, 'ebm_le_0.1': 0, 'flow_within_0.5': 0, 'ebm_beats_mle': 0}
+  for d in densities:
+    m = lambda method, key: _mean(results, d, method, key)  # noqa: E731
+    nan = sum(r['nan_stop'] for r in results if r['density'] == d)
+    minutes = sum(r['seconds'] for r in results if r['density'] == d) / 60
+    lines.append(
+        f'| {d} | {m("fce_rand", "ebm_mse"):.3f} | {m("fce_mle", "ebm_mse"):.3f} | '
+        f'{m("nce", "ebm_mse"):.3f} | {m("fce_rand", "flow_mse"):.3f} | '
+        f'{m("fce_mle", "flow_mse"):.3f} | {m("mle", "flow_mse"):.3f} | '
+        f'{m("fce_rand", "ebm_ll"):.3f} | {m("nce", "ebm_ll"):.3f} | '
+        f'{m("fce_rand", "flow_ll"):.3f} | {m("fce_mle", "flow_ll"):.3f} | '
+        f'{m("mle", "flow_ll"):.3f} | {m("mle", "true_ll"):.3f} | {nan} | {minutes:.1f} |')
+    goals['ebm_le_nce'] += m('fce_rand', 'ebm_mse') <= m('nce', 'ebm_mse')
+    goals['ebm_le_0.1'] += m('fce_rand', 'ebm_mse') <= 0.1
+    goals['flow_within_0.5'] += m('fce_rand', 'flow_ll') >= m('mle', 'flow_ll') - 0.5
+    goals['ebm_beats_mle'] += m('fce_rand', 'ebm_ll') > m('mle', 'flow_ll')
+  n = len(densities)
+  nan_total = sum(r['nan_stop'] for r in results)
+  lines += ['', f'Goals (FCE from a random Glow, means over seeds, {n} densities):',
+            f'- EBM MSE <= NCE\'s: {goals["ebm_le_nce"]} of {n}',
+            f'- EBM MSE <= 0.1: {goals["ebm_le_0.1"]} of {n}',
+            f'- flow held-out LL within 0.5 nats of Glow-MLE\'s: {goals["flow_within_0.5"]} of {n}',
+            f'- EBM held-out LL above Glow-MLE\'s: {goals["ebm_beats_mle"]} of {n}',
+            f'- NaN stops: {nan_total} of {len(results)} runs']
+  return '\n'.join(lines)
+
+
+def main(_):
+  unknown = sorted(set(FLAGS.densities) - set(suite2d.NAMES)) + sorted(
+      set(FLAGS.methods) - set(METHODS))
+  if unknown:
+    raise app.UsageError(f'Unknown densities or methods {unknown}; densities: '
+                         f'{", ".join(suite2d.NAMES)}; methods: {", ".join(METHODS)}.')
+  os.makedirs(FLAGS.outdir, exist_ok=True)
+  results = []
+  for density in FLAGS.densities:
+    for seed in map(int, FLAGS.seeds):
+      for method in FLAGS.methods:
+        results.append(_run(density, seed, method))
+    _panels(density, int(FLAGS.seeds[0]))
+    with open(os.path.join(FLAGS.outdir, 'results.json'), 'w') as f:
+      json.dump({'ebm_updates': FLAGS.ebm_updates, 'set': FLAGS.set, 'set_fce': FLAGS.set_fce,
+                 'runs': results}, f, indent=1)
+    table = _table(results)
+    with open(os.path.join(FLAGS.outdir, 'results.md'), 'w') as f:
+      f.write(f'At {FLAGS.ebm_updates} EBM updates, seeds {",".join(FLAGS.seeds)}; '
+              f'--set {FLAGS.set} --set_fce {FLAGS.set_fce}\n\n{table}\n')
+  print(table)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.INFO)
+  app.run(main)

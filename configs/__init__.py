@@ -2,7 +2,7 @@
 
 import importlib
 
-CONFIGS = ('toy2d', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
+CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
 # Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys of FCE Figure 1, the 2D
 # benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',

@@ -45,6 +45,7 @@ def get_base_config():
   train.jit_compile = False  # XLA-compile each replica's step
   train.eval_every = 1000   # steps between density / sample evaluations
   train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
+  train.ebm_f_penalty = 0.  # fce: add this x mean f^2 (data and flow samples) to the EBM's loss
   train.fce_init_steps = 0  # fce/ssl: EBM-only updates against the frozen flow first (FCE-init)
   train.flow_nll_warn = 1.  # fce/ssl: warn when the flow's data NLL per dim rises this far
                             # above its value at the start (a collapsing flow)

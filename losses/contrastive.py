@@ -70,13 +70,15 @@ def fce_value(logp_data, logq_data, logp_samples, logq_samples, global_batch_siz
                        global_batch_size=global_batch_size)
 
 
-def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None):
+def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None, f_penalty=0.):
   """EBM update of FCE: the loss -V(theta, alpha) with the flow held fixed.
 
   Args:
     ebm: `models.ebm.EnergyModel` (its mixture density is used if class-conditional, eq. 18).
     flow: `models.glow.Flow` (or any noise with `log_prob` and `generate`).
     x: data batch. z: latent batch for the flow samples (same size as x).
+    f_penalty: weight of mean f(x)^2 + mean f(x~)^2 over data and samples (0 = the paper), a
+      regulariser that keeps f near the scale c absorbs; f is log p + c, so c is not penalised.
 
   The loss keeps dropout on (a regulariser), but the metrics returned (value, accuracies, read
   by the alternation schedule) come from dropout-off log-densities, as in `flow_fce_loss`; this
@@ -85,15 +87,22 @@ def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None):
   logq_data = tf.stop_gradient(flow.log_prob(x))
   samples, logq_samples = flow.generate(z)
   samples, logq_samples = tf.stop_gradient(samples), tf.stop_gradient(logq_samples)
-  value, metrics = fce_value(ebm.marginal_log_prob(x, training=True), logq_data,
-                             ebm.marginal_log_prob(samples, training=True), logq_samples,
-                             global_batch_size)
+  logp_data = ebm.marginal_log_prob(x, training=True)
+  logp_samples = ebm.marginal_log_prob(samples, training=True)
+  value, metrics = fce_value(logp_data, logq_data, logp_samples, logq_samples, global_batch_size)
+  loss = -value
+  if f_penalty:
+    c = tf.reduce_mean(ebm.log_normalizer)
+    penalty = reduce_batch(tf.square(logp_data + c) + tf.square(logp_samples + c),
+                           global_batch_size)
+    metrics['f_penalty'] = penalty
+    loss += f_penalty * penalty
   if getattr(ebm, 'has_dropout', False):
     _, metrics = fce_value(tf.stop_gradient(ebm.marginal_log_prob(x, training=False)), logq_data,
                            tf.stop_gradient(ebm.marginal_log_prob(samples, training=False)),
                            logq_samples, global_batch_size)
   metrics['flow_nll'] = reduce_batch(-logq_data, global_batch_size)
-  return -value, metrics
+  return loss, metrics
 
 
 def flow_fce_loss(ebm, flow, x, z, global_batch_size=None, mle_weight=0.):

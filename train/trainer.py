@@ -227,7 +227,8 @@ class Trainer:
     if self.mode == 'nce':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb,
-                                                   self.config.train.flow_mle_weight)
+                                                   self.config.train.flow_mle_weight,
+                                                   self.config.train.ebm_f_penalty)
     if self.mode == 'ssl':
       t = self.config.train
       ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,

@@ -18,8 +18,17 @@ def test_paper_table7_settings():
   assert (flow.levels, flow.steps, flow.width, flow.coupling) == (1, 10, 128, 'affine')
 
 
+def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
+  paper, ours = configs.get_config('toy2d_paper'), configs.get_config('toy2d')
+  assert paper.model == ours.model and paper.train.batch_size == ours.train.batch_size
+  assert (paper.optim.flow_optimizer, paper.optim.flow_lr) == ('adamax', 1e-5)
+  assert paper.train.schedule.threshold == 0.5
+  assert (paper.train.schedule.max_flow_updates, paper.train.schedule.max_ebm_updates) == (0, 0)
+  assert (paper.train.flow_mle_weight, paper.optim.flow_clip_norm) == (0., 0.)
+
+
 def test_unknown_config_names_the_valid_ones():
-  with pytest.raises(ValueError, match="Unknown config 'imagenet'; valid configs: toy2d, svhn"):
+  with pytest.raises(ValueError, match="Unknown config 'imagenet'; valid configs: toy2d, toy2d_paper, svhn"):
     configs.get_config('imagenet')
 
 

@@ -211,3 +211,26 @@ def test_ebm_fce_metrics_are_computed_with_dropout_off():
   _, flow_metrics = contrastive.flow_fce_loss(ebm, gaussian, x, z, global_batch_size=64)
   for k in ('value', 'accuracy', 'accuracy_data', 'accuracy_noise'):
     np.testing.assert_allclose(float(first[k]), float(flow_metrics[k]), rtol=1e-5)
+
+
+def test_flow_mle_term_and_ebm_f_penalty_by_hand():
+  """flow loss = V + w * NLL / D; EBM loss = -V + w * mean(f(x)^2 + f(x~)^2), f = log p + c."""
+  ebm, flow, x, z = _models()
+  ebm.log_normalizer.assign([0.7])
+  value, metrics = contrastive.flow_fce_loss(ebm, flow, x, z)
+  loss, with_mle = contrastive.flow_fce_loss(ebm, flow, x, z, mle_weight=0.3)
+  nll = -np.mean(flow.log_prob(x).numpy())
+  np.testing.assert_allclose(float(metrics['flow_nll']), nll, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), float(value) + 0.3 * nll / 2, rtol=1e-5)
+  ebm_loss, _ = contrastive.ebm_fce_loss(ebm, flow, x, z)
+  penalised, pm = contrastive.ebm_fce_loss(ebm, flow, x, z, f_penalty=0.1)
+  samples, _ = flow.generate(z)
+  f2 = np.mean(ebm(x).numpy() ** 2) + np.mean(ebm(samples).numpy() ** 2)
+  np.testing.assert_allclose(float(pm['f_penalty']), f2, rtol=1e-4)
+  np.testing.assert_allclose(float(penalised), float(ebm_loss) + 0.1 * f2, rtol=1e-4)
+  with tf.GradientTape() as tape:
+    penalised, _ = contrastive.ebm_fce_loss(ebm, flow, x, z, f_penalty=0.1)
+    plain, _ = contrastive.ebm_fce_loss(ebm, flow, x, z)
+    diff = penalised - plain
+  # The penalty is on f = log p + c: it does not pull on c.
+  np.testing.assert_allclose(tape.gradient(diff, ebm.log_normalizer).numpy(), [0.], atol=1e-6)

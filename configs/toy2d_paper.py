@@ -1,0 +1,18 @@
+"""The 2D setting as FCE Sec. 4 states it, kept by name (`--config=toy2d_paper`): the toy2d
+models and batch with the paper's optimisers and the literal alternation rule (flow Adamax 1e-5,
+EBM until the accuracy is above 0.5, then the flow until it is not, no caps, no clipping, no
+MLE term). docs/schedule_2d.md and docs/bench2d measure where it loses to the toy2d defaults.
+"""
+
+from configs import base
+from configs import toy2d
+
+
+def get_config():
+  config = toy2d.get_config()
+  paper = base.get_base_config()
+  config.optim = paper.optim
+  config.train.schedule = paper.train.schedule
+  for field in ('flow_mle_weight', 'ebm_f_penalty', 'fce_init_steps'):
+    config.train[field] = paper.train[field]
+  return config

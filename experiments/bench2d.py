@@ -48,6 +48,8 @@ flags.DEFINE_integer('ebm_updates', 5000, 'EBM updates per run (MLE: as many ste
 flags.DEFINE_integer('evals', 5, 'In-run log-density evaluations (TensorBoard curves).')
 flags.DEFINE_string('outdir', 'docs/bench2d', 'Where results.json, results.md and PNGs go.')
 flags.DEFINE_string('workroot', '/tmp/bench2d_runs', 'Run folders (re-running resumes).')
+flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to reuse (or make), so '
+                    'that FCE settings can be compared against one set of baselines.')
 flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
 flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
 FLAGS = flags.FLAGS
@@ -90,6 +92,8 @@ def _scores(density, config, workdir, mode):
 def _run(density, seed, method):
   """Trains (or loads the result of) one run; returns its result dict."""
   root = os.path.join(FLAGS.workroot, density, f'seed{seed}')
+  if method in ('mle', 'nce') and FLAGS.baselines_from:
+    root = os.path.join(FLAGS.baselines_from, density, f'seed{seed}')
   workdir = os.path.join(root, method)
   path = os.path.join(workdir, 'result.json')
   if os.path.exists(path):
@@ -99,10 +103,9 @@ def _run(density, seed, method):
   config = _config(density, seed, method, FLAGS.ebm_updates)
   init_flow = None
   if method == 'fce_mle':
-    init_flow = os.path.join(root, 'mle')
-    _run(density, seed, 'mle')
+    init_flow = os.path.dirname(_run(density, seed, 'mle')['path'])
   start = time.perf_counter()
-  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0}
+  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0, 'path': path}
   logging.info('%s seed %d: %s', density, seed, method)
   try:
     trainer = trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow)
@@ -135,10 +138,11 @@ def _panels(density, seed):
   """data | Glow-MLE | Glow-FCE (random start) | EBM-FCE | EBM-NCE on the plotting grid."""
   grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
   panels = {density: np.exp(suite2d.log_density(density, grid))}
-  root = os.path.join(FLAGS.workroot, density, f'seed{seed}')
   for method, title, which in (('mle', 'Glow-MLE', 'flow'), ('fce_rand', 'Glow-FCE', 'flow'),
                                ('fce_rand', 'EBM-FCE', 'ebm'), ('nce', 'EBM-NCE', 'ebm')):
-    workdir = os.path.join(root, method)
+    workdir = os.path.join(FLAGS.workroot, density, f'seed{seed}', method)
+    if method in ('mle', 'nce') and FLAGS.baselines_from:
+      workdir = os.path.join(FLAGS.baselines_from, density, f'seed{seed}', method)
     if not os.path.exists(os.path.join(workdir, 'result.json')):
       continue
     config, _ = eval_run.load_run(workdir)

@@ -123,7 +123,7 @@ class Trainer:
       self.schedule = schedule_lib.AlternationSchedule(**config.train.schedule)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
       # The flow's NLL on the first batch when FCE began: the collapse warning's reference.
-      self.flow_nll_start = tf.Variable(np.nan, trainable=False, name='flow_nll_start')
+      self.flow_nll_start = tf.Variable(0., trainable=False, name='flow_nll_start')
       # The optimizers this mode uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
       trained = ({'flow_mle': self.flow} if mode == 'mle' else {'ebm': self.ebm} if mode == 'nce'
@@ -327,7 +327,7 @@ class Trainer:
     """Warns once when the flow's NLL on the data per dimension has risen more than
     train.flow_nll_warn above its value when FCE began (and once when it is back)."""
     start, margin = float(self.flow_nll_start.numpy()), self.config.train.flow_nll_warn
-    if flow_nll is None or not np.isfinite(start) or not margin:
+    if flow_nll is None or self.mode not in ALTERNATING or not margin:
       return
     dims = int(np.prod(self.config.data.shape))
     rise = (flow_nll - start) / dims

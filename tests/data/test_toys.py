@@ -26,7 +26,10 @@ def test_exact_density_integrates_to_one_and_matches_the_sampler(name):
   per_bin = density.reshape(24, 50, 24, 50).sum(axis=(1, 3)) * cell
   x = toys.sample(name, 200000, np.random.default_rng(1))
   hist, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=[edges, edges])
-  np.testing.assert_allclose(hist / len(x), per_bin, atol=0.004)
+  # Sampling noise: 6 binomial standard errors per bin (seen: at most 4.1); quadrature of the
+  # density: 1% of the largest bin.
+  se = np.sqrt(per_bin * (1 - per_bin) / len(x))
+  assert np.all(np.abs(hist / len(x) - per_bin) <= 6 * se + 0.01 * per_bin.max())
 
 
 def test_unknown_toy_and_missing_density_are_refused():

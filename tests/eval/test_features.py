@@ -40,9 +40,12 @@ def test_model_input_is_the_bin_centres():
                              [[0.5 / 17 - 0.5, 1.5 / 17 - 0.5, 16.5 / 17 - 0.5]], rtol=1e-6)
   y = features.images_to_model_input(np.arange(256, dtype=np.uint8), 256)
   assert y.dtype == np.float32 and y.min() > -0.5 and y.max() < 0.5
-  # The mean of the training input (x + u)/k - 0.5 over u.
-  noisy = pipeline.dequantize_numpy(np.full(20000, 3, np.uint8), 8, np.random.default_rng(0))
-  assert abs(noisy.mean() - features.images_to_model_input(np.uint8(3), 8)) < 3e-3
+  # The mean of the training input (x + u)/k - 0.5 over u, within 5 standard errors of the mean
+  # of n draws (u/k has std 1/(k sqrt 12)).
+  n, k = 20000, 8
+  noisy = pipeline.dequantize_numpy(np.full(n, 3, np.uint8), k, np.random.default_rng(0))
+  assert abs(noisy.mean() - features.images_to_model_input(np.uint8(3), k)) < \
+      5 / (k * np.sqrt(12 * n))
   v = np.array([[0.25, -1.5]], np.float32)
   np.testing.assert_array_equal(features.images_to_model_input(v, 0), v)  # continuous data
 
@@ -121,8 +124,9 @@ def test_linear_classifiers_separate_and_beat_chance(train):
   assert (clf.predict(10. * x_test + 3.) == y_test).mean() > 0.97
   np.testing.assert_allclose(clf.mean, x.mean(0))
   np.testing.assert_allclose(clf.scale, x.std(0))
-  again = train(x, y, 3)
-  np.testing.assert_array_equal(again.weights, clf.weights)  # deterministic
+  again = train(x, y, 3)  # deterministic: the same fit again, up to the solver's tolerance
+  np.testing.assert_allclose(again.weights, clf.weights, rtol=1e-6,
+                             atol=1e-6 * np.abs(clf.weights).max())
   # Noisy: means about one noise std apart, 4 classes, many features of pure noise.
   x, y = _blobs(400, 4, 30, spread=0.35, seed=2)
   x_test, y_test = _blobs(2000, 4, 30, spread=0.35, seed=3)
@@ -193,7 +197,7 @@ def test_supervised_baseline_learns_its_labeled_examples():
   loss = model.history['loss']
   assert len(loss) == 40 and np.mean(loss[-5:]) < 0.5 * np.mean(loss[:5])
   assert np.mean(model.history['accuracy'][-5:]) > np.mean(model.history['accuracy'][:5])
-  assert (model.predict(y) == labels).mean() == 1.
+  np.testing.assert_array_equal(model.predict(y), labels)
   again = features.train_supervised(config, y, labels, steps=3, batch_size=8, lr=1e-3, seed=0)
   np.testing.assert_allclose(again.history['loss'], loss[:3], rtol=1e-5)
 
@@ -229,10 +233,26 @@ def test_probe_writes_errors_per_number_of_labels(labeled_run):
   assert report['step'] == 2 and report['mode'] == 'fce' and report['test_examples'] == 100
   assert report['feature_dim'] == 4 * 4 * 256  # conv2 of the Table 5 EBM at 32x32
   assert list(report['results']) == ['10', '50']
+  # Each error by hand from the parts (tested above): the classifier fitted to the EBM's top
+  # features of the balanced subset, scored on the whole test split, in percent.
+  config, _ = eval_run.load_run(labeled_run)
+  x_train, l_train = pipeline.load_arrays(config, 'train')
+  x_test, l_test = pipeline.load_arrays(config, 'test')
+  _, ebm, _ = eval_run.restore_models(config, labeled_run)
+  model_input = lambda x: features.images_to_model_input(x, config.data.num_bins)
+  test_features = features.top_features(ebm, model_input(x_test))
+  one_example = 100. / len(x_test)  # an error's resolution
   for n, per_class in (('10', 1), ('50', 5)):
     r = report['results'][n]
     assert r['labels_used'] == 10 * per_class and r['per_class'] == per_class
-    assert 0. <= r['error'] <= 100. and 0. <= r['supervised_error'] <= 100.
+    idx = features.balanced_subset(l_train, int(n), 10, seed=0)
+    clf = features.train_linear(features.top_features(ebm, model_input(x_train[idx])),
+                                l_train[idx], 10)
+    expected = 100. * np.mean(clf.predict(test_features) != l_test)
+    # Features batched differently may round differently and flip one borderline example.
+    assert abs(r['error'] - expected) <= one_example * 1.001, (r['error'], expected)
+    wrong = r['supervised_error'] / one_example  # a count of misclassified test examples
+    assert abs(wrong - round(wrong)) < 1e-9 * len(x_test)
   # Class-coded images: more labels help, and 50 of them do far better than chance (90%).
   assert report['results']['50']['error'] <= report['results']['10']['error']
   assert report['results']['50']['error'] < 50.

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import pipeline
 from losses import flow as flow_losses
 from models import bijectors as fb
 from models import build
@@ -13,9 +14,9 @@ IMAGE = (8, 8, 3)
 
 
 def _images(batch=4, seed=0, shape=IMAGE):
+  """Dequantized 8-bit images, as training makes them."""
   rng = np.random.default_rng(seed)
-  x = rng.integers(0, 256, size=(batch, *shape))
-  return flow_losses.dequantize(x, noise=rng.uniform(size=x.shape).astype(np.float32)).numpy()
+  return pipeline.dequantize_numpy(rng.integers(0, 256, size=(batch, *shape)), 256, rng)
 
 
 def _image_flow(coupling='affine', levels=2, steps=2):
@@ -187,10 +188,27 @@ def test_wrong_channel_count_is_refused():
     vector.log_prob(tf.zeros([2, 3]))
 
 
-def test_build_flow_from_config():
-  config = ml_collections.ConfigDict(dict(levels=2, steps=1, width=8, coupling='additive', seed=0))
-  assert isinstance(build.build_flow(config, (8, 8, 3)).bijector, glow.ImageGlow)
-  assert isinstance(build.build_flow(config, (3,)).bijector, glow.VectorGlow)
+def _variable_shapes(flow):
+  return [tuple(v.shape) for v in flow.trainable_variables]
+
+
+@pytest.mark.parametrize('coupling', ['additive', 'affine'])
+def test_build_flow_from_config(coupling):
+  """Every field of the config reaches the flow: its variables are those of the flow built by
+  hand from them (levels, steps, width and coupling each change the shapes or their count)."""
+  config = ml_collections.ConfigDict(dict(levels=2, steps=1, width=8, coupling=coupling, seed=0))
+  image = build.build_flow(config, (8, 8, 3))
+  by_hand = glow.Flow(glow.ImageGlow((8, 8, 3), 2, 1, 8, coupling), (8, 8, 3))
+  assert _variable_shapes(image) == _variable_shapes(by_hand)
+  assert (image.bijector.levels, image.bijector.steps_per_level, image.bijector.width,
+          image.bijector.coupling, image.event_shape) == (2, 1, 8, coupling, (8, 8, 3))
+  vector = build.build_flow(config, (3,))
+  assert _variable_shapes(vector) == _variable_shapes(
+      glow.Flow(glow.VectorGlow(3, 1, 8, coupling), (3,)))
+  assert vector.event_shape == (3,)
+  other = build.build_flow(ml_collections.ConfigDict(dict(config, steps=2, width=4)), (3,))
+  assert _variable_shapes(other) == _variable_shapes(
+      glow.Flow(glow.VectorGlow(3, 2, 4, coupling), (3,)))
   with pytest.raises(ValueError, match='vectors .* or images'):
     build.build_flow(config, (4, 4))
   with pytest.raises(ValueError, match="'additive' or 'affine'"):

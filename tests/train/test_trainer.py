@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,17 +59,28 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.checkpoint_every': 2}), 'mle',
                       workdir).run()
-  ckpt = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
   config = _toy_config(**{'train.steps': 50, 'train.checkpoint_every': 1,
                           'optim.flow_mle_lr': 1e12})
-  with pytest.raises(trainer_lib.TrainingError, match='became (nan|inf).*last good checkpoint'):
-    trainer_lib.Trainer(config, 'mle', workdir).run()
+  run = trainer_lib.Trainer(config, 'mle', workdir)
+  with pytest.raises(trainer_lib.TrainingError,
+                     match='became (nan|inf).*last good checkpoint') as error:
+    run.run()
+  failed = int(re.search(r'at step (\d+)', str(error.value)).group(1))
+  assert 3 <= failed <= 50
+  # Every step before the failure was saved (checkpoint_every=1), the failed one not.
   latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  assert latest.endswith(f'ckpt-{failed - 1}')
   reader = tf.train.load_checkpoint(latest)
-  for key, dtype in reader.get_variable_to_dtype_map().items():
-    if dtype.is_floating:
-      assert np.all(np.isfinite(reader.get_tensor(key))), key
-  assert int(latest.rsplit('-', 1)[1]) >= int(ckpt.rsplit('-', 1)[1])
+  assert reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE') == failed - 1
+  floats = [k for k, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating]
+  assert any(k.startswith('flow/') for k in floats)
+  for key in floats:
+    assert np.all(np.isfinite(reader.get_tensor(key))), key
+  # The failed update did reach the variables in memory; resuming restores the finite ones.
+  assert not all(np.all(np.isfinite(v)) for v in _values(run.flow))
+  resumed = trainer_lib.Trainer(config, 'mle', workdir)
+  assert int(resumed.step.numpy()) == failed - 1
+  assert all(np.all(np.isfinite(v)) for v in _values(resumed.flow))
 
 
 def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
@@ -136,11 +148,12 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   saved = int(tf.train.latest_checkpoint(ckpt_dir).rsplit('-', 1)[1])
-  assert saved >= 20
+  assert saved > 0 and saved % 20 == 0  # numbered by step, every train.checkpoint_every
   args[2] = f'train.steps={saved + 20}'
   out = _main(args, workdir).communicate(timeout=300)[0]
   assert f'Resumed from {ckpt_dir}/ckpt-{saved} at step {saved}' in out
   assert f'step {saved + 20}/{saved + 20}' in out
+  assert tf.train.latest_checkpoint(ckpt_dir) == f'{ckpt_dir}/ckpt-{saved + 20}'
 
 
 @pytest.mark.parametrize('args,message', [
@@ -203,8 +216,10 @@ def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode
   x = tf.constant(run.source.batch(0)['x'])
   log_ratio = run.ebm.log_prob(x) - (run.noise.log_prob(x)[:, None] if mode == 'ssl' else
                                       run.noise.log_prob(x))
-  np.testing.assert_allclose(np.mean(log_ratio.numpy(), axis=0), 0., atol=1e-3)
-  assert abs(float(tf.reduce_mean(run.noise.log_prob(x)))) > 10  # so c = 0 would be far off
+  scale = float(tf.reduce_mean(tf.abs(run.noise.log_prob(x))))
+  assert scale > 10  # so c = 0 would be far off
+  # float32 log-densities of this size: rounding is relative to it (seen: 1e-6 of 40).
+  np.testing.assert_allclose(np.mean(log_ratio.numpy(), axis=0), 0., atol=1e-5 * scale)
   # Resuming keeps the trained c instead of re-initialising it.
   run.run()
   c = run.ebm.log_normalizer.numpy()

@@ -32,6 +32,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
 from data import suite2d  # noqa: E402
@@ -62,7 +63,8 @@ FINE_GRID = 600  # cells of 0.015 on [-4.5, 4.5]^2 for the EBM's normaliser: the
 def _config(density, seed, method, steps):
   overrides = [f'train.seed={seed}', f'train.steps={steps}',
                f'train.eval_every={max(steps // FLAGS.evals, 1)}',
-               f'train.log_every={max(steps // FLAGS.evals, 1)}', f'train.checkpoint_every={steps}',
+               f'train.log_every={max(steps // FLAGS.evals, 1)}',
+               f'train.checkpoint_every={max(steps // FLAGS.evals, 1)}',
                'train.snapshot_every=0'] + FLAGS.set
   if method.startswith('fce'):
     # Up to 4 updates per EBM update are allowed; the run stops at the EBM update count.
@@ -116,8 +118,10 @@ def _run(density, seed, method):
     logging.warning('%s seed %d %s: %s', density, seed, method, e)
     result.update(nan_stop=1, error=str(e))
   result['seconds'] = time.perf_counter() - start
-  if not result['nan_stop']:
+  try:  # a run stopped on a NaN is scored at its last good checkpoint, and flagged
     result.update(_scores(density, config, workdir, mode)[0])
+  except eval_run.EvalError:
+    pass
   result['curve'] = _curve(workdir, mode)
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
@@ -143,7 +147,7 @@ def _panels(density, seed):
     workdir = os.path.join(FLAGS.workroot, density, f'seed{seed}', method)
     if method in ('mle', 'nce') and FLAGS.baselines_from:
       workdir = os.path.join(FLAGS.baselines_from, density, f'seed{seed}', method)
-    if not os.path.exists(os.path.join(workdir, 'result.json')):
+    if not tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')):
       continue
     config, _ = eval_run.load_run(workdir)
     flow, ebm, _ = eval_run.restore_models(config, workdir)

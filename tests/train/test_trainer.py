@@ -225,3 +225,39 @@ def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode
   c = run.ebm.log_normalizer.numpy()
   again = trainer_lib.Trainer(config, mode, str(tmp_path / mode))
   np.testing.assert_array_equal(again.ebm.log_normalizer.numpy(), c)
+
+
+def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
+  """train.fce_init_steps EBM-only updates first (the flow unchanged), then the schedule; with
+  train.ebm_updates the run stops at that many EBM updates, whatever train.steps says."""
+  config = _toy_config(**{'train.steps': 100, 'train.fce_init_steps': 4, 'train.ebm_updates': 6,
+                          'train.schedule.max_ebm_updates': 1,
+                          'train.schedule.max_flow_updates': 1})
+  run = trainer_lib.Trainer(config, 'fce', str(tmp_path / 'init'))
+  flow_before = _values(run.flow)
+  run.config.train.steps = 4
+  run.run()
+  assert run.schedule.updates == {'ebm': 4, 'flow': 0}
+  for before, after in zip(flow_before, _values(run.flow)):
+    np.testing.assert_array_equal(before, after)
+  run.config.train.steps = 100
+  run.run()  # then strict alternation: EBM (the 5th), flow, EBM (the 6th), stop
+  assert run.schedule.updates == {'ebm': 6, 'flow': 1}
+  assert int(run.step.numpy()) == 7
+
+
+def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
+  config = _toy_config(**{'train.steps': 2, 'train.flow_nll_warn': 1.})
+  run = trainer_lib.Trainer(config, 'fce', str(tmp_path / 'warn'))
+  start = float(run.flow_nll_start.numpy())
+  np.testing.assert_allclose(start, -np.mean(run.flow.log_prob(tf.constant(run.source.batch(0)['x']))),
+                             rtol=1e-5)
+  caplog.set_level('INFO', logger='absl')
+  run._check_flow_collapse(start + 1.5, 10)    # 0.75 nats per dimension: fine
+  run._check_flow_collapse(start + 2.5, 20)    # 1.25: warned
+  run._check_flow_collapse(start + 3.0, 30)    # still collapsed: not warned again
+  run._check_flow_collapse(start + 0.5, 40)    # back
+  run._check_flow_collapse(start + 9.0, 50)    # collapsed again: warned again
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert len(warnings) == 2 and all('collapsing' in w for w in warnings)
+  assert 'step 20' in warnings[0] and 'step 50' in warnings[1]

@@ -19,6 +19,8 @@ def get_base_config():
   flow.steps = 10           # K: flow steps per level (ActNorm, invertible linear, coupling)
   flow.width = 128          # W: hidden width of each coupling network
   flow.coupling = 'affine'  # 'additive' or 'affine' (sigmoid(h + 2) scale)
+  flow.scale_floor = 0.     # affine: scale e + (1 - e) sigmoid(h + 2), so a sample expands by
+                            # at most 1/e per coupling (0 = openai/glow's unbounded expansion)
   flow.seed = 0             # seed of the invertible-linear initial rotations
   model.ebm = ebm = ml_collections.ConfigDict()
   ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES

@@ -155,14 +155,21 @@ class Coupling(FlowBijector):
   inverse: additive  z_b = x_b + h;
            affine    (shift, raw) = h, s = sigmoid(raw + 2), z_b = (x_b + shift) * s,
                      log|det| = sum log s  (openai/glow's bounded scale).
+  With scale_floor = e > 0, s = e + (1 - e) sigmoid(raw + 2): the generator's x_b = z_b / s - shift
+  then expands by at most 1/e per coupling. openai/glow's s (e = 0) has no such bound, and a
+  latent in the tail can make a trained flow's sample overflow (seen in FCE, where the samples
+  drive training: docs/bench2d).
   The network's last layer starts at zero, so every coupling starts as the identity.
   """
 
-  def __init__(self, num_channels, event_ndims, network_fn, affine, name='coupling'):
+  def __init__(self, num_channels, event_ndims, network_fn, affine, name='coupling',
+               scale_floor=0.):
     super().__init__(event_ndims, name)
     if num_channels < 2:
       raise ValueError(f'A coupling layer needs at least 2 channels, got {num_channels}.')
-    self.affine = affine
+    if not 0. <= scale_floor < 1.:
+      raise ValueError(f'The coupling scale floor must lie in [0, 1), got {scale_floor}.')
+    self.affine, self.scale_floor = affine, scale_floor
     self._split = num_channels // 2
     out = num_channels - self._split
     self.network = network_fn(self._split, 2 * out if affine else out)
@@ -172,6 +179,8 @@ class Coupling(FlowBijector):
     if not self.affine:
       return h, None
     shift, raw = tf.split(h, 2, axis=-1)
+    if self.scale_floor:
+      return shift, tf.math.log(self.scale_floor + (1. - self.scale_floor) * tf.sigmoid(raw + 2.))
     return shift, tf.math.log_sigmoid(raw + 2.)
 
   def inverse_and_log_det(self, x):
@@ -218,12 +227,13 @@ class FlowChain(FlowBijector):
     return x
 
 
-def glow_step(num_channels, event_ndims, network_fn, affine, seed, name):
+def glow_step(num_channels, event_ndims, network_fn, affine, seed, name, scale_floor=0.):
   """One Glow flow step (inverse order): ActNorm -> invertible 1x1 conv -> coupling."""
   return FlowChain([
       ActNorm(num_channels, event_ndims, name=f'{name}_actnorm'),
       InvertibleLinearLU(num_channels, event_ndims, seed=seed, name=f'{name}_invlu'),
-      Coupling(num_channels, event_ndims, network_fn, affine, name=f'{name}_coupling'),
+      Coupling(num_channels, event_ndims, network_fn, affine, name=f'{name}_coupling',
+               scale_floor=scale_floor),
   ], event_ndims, name=name)
 
 

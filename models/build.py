@@ -9,9 +9,11 @@ def build_flow(flow_config, data_shape):
   data_shape = tuple(int(d) for d in data_shape)
   c = flow_config
   if len(data_shape) == 1:
-    bijector = glow.VectorGlow(data_shape[0], c.steps, c.width, c.coupling, seed=c.seed)
+    bijector = glow.VectorGlow(data_shape[0], c.steps, c.width, c.coupling, seed=c.seed,
+                               scale_floor=c.scale_floor)
   elif len(data_shape) == 3:
-    bijector = glow.ImageGlow(data_shape, c.levels, c.steps, c.width, c.coupling, seed=c.seed)
+    bijector = glow.ImageGlow(data_shape, c.levels, c.steps, c.width, c.coupling, seed=c.seed,
+                              scale_floor=c.scale_floor)
   else:
     raise ValueError(f'Data must be vectors (D,) or images (H, W, C); got shape {data_shape}.')
   return glow.Flow(bijector, data_shape)

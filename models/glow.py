@@ -67,7 +67,7 @@ class ImageGlow(fb.FlowBijector):
   """
 
   def __init__(self, image_shape, levels, steps_per_level, width, coupling='additive', seed=0,
-               name='glow'):
+               name='glow', scale_floor=0.):
     super().__init__(event_ndims=1, inverse_event_ndims=3, name=name)
     check_image_shape(image_shape, levels)
     if coupling not in ('additive', 'affine'):
@@ -85,7 +85,7 @@ class ImageGlow(fb.FlowBijector):
       h, w, c = h // 2, w // 2, c * 4
       self.flows.append(fb.FlowChain([
           fb.glow_step(c, 3, network_fn, coupling == 'affine', seed=seed + 1000 * level + k,
-                       name=f'level{level}_step{k}')
+                       name=f'level{level}_step{k}', scale_floor=scale_floor)
           for k in range(steps_per_level)], 3, name=f'level{level}'))
       if level < levels - 1:
         self.priors.append(SplitPrior(c, name=f'level{level}_prior'))
@@ -183,14 +183,16 @@ class VectorGlow(fb.FlowChain):
   K steps of ActNorm -> invertible D x D linear map (LU) -> coupling with an MLP network.
   """
 
-  def __init__(self, dim, steps, width, coupling='affine', seed=0, name='vector_glow'):
+  def __init__(self, dim, steps, width, coupling='affine', seed=0, name='vector_glow',
+               scale_floor=0.):
     if dim < 2:
       raise ValueError(f'A coupling flow needs vectors of dimension >= 2, got {dim}.')
     if coupling not in ('additive', 'affine'):
       raise ValueError(f"coupling must be 'additive' or 'affine', got {coupling!r}.")
     network_fn = fb.mlp_network_fn(width)
     super().__init__([
-        fb.glow_step(dim, 1, network_fn, coupling == 'affine', seed=seed + k, name=f'step{k}')
+        fb.glow_step(dim, 1, network_fn, coupling == 'affine', seed=seed + k, name=f'step{k}',
+                     scale_floor=scale_floor)
         for k in range(steps)], event_ndims=1, name=name)
     self.latent_dim = dim
 

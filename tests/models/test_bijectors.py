@@ -25,12 +25,15 @@ def _blocks(shape, event_ndims):
       'invertible_lu': fb.InvertibleLinearLU(c, event_ndims, seed=1),
       'additive': fb.Coupling(c, event_ndims, _network_fn(event_ndims), affine=False),
       'affine': fb.Coupling(c, event_ndims, _network_fn(event_ndims), affine=True),
+      'affine_floor': fb.Coupling(c, event_ndims, _network_fn(event_ndims), affine=True,
+                                  scale_floor=0.05),
       'step': fb.glow_step(c, event_ndims, _network_fn(event_ndims), True, seed=2, name='s'),
   }
 
 
 @pytest.mark.parametrize('shape,event_ndims', SHAPES)
-@pytest.mark.parametrize('kind', ['actnorm', 'invertible_lu', 'additive', 'affine', 'step'])
+@pytest.mark.parametrize('kind', ['actnorm', 'invertible_lu', 'additive', 'affine',
+                                  'affine_floor', 'step'])
 def test_block_invertible_and_log_det_matches_autodiff(shape, event_ndims, kind):
   block = _blocks(shape, event_ndims)[kind]
   helpers.perturb_variables(block, scale=0.3)
@@ -87,3 +90,21 @@ def test_actnorm_on_constant_channel_stays_finite():
 def test_coupling_needs_two_channels():
   with pytest.raises(ValueError, match='at least 2 channels'):
     fb.Coupling(1, 1, fb.mlp_network_fn(4), affine=True)
+
+
+def test_scale_floor_bounds_the_generators_expansion():
+  """With raw scales driven to -inf, openai/glow's coupling sends a sample to infinity; with a
+  floor e the expansion is 1/e per coupling, and the log-det says so."""
+  for floor, expected in ((0., np.inf), (0.01, 100.)):
+    coupling = fb.Coupling(2, 1, fb.mlp_network_fn(4), affine=True, scale_floor=floor)
+    coupling.forward_and_log_det(tf.zeros([1, 2]))  # builds the network
+    last = coupling.network.layers[-1]
+    last.bias.assign([0., -1e4])  # shift 0, raw -1e4: sigmoid(raw + 2) underflows to 0
+    x, fldj = coupling.forward_and_log_det(tf.constant([[0.3, 1.]]))
+    if np.isinf(expected):
+      assert not np.isfinite(x.numpy()[0, 1])
+    else:
+      np.testing.assert_allclose(x.numpy()[0], [0.3, expected], rtol=1e-5)
+      np.testing.assert_allclose(fldj.numpy(), [np.log(expected)], rtol=1e-5)
+  with pytest.raises(ValueError, match='scale floor'):
+    fb.Coupling(2, 1, fb.mlp_network_fn(4), affine=True, scale_floor=1.)

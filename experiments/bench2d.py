@@ -53,6 +53,8 @@ flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to re
                     'that FCE settings can be compared against one set of baselines.')
 flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
 flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
+flags.DEFINE_list('compare', [], 'Instead of running: NAME=WORKROOT pairs of finished benchmarks '
+                  'whose fce_rand runs to tabulate side by side (with --baselines_from).')
 FLAGS = flags.FLAGS
 
 NUM_TEST_POINTS = 5000
@@ -198,7 +200,45 @@ def _table(results):
   return '\n'.join(lines)
 
 
+def _load(root, density, seed, method):
+  path = os.path.join(root, density, f'seed{seed}', method, 'result.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _compare_table(pairs):
+  """EBM MSE, flow held-out LL and NaN stops of FCE-rand under several settings, per density."""
+  names = [p.split('=', 1)[0] for p in pairs]
+  roots = [p.split('=', 1)[1] for p in pairs]
+  base = FLAGS.baselines_from
+  lines = ['| density | NCE EBM MSE | ' + ' | '.join(f'{n} EBM MSE' for n in names) +
+           ' | Glow-MLE flow LL | ' + ' | '.join(f'{n} flow LL' for n in names) + ' |',
+           '|' + '---|' * (3 + 2 * len(names))]
+  def fmt(r, k):
+    if r is None:
+      return '–'
+    if k not in r:
+      return 'NaN stop' if r.get('nan_stop') else '–'
+    return f'{r[k]:.3f}' + (' (NaN stop)' if r.get('nan_stop') else '')
+
+  for density in FLAGS.densities:
+    for seed in map(int, FLAGS.seeds):
+      runs = [_load(root, density, seed, 'fce_rand') for root in roots]
+      if not any(runs):
+        continue
+      nce, mle = _load(base, density, seed, 'nce'), _load(base, density, seed, 'mle')
+      lines.append(f'| {density} (seed {seed}) | {fmt(nce, "ebm_mse")} | ' +
+                   ' | '.join(fmt(r, 'ebm_mse') for r in runs) + f' | {fmt(mle, "flow_ll")} | ' +
+                   ' | '.join(fmt(r, 'flow_ll') for r in runs) + ' |')
+  return '\n'.join(lines)
+
+
 def main(_):
+  if FLAGS.compare:
+    print(_compare_table(FLAGS.compare))
+    return
   unknown = sorted(set(FLAGS.densities) - set(suite2d.NAMES)) + sorted(
       set(FLAGS.methods) - set(METHODS))
   if unknown:

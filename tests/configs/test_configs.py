@@ -20,7 +20,10 @@ def test_paper_table7_settings():
 
 def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   paper, ours = configs.get_config('toy2d_paper'), configs.get_config('toy2d')
-  assert paper.model == ours.model and paper.train.batch_size == ours.train.batch_size
+  assert paper.train.batch_size == ours.train.batch_size and paper.model.ebm == ours.model.ebm
+  assert (paper.model.flow.scale_floor, ours.model.flow.scale_floor) == (0., 0.01)
+  paper.model.flow.scale_floor = ours.model.flow.scale_floor
+  assert paper.model == ours.model
   assert (paper.optim.flow_optimizer, paper.optim.flow_lr) == ('adamax', 1e-5)
   assert paper.train.schedule.threshold == 0.5
   assert (paper.train.schedule.max_flow_updates, paper.train.schedule.max_ebm_updates) == (0, 0)

@@ -196,8 +196,11 @@ def _variable_shapes(flow):
 def test_build_flow_from_config(coupling):
   """Every field of the config reaches the flow: its variables are those of the flow built by
   hand from them (levels, steps, width and coupling each change the shapes or their count)."""
-  config = ml_collections.ConfigDict(dict(levels=2, steps=1, width=8, coupling=coupling, seed=0))
+  config = ml_collections.ConfigDict(dict(levels=2, steps=1, width=8, coupling=coupling, seed=0,
+                                          scale_floor=0.05))
   image = build.build_flow(config, (8, 8, 3))
+  couplings = [m for m in image.bijector.submodules if type(m).__name__ == 'Coupling']
+  assert len(couplings) == 2 and all(m.scale_floor == 0.05 for m in couplings)
   by_hand = glow.Flow(glow.ImageGlow((8, 8, 3), 2, 1, 8, coupling), (8, 8, 3))
   assert _variable_shapes(image) == _variable_shapes(by_hand)
   assert (image.bijector.levels, image.bijector.steps_per_level, image.bijector.width,

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from configs import base
 from data import images
 from eval import density2d
 from eval import figures
@@ -40,7 +41,19 @@ def load_run(workdir):
     raise EvalError(f'{workdir} holds no run (no config.json); train one first.')
   with tf.io.gfile.GFile(path) as f:
     saved = json.load(f)
-  return ml_collections.ConfigDict(saved['config']), saved['identity']['mode']
+  # Fields added to the configs after the run was made take their defaults (which reproduce the
+  # behaviour of the code the run was trained with).
+  config = base.get_base_config().to_dict()
+  _merge(config, saved['config'])
+  return ml_collections.ConfigDict(config), saved['identity']['mode']
+
+
+def _merge(into, update):
+  for k, v in update.items():
+    if isinstance(v, dict) and isinstance(into.get(k), dict):
+      _merge(into[k], v)
+    else:
+      into[k] = v
 
 
 def checkpoints(workdir, which='latest'):

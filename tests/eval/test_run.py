@@ -84,3 +84,19 @@ def test_sample_of_an_image_run(tmp_path):
   assert samples.shape == (5, 8, 8, 3) and samples.dtype == np.uint8 and os.path.exists(png)
   with pytest.raises(eval_run.EvalError, match='vector data'):
     eval_run.evaluate(workdir, eval_points=str(tmp_path / 'images.npy'))
+
+
+def test_a_run_made_before_a_config_field_existed_still_loads(fce_run, tmp_path):
+  """A config field added later (here model.flow.scale_floor) takes its default, which gives the
+  old code's behaviour; the saved values win everywhere else."""
+  workdir, run = fce_run
+  old = str(tmp_path / 'old')
+  tf.io.gfile.makedirs(old)
+  with open(os.path.join(workdir, 'config.json')) as f:
+    saved = json.load(f)
+  saved['config']['model']['flow'].pop('scale_floor')
+  with open(os.path.join(old, 'config.json'), 'w') as f:
+    json.dump(saved, f)
+  config, mode = eval_run.load_run(old)
+  assert mode == 'fce' and config.model.flow.scale_floor == 0.
+  assert config.model.flow.steps == 2 and config.model.flow.width == 8

@@ -110,7 +110,7 @@ def test_gradient_clipping_bounds_the_update(which):
   update = np.concatenate([a.numpy(), b.numpy()])
   np.testing.assert_allclose(np.linalg.norm(update), 0.5, rtol=1e-5)
   np.testing.assert_allclose(update, -0.5 * np.array([3., 4., 12.]) / 13., rtol=1e-5)
-  unclipped = steps_lib.make_optimizers(configs.get_config('toy2d').optim)['flow']
+  unclipped = steps_lib.make_optimizers(configs.get_config('toy2d_paper').optim)['flow']
   assert unclipped.global_clipnorm is None
 
 

@@ -16,10 +16,11 @@ A run whose result.json exists is not run again, so an interrupted benchmark res
 results.json (every run), results.md (means over seeds, per density, and the issue's goals)
 and <density>.png (data | Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, first seed) to --outdir.
 
-  # full: 12 densities x 3 seeds x 5000 EBM updates (about 8 hours on 2 cores)
+  # full: 12 densities x 3 seeds x 5000 EBM updates (about 20 hours on 2 cores; it resumes)
   python -m experiments.bench2d --outdir=docs/bench2d
-  # reduced (under an hour on 2 cores): 1 seed, 1500 EBM updates
-  python -m experiments.bench2d --seeds=0 --ebm_updates=1500 --outdir=/tmp/bench2d_reduced
+  # reduced (under an hour on 2 cores): 4 densities, 1 seed, 1500 EBM updates, no fce_mle
+  python -m experiments.bench2d --densities=unequal2,aniso_rotated,far_mode,cross --seeds=0 \
+      --ebm_updates=1500 --methods=fce_rand,nce,mle --outdir=/tmp/bench2d_reduced
 """
 
 import json

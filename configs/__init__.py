@@ -11,6 +11,24 @@ DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moon
             'svhn', 'cifar10', 'celeba', 'mnist', 'digits')
 
 
+def with_defaults(saved):
+  """A saved config (a dict, e.g. from a run's config.json) with the fields added to the
+  configs since it was saved set to their defaults, which reproduce the code it ran with."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = base.get_base_config().to_dict()
+  _merge(config, saved)
+  return ml_collections.ConfigDict(config)
+
+
+def _merge(into, update):
+  for k, v in update.items():
+    if isinstance(v, dict) and isinstance(into.get(k), dict):
+      _merge(into[k], v)
+    else:
+      into[k] = v
+
+
 def get_config(name):
   """Returns the default config `name`; an unknown name raises a ValueError listing valid ones."""
   if name not in CONFIGS:

@@ -17,11 +17,10 @@ checkpoint (the latest, or every kept snapshot too); see eval/image_eval.py.
 import json
 import os
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from configs import base
+import configs
 from data import images
 from eval import density2d
 from eval import figures
@@ -41,19 +40,7 @@ def load_run(workdir):
     raise EvalError(f'{workdir} holds no run (no config.json); train one first.')
   with tf.io.gfile.GFile(path) as f:
     saved = json.load(f)
-  # Fields added to the configs after the run was made take their defaults (which reproduce the
-  # behaviour of the code the run was trained with).
-  config = base.get_base_config().to_dict()
-  _merge(config, saved['config'])
-  return ml_collections.ConfigDict(config), saved['identity']['mode']
-
-
-def _merge(into, update):
-  for k, v in update.items():
-    if isinstance(v, dict) and isinstance(into.get(k), dict):
-      _merge(into[k], v)
-    else:
-      into[k] = v
+  return configs.with_defaults(saved['config']), saved['identity']['mode']
 
 
 def checkpoints(workdir, which='latest'):

@@ -76,6 +76,13 @@ def _config(density, seed, method, steps):
   return configs.for_dataset(density, None, overrides)
 
 
+def _workdir(density, seed, method):
+  """A run's folder; the baselines' under --baselines_from when it is given."""
+  shared = method in ('mle', 'nce') and FLAGS.baselines_from
+  root = FLAGS.baselines_from if shared else FLAGS.workroot
+  return os.path.join(root, density, f'seed{seed}', method)
+
+
 def _scores(density, config, workdir, mode):
   flow, ebm, step = eval_run.restore_models(config, workdir)
   rng = np.random.default_rng([int(config.train.seed), 7])
@@ -91,15 +98,12 @@ def _scores(density, config, workdir, mode):
     log_z = float(np.log(cell) + np.logaddexp.reduce(density2d.evaluate(ebm.log_prob, grid)))
     out.update(ebm_mse=density2d.log_density_mse(logp, true), ebm_ll_c=float(logp.mean()),
                ebm_ll=float(logp.mean() - log_z), ebm_log_z_grid=log_z)
-  return out, flow, ebm
+  return out
 
 
 def _run(density, seed, method):
   """Trains (or loads the result of) one run; returns its result dict."""
-  root = os.path.join(FLAGS.workroot, density, f'seed{seed}')
-  if method in ('mle', 'nce') and FLAGS.baselines_from:
-    root = os.path.join(FLAGS.baselines_from, density, f'seed{seed}')
-  workdir = os.path.join(root, method)
+  workdir = _workdir(density, seed, method)
   path = os.path.join(workdir, 'result.json')
   if os.path.exists(path):
     with open(path) as f:
@@ -122,7 +126,7 @@ def _run(density, seed, method):
     result.update(nan_stop=1, error=str(e))
   result['seconds'] = time.perf_counter() - start
   try:  # a run stopped on a NaN is scored at its last good checkpoint, and flagged
-    result.update(_scores(density, config, workdir, mode)[0])
+    result.update(_scores(density, config, workdir, mode))
   except eval_run.EvalError:
     pass
   result['curve'] = _curve(workdir, mode)
@@ -147,9 +151,7 @@ def _panels(density, seed):
   panels = {density: np.exp(suite2d.log_density(density, grid))}
   for method, title, which in (('mle', 'Glow-MLE', 'flow'), ('fce_rand', 'Glow-FCE', 'flow'),
                                ('fce_rand', 'EBM-FCE', 'ebm'), ('nce', 'EBM-NCE', 'ebm')):
-    workdir = os.path.join(FLAGS.workroot, density, f'seed{seed}', method)
-    if method in ('mle', 'nce') and FLAGS.baselines_from:
-      workdir = os.path.join(FLAGS.baselines_from, density, f'seed{seed}', method)
+    workdir = _workdir(density, seed, method)
     if not tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')):
       continue
     config, _ = eval_run.load_run(workdir)

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import configs
 from data import pipeline
 from eval import figures
 from models import build
@@ -52,13 +53,21 @@ def run_identity(config, mode):
   return _flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
 
 
+def saved_identity(path):
+  """The identity of the run whose config.json is `path`, with fields added to the configs
+  since then at their defaults (so a run made before a field existed still resumes)."""
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  mode = saved['identity']['mode']
+  return run_identity(configs.with_defaults(saved['config']), mode)
+
+
 def check_workdir(workdir, config, mode, write):
   """Refuses a workdir started with another mode / data / model config; records ours if new."""
   path = os.path.join(workdir, 'config.json')
   identity = run_identity(config, mode)
   if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      old = json.load(f)['identity']
+    old = saved_identity(path)
     diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
     if diff:
       raise TrainingError(
@@ -76,8 +85,7 @@ def restore_flow_from(flow, workdir, config):
   if not tf.io.gfile.exists(path):
     raise TrainingError(f'--init_flow={workdir}: no run there (no config.json). Train a flow '
                         'first, e.g. with --mode=mle --workdir=' + workdir)
-  with tf.io.gfile.GFile(path) as f:
-    old = json.load(f)['identity']
+  old = saved_identity(path)
   ours = run_identity(config, 'mle')
   diff = sorted(k for k in ours if k.startswith(('model.flow', 'data.shape', 'data.num_bins'))
                 and old.get(k) != ours[k])

@@ -261,3 +261,22 @@ def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   assert len(warnings) == 2 and all('collapsing' in w for w in warnings)
   assert 'step 20' in warnings[0] and 'step 50' in warnings[1]
+
+
+def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
+  """A field added later (model.flow.scale_floor) takes its default in the saved run, so the run
+  resumes with that default and is refused with any other value."""
+  workdir = str(tmp_path / 'old')
+  fields = {'train.steps': 2, 'model.flow.scale_floor': 0.}
+  trainer_lib.Trainer(_toy_config(**fields), 'fce', workdir).run()
+  path = os.path.join(workdir, 'config.json')
+  with open(path) as f:
+    saved = json.load(f)
+  del saved['config']['model']['flow']['scale_floor']
+  del saved['identity']['model.flow.scale_floor']
+  with open(path, 'w') as f:
+    json.dump(saved, f)
+  resumed = trainer_lib.Trainer(_toy_config(**dict(fields, **{'train.steps': 4})), 'fce', workdir)
+  assert int(resumed.step.numpy()) == 2
+  with pytest.raises(trainer_lib.TrainingError, match='model.flow.scale_floor'):
+    trainer_lib.Trainer(_toy_config(**{'model.flow.scale_floor': 0.01}), 'fce', workdir)

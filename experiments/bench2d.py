@@ -240,6 +240,9 @@ def _compare_table(pairs):
 
 def main(_):
   if FLAGS.compare:
+    bad = [p for p in FLAGS.compare if '=' not in p or not os.path.isdir(p.split('=', 1)[1])]
+    if bad:
+      raise app.UsageError(f'--compare takes NAME=WORKROOT pairs of existing folders; not: {bad}.')
     print(_compare_table(FLAGS.compare))
     return
   unknown = sorted(set(FLAGS.densities) - set(suite2d.NAMES)) + sorted(

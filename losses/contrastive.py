@@ -70,7 +70,8 @@ def fce_value(logp_data, logq_data, logp_samples, logq_samples, global_batch_siz
                        global_batch_size=global_batch_size)
 
 
-def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None, f_penalty=0.):
+def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None, f_penalty=0., aux_noise=None,
+                 aux_weight=0.):
   """EBM update of FCE: the loss -V(theta, alpha) with the flow held fixed.
 
   Args:
@@ -79,6 +80,11 @@ def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None, f_penalty=0.):
     x: data batch. z: latent batch for the flow samples (same size as x).
     f_penalty: weight of mean f(x)^2 + mean f(x~)^2 over data and samples (0 = the paper), a
       regulariser that keeps f near the scale c absorbs; f is log p + c, so c is not penalised.
+    aux_noise, aux_weight: if aux_weight > 0, add aux_weight times the NCE loss against the
+      fixed `aux_noise` (e.g. a broad Gaussian; its samples are aux_noise.generate(z)). Not in
+      the paper: V constrains f only where the data or the flow's samples are, so an EBM trained
+      on V alone may put mass in regions both leave empty (docs/bench2d). The NCE optimum is
+      p_theta = p_data too, so the sum keeps the consistency of either term.
 
   The loss keeps dropout on (a regulariser), but the metrics returned (value, accuracies, read
   by the alternation schedule) come from dropout-off log-densities, as in `flow_fce_loss`; this
@@ -97,10 +103,18 @@ def ebm_fce_loss(ebm, flow, x, z, global_batch_size=None, f_penalty=0.):
                            global_batch_size)
     metrics['f_penalty'] = penalty
     loss += f_penalty * penalty
+  if aux_weight:
+    aux_samples, logg_samples = aux_noise.generate(z)
+    aux_objective, _ = nce_objective(logp_data, aux_noise.log_prob(x),
+                                     ebm.marginal_log_prob(aux_samples, training=True),
+                                     logg_samples, global_batch_size=global_batch_size)
+    metrics['aux_value'] = aux_objective
+    loss -= aux_weight * aux_objective
   if getattr(ebm, 'has_dropout', False):
-    _, metrics = fce_value(tf.stop_gradient(ebm.marginal_log_prob(x, training=False)), logq_data,
-                           tf.stop_gradient(ebm.marginal_log_prob(samples, training=False)),
-                           logq_samples, global_batch_size)
+    metrics.update(fce_value(tf.stop_gradient(ebm.marginal_log_prob(x, training=False)),
+                             logq_data,
+                             tf.stop_gradient(ebm.marginal_log_prob(samples, training=False)),
+                             logq_samples, global_batch_size)[1])
   metrics['flow_nll'] = reduce_batch(-logq_data, global_batch_size)
   return loss, metrics
 

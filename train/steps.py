@@ -83,16 +83,17 @@ def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
 
 
 def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None,
-                   flow_mle_weight=0., ebm_f_penalty=0.):
+                   flow_mle_weight=0., ebm_f_penalty=0., aux_noise=None, aux_weight=0.):
   """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12.
 
   flow_mle_weight > 0 adds that weight times the flow's NLL per dimension on the data to the
-  flow's loss, and ebm_f_penalty a penalty on f^2 to the EBM's (neither is in the paper; see
-  `contrastive.flow_fce_loss` and `contrastive.ebm_fce_loss`).
+  flow's loss, ebm_f_penalty a penalty on f^2 to the EBM's, and aux_weight > 0 an NCE term
+  against `aux_noise` to the EBM's (none is in the paper; see `contrastive.flow_fce_loss` and
+  `contrastive.ebm_fce_loss`).
   """
   def ebm_loss(batch):
     return contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,
-                                    ebm_f_penalty)
+                                    ebm_f_penalty, aux_noise, aux_weight)
 
   def flow_loss(batch):
     return contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,

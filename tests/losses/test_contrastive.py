@@ -234,3 +234,25 @@ def test_flow_mle_term_and_ebm_f_penalty_by_hand():
     diff = penalised - plain
   # The penalty is on f = log p + c: it does not pull on c.
   np.testing.assert_allclose(tape.gradient(diff, ebm.log_normalizer).numpy(), [0.], atol=1e-6)
+
+
+def test_auxiliary_nce_term_by_hand_and_its_gradient_reaches_every_ebm_variable():
+  """EBM loss = -V - w * J, J the NCE objective against the Gaussian at samples mean + std z."""
+  ebm, flow, x, z = _models()
+  gauss = noise.GaussianNoise((2,), mean=[0.5, -0.5], std=[3., 2.])
+  plain, _ = contrastive.ebm_fce_loss(ebm, flow, x, z)
+  loss, metrics = contrastive.ebm_fce_loss(ebm, flow, x, z, aux_noise=gauss, aux_weight=0.4)
+  g = np.array([0.5, -0.5]) + np.array([3., 2.]) * z.numpy()
+  log_g = lambda v: (-0.5 * (((v - [0.5, -0.5]) / [3., 2.]) ** 2).sum(1)
+                     - np.log(6.) - np.log(2. * np.pi))
+  logp = lambda v: ebm.marginal_log_prob(tf.constant(v, tf.float32)).numpy()
+  log_sigmoid = lambda t: -np.logaddexp(0., -t)
+  j = (np.mean(log_sigmoid(logp(x.numpy()) - log_g(x.numpy())))
+       + np.mean(log_sigmoid(log_g(g) - logp(g))))
+  np.testing.assert_allclose(float(metrics['aux_value']), j, rtol=1e-4)
+  np.testing.assert_allclose(float(loss), float(plain) - 0.4 * j, rtol=1e-4)
+  with tf.GradientTape() as tape:
+    diff = (contrastive.ebm_fce_loss(ebm, flow, x, z, aux_noise=gauss, aux_weight=0.4)[0]
+            - contrastive.ebm_fce_loss(ebm, flow, x, z)[0])
+  grads = tape.gradient(diff, ebm.trainable_variables)
+  assert all(g is not None and np.any(g.numpy() != 0) for g in grads)

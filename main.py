@@ -22,16 +22,15 @@ from data import images  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from train import distribute  # noqa: E402
+from train import modes  # noqa: E402
 from train import trainer  # noqa: E402
 
 flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(configs.DATASETS)}, or '
                     'npy:PATH ((N, D) float vectors or (N, H, W, C) uint8 images), or '
                     'folder:PATH.')
-flags.DEFINE_enum('mode', 'fce', trainer.MODES + ('eval', 'sample'), 'mle: the flow by '
-                  'maximum likelihood; nce: the EBM against fixed noise; fce: EBM and flow on the '
-                  'value function (FCE eq. 12); ssl: semi-supervised FCE with a class-conditional '
-                  'EBM (Sec. 3.4); eval / sample: evaluate / sample the latest checkpoint of '
-                  '--workdir.')
+flags.DEFINE_enum('mode', 'fce', modes.NAMES + ('eval', 'sample'), '; '.join(
+    f'{m.name}: {m.help}' for m in modes.MODES.values()) + '; eval / sample: evaluate / sample '
+                  'the latest checkpoint of --workdir.')
 flags.DEFINE_string('workdir', None, 'Run folder (default: runs/<dataset>_<mode>).')
 flags.DEFINE_string('config', None, f'Base config, one of {", ".join(configs.CONFIGS)} '
                     '(default: the dataset\'s own).')
@@ -87,10 +86,6 @@ def main(argv):
     config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set)
   except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
-  if FLAGS.mode == 'nce' and FLAGS.init_flow:
-    config.train.nce_noise = 'flow'
-  if FLAGS.mode == 'ssl':
-    config.model.ebm.conditional = True
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)

@@ -32,9 +32,9 @@ from data import images  # noqa: E402
 from data import pipeline  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from models import ebm as ebm_lib  # noqa: E402
+from train import modes  # noqa: E402
 
 PROTOCOLS = ('linear', 'svm')
-EBM_MODES = ('nce', 'fce', 'ssl')  # the modes that train an EBM
 # Test examples turned into features at a time (the SVHN svm features of all 26k would be 1.5 GB).
 TEST_CHUNK = 2000
 
@@ -361,9 +361,10 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
   if not k:
     raise eval_run.EvalError(f'{config.data.name} has no class labels (data.num_classes is 0): '
                              'a feature probe needs labeled data.')
-  if mode not in EBM_MODES:
+  if not modes.get(mode).trains_ebm:
+    ebm_modes = ', '.join(m.name for m in modes.MODES.values() if m.trains_ebm)
     raise eval_run.EvalError(f'{workdir} is a {mode} run: it trained no EBM to take features '
-                             f'from (modes {", ".join(EBM_MODES)} do).')
+                             f'from (modes {ebm_modes} do).')
   labels = sorted({int(n) for n in labels})
   if not labels:
     raise eval_run.EvalError('Give at least one number of labels.')

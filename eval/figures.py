@@ -8,6 +8,7 @@ import tensorflow as tf
 from data import toys
 from eval import density2d
 from losses import flow as flow_losses
+from train import modes
 
 GRID_LIMIT = 4.5
 GRID_SIZE = 200
@@ -17,8 +18,10 @@ TEMPERATURES = (1.0, 0.7)
 def density_report(config, flow, ebm, mode, out_dir, step):
   """FCE Figure 2's log-density errors on data points and a Figure 1 panel PNG (2D data).
 
-  Returns (metrics, path of the PNG). The EBM's error uses its learned log-normalizer c.
+  Returns (metrics, path of the PNG). The EBM's error uses its learned log-normalizer c. The
+  panels show the models the run of `mode` has (`train/modes.py`).
   """
+  spec = modes.get(mode)
   name = config.data.name
   rng = np.random.default_rng(config.train.seed + 1)
   grid, _, cell = density2d.make_grid(GRID_LIMIT, GRID_SIZE)
@@ -31,12 +34,12 @@ def density_report(config, flow, ebm, mode, out_dir, step):
   elif name in toys.ALL:
     panels['data'] = density2d.histogram_density(toys.sample(name, 200000, rng), GRID_LIMIT,
                                                  GRID_SIZE)
-  if mode in ('mle', 'fce', 'ssl'):
+  if spec.has_flow(config):
     if exact:
       metrics['flow_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(flow.log_prob, points), true_points)
     panels[f'Glow-{mode.upper()}'] = np.exp(density2d.evaluate(flow.log_prob, grid))
-  if mode in ('nce', 'fce', 'ssl'):
+  if spec.trains_ebm:
     if exact:
       metrics['ebm_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(ebm.marginal_log_prob, points), true_points)

@@ -34,6 +34,7 @@ from data import pipeline
 from eval import figures
 from eval import fid as fid_lib
 from losses import flow as flow_losses
+from train import modes
 
 REPORT = 'report_{step}.json'
 
@@ -166,8 +167,8 @@ def evaluate(workdir, config, mode, flow, ebm, step, options):
     with tf.io.gfile.GFile(path) as f:
       report = json.load(f)
   report.update(step=step, mode=mode, dataset=config.data.name)
-  has_ebm = mode in ('nce', 'fce', 'ssl')
-  has_flow = mode in ('mle', 'fce', 'ssl') or config.train.nce_noise == 'flow'
+  spec = modes.get(mode)
+  has_ebm, has_flow = spec.trains_ebm, spec.has_flow(config)
   num_dims = int(np.prod(config.data.shape))
   k = config.data.num_bins or 256
   to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, k)

@@ -27,6 +27,7 @@ from eval import figures
 from eval import image_eval
 from losses import flow as flow_losses
 from models import build
+from train import modes
 
 
 class EvalError(RuntimeError):
@@ -93,10 +94,10 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
   flow, ebm, step = restore_models(config, workdir)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)
-  # Which models the run trained (an MLE run has no EBM, an NCE run no flow unless it was the
-  # noise); only those are reported.
-  has_ebm = mode in ('nce', 'fce')
-  has_flow = mode in ('mle', 'fce') or config.train.nce_noise == 'flow'
+  # Only the models the run has are reported: an MLE run has no EBM, an NCE run no flow unless
+  # it was the noise (train/modes.py).
+  spec = modes.get(mode)
+  has_ebm, has_flow = spec.trains_ebm, spec.has_flow(config)
   metrics = {'step': step, 'mode': mode}
   if has_ebm:
     metrics['log_normalizer'] = [float(c) for c in ebm.log_normalizer.numpy()]
@@ -133,8 +134,9 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0):
   (uint8 images or float vectors) and a PNG (an image grid at several temperatures, or a 2D
   scatter plot). Returns the paths written."""
   config, mode = load_run(workdir)
-  if mode == 'nce' and config.train.nce_noise != 'flow':
-    raise EvalError(f'{workdir} is an NCE run against Gaussian noise: it has no flow to sample.')
+  if not modes.get(mode).has_flow(config):
+    raise EvalError(f'{workdir} is an {mode} run against Gaussian noise: it has no flow to '
+                    'sample.')
   flow, _, step = restore_models(config, workdir)
   out_dir = os.path.join(workdir, 'samples')
   tf.io.gfile.makedirs(out_dir)

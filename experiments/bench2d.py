@@ -40,6 +40,7 @@ from data import suite2d  # noqa: E402
 from eval import density2d  # noqa: E402
 from eval import figures  # noqa: E402
 from eval import run as eval_run  # noqa: E402
+from train import modes  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 METHODS = ('mle', 'fce_rand', 'fce_mle', 'nce')
@@ -89,10 +90,11 @@ def _scores(density, config, workdir, mode):
   test = suite2d.sample(density, NUM_TEST_POINTS, rng)
   true = suite2d.log_density(density, test)
   out = {'true_ll': float(true.mean()), 'step': step}
-  if mode in ('mle', 'fce'):
+  spec = modes.get(mode)
+  if spec.has_flow(config):
     logq = density2d.evaluate(flow.log_prob, test)
     out.update(flow_mse=density2d.log_density_mse(logq, true), flow_ll=float(logq.mean()))
-  if mode in ('nce', 'fce'):
+  if spec.trains_ebm:
     logp = density2d.evaluate(ebm.log_prob, test)
     grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, FINE_GRID)
     log_z = float(np.log(cell) + np.logaddexp.reduce(density2d.evaluate(ebm.log_prob, grid)))

@@ -51,8 +51,6 @@ def _train(mode, steps, init_flow=None, extra=()):
       f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
       f'train.log_every={max(steps // 10, 1)}', f'train.checkpoint_every={steps // 5 or 1}',
       'train.snapshot_every=0', *extra] + FLAGS.set)
-  if mode == 'ssl':
-    config.model.ebm.conditional = True
   logging.info('digits: %s for %d steps', mode, steps)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
   return workdir

@@ -43,7 +43,7 @@ def main(_):
     config = configs.for_dataset('2spirals', None, [
         f'train.seed={seed}', f'train.steps={FLAGS.steps}', f'train.eval_every={FLAGS.eval_every}',
         f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={FLAGS.eval_every}',
-        f'train.ssl_labels_per_class={FLAGS.labels_per_class}', 'model.ebm.conditional=True'] +
+        f'train.ssl_labels_per_class={FLAGS.labels_per_class}'] +
         FLAGS.set)
     logging.info('seed %d: semi-supervised FCE on two spirals', seed)
     trainer_lib.Trainer(config, 'ssl', workdir).run()

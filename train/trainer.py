@@ -27,11 +27,11 @@ from data import pipeline
 from eval import figures
 from models import build
 from models import noise as noise_lib
+from train import modes as modes_lib
 from train import schedule as schedule_lib
 from train import steps as steps_lib
 
-MODES = ('mle', 'nce', 'fce', 'ssl')
-ALTERNATING = ('fce', 'ssl')
+MODES = modes_lib.NAMES
 
 
 class TrainingError(RuntimeError):
@@ -108,15 +108,26 @@ def _is_chief(strategy):
 
 
 class Trainer:
-  """Builds models, data and steps for `mode`; `run()` trains to `config.train.steps`."""
+  """Builds models, data and steps for `mode` (a name of `train/modes.py`); `run()` trains to
+  `config.train.steps`. `self.config` is `config` with what the mode implies (e.g. ssl's
+  class-conditional EBM); the caller's config is not changed."""
 
   def __init__(self, config, mode, workdir, strategy=None, init_flow=None):
-    if mode not in MODES:
-      raise ValueError(f'Unknown mode {mode!r}; valid: {", ".join(MODES)}.')
+    self.spec = modes_lib.get(mode)
+    config = self.spec.configure(config, init_flow)
     self.config, self.mode, self.workdir = config, mode, workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.is_chief = _is_chief(self.strategy)
     check_workdir(workdir, config, mode, write=False)
+    labels_per_class = 0
+    if self.spec.conditional_ebm:
+      if config.data.num_classes < 2:
+        raise TrainingError(f'--mode={mode} needs labeled data (data.num_classes >= 2); '
+                            f'{config.data.name} has {config.data.num_classes} classes.')
+      labels_per_class = config.train.ssl_labels_per_class
+      if labels_per_class < 1:
+        raise TrainingError(f'--mode={mode} needs train.ssl_labels_per_class >= 1 (FCE Sec. 4.4 '
+                            'uses 7 on two spirals and 100 on SVHN).')
     shape = tuple(config.data.shape)
     self.global_batch = config.train.batch_size
     if self.global_batch % self.strategy.num_replicas_in_sync:
@@ -134,22 +145,12 @@ class Trainer:
       self.flow_nll_start = tf.Variable(0., trainable=False, name='flow_nll_start')
       # The optimizers this mode uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
-      trained = ({'flow_mle': self.flow} if mode == 'mle' else {'ebm': self.ebm} if mode == 'nce'
-                 else {'ebm': self.ebm, 'flow': self.flow})
-      for name, model in trained.items():
-        self.optimizers[name].build(model.trainable_variables)
+      models = {'ebm': self.ebm, 'flow': self.flow}
+      for name in self.spec.optimizers:
+        self.optimizers[name].build(models[self.spec.model_of(name)].trainable_variables)
 
-    nu = int(config.train.nce_nu) if mode == 'nce' else 1
+    nu = int(config.train.nce_nu) if self.spec.noise == 'fixed' else 1
     latent_shape = [nu, self.flow.latent_dim] if nu > 1 else [self.flow.latent_dim]
-    labels_per_class = 0
-    if mode == 'ssl':
-      if not (config.model.ebm.conditional and config.data.num_classes >= 2):
-        raise TrainingError('--mode=ssl needs labeled data (data.num_classes >= 2) and a '
-                            'class-conditional EBM (model.ebm.conditional=True).')
-      labels_per_class = config.train.ssl_labels_per_class
-      if labels_per_class < 1:
-        raise TrainingError('--mode=ssl needs train.ssl_labels_per_class >= 1 (FCE Sec. 4.4 uses '
-                            '7 on two spirals and 100 on SVHN).')
     self.labeled_batch = config.train.ssl_labeled_batch_size or self.global_batch
     self.source = pipeline.BatchSource(config, self.global_batch, latent_shape,
                                        labels_per_class=labels_per_class,
@@ -157,7 +158,7 @@ class Trainer:
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
         flow_nll_start=self.flow_nll_start,
-        **{f'{k}_optimizer': self.optimizers[k] for k in trained})
+        **{f'{k}_optimizer': self.optimizers[k] for k in self.spec.optimizers})
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
     self.snapshots = tf.train.CheckpointManager(
@@ -166,10 +167,11 @@ class Trainer:
     # Batches are a function of the step (data/pipeline.py): resuming needs no iterator state.
     self.iterator = iter(self.strategy.experimental_distribute_dataset(
         self.source.dataset(start_step=int(self.step.numpy()))))
+    self.noise = self._noise()  # the EBM's contrast distribution (None for mle)
     self._steps = self._build_steps(nu)
-    if fresh and mode != 'mle' and config.train.init_log_normalizer:
+    if fresh and self.spec.trains_ebm and config.train.init_log_normalizer:
       self._init_log_normalizer()
-    if fresh and mode in ALTERNATING:
+    if fresh and self.spec.alternates:
       self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
           tf.constant(self._first_batch()['x'])))))
     self._collapse_warned = False
@@ -199,7 +201,7 @@ class Trainer:
         self.optimizers[name].learning_rate.assign(lr)
       logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
       return True
-    if self.mode == 'nce' and self.config.train.nce_noise == 'flow' and not init_flow:
+    if self.spec.noise == 'fixed' and self.config.train.nce_noise == 'flow' and not init_flow:
       raise TrainingError('NCE against a flow needs the flow: pass --init_flow=WORKDIR of an '
                           'MLE run.')
     if init_flow:
@@ -228,32 +230,37 @@ class Trainer:
   def _build_steps(self, nu):
     opt, gb = self.optimizers, self.global_batch
     compile_ = lambda fn: steps_lib.compile_step(fn, self.strategy, self.config.train.jit_compile)
-    if self.mode == 'mle':
+    if self.spec.noise is None:
       return {'flow': compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
                                                        self.config.data.num_bins, gb))}
-    self.noise = self._nce_noise() if self.mode == 'nce' else self.flow
-    if self.mode == 'nce':
+    if self.spec.noise == 'fixed':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
+    t = self.config.train
+    aux_noise = self._gaussian_noise() if t.ebm_aux_nce_weight else None
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb,
-                                                   self.config.train.flow_mle_weight,
-                                                   self.config.train.ebm_f_penalty)
-    if self.mode == 'ssl':
-      t = self.config.train
+                                                   t.flow_mle_weight, t.ebm_f_penalty,
+                                                   aux_noise, t.ebm_aux_nce_weight)
+    if self.spec.conditional_ebm:
       ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,
                                              t.vat_epsilon, gb, self.labeled_batch)
     return {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
 
-  def _nce_noise(self):
-    """A frozen flow if one was loaded (--init_flow), else a Gaussian fitted to the data."""
-    if self.config.train.nce_noise == 'flow':
-      return self.flow
+  def _noise(self):
+    """The EBM's noise: the flow (FCE, or NCE's frozen flow from --init_flow), a Gaussian fitted
+    to the data (NCE), or None (MLE)."""
+    if self.spec.noise == 'fixed' and self.config.train.nce_noise != 'flow':
+      return self._gaussian_noise()
+    return self.flow if self.spec.noise else None
+
+  def _gaussian_noise(self):
+    """N(data mean, (train.nce_noise_std x data std)^2) from the first batch."""
     x = self._first_batch()['x']
     return noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
                                    self.config.train.nce_noise_std * x.std(0) + 1e-3)
 
   def _learning_rates(self):
-    names = {'mle': ['flow_mle'], 'nce': ['ebm']}.get(self.mode, ['ebm', 'flow'])
-    return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate.numpy()) for n in names}
+    return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate.numpy())
+            for n in self.spec.optimizers}
 
   def _save(self, step):
     self.manager.save(checkpoint_number=step)
@@ -270,7 +277,7 @@ class Trainer:
     step = int(self.step.numpy())
 
     def finished():
-      if self.mode in ALTERNATING and c.ebm_updates:
+      if self.spec.alternates and c.ebm_updates:
         return step >= c.steps or self.schedule.updates['ebm'] >= c.ebm_updates
       return step >= c.steps
 
@@ -282,8 +289,8 @@ class Trainer:
     while not finished():
       batch = next(self.iterator)
       # FCE-init (FCE Sec. 4.4, Table 4): the first fce_init_steps update only the EBM.
-      fce_init = self.mode in ALTERNATING and step < c.fce_init_steps
-      phase = ('ebm' if fce_init else self.schedule.phase) if self.mode in ALTERNATING else \
+      fce_init = self.spec.alternates and step < c.fce_init_steps
+      phase = ('ebm' if fce_init else self.schedule.phase) if self.spec.alternates else \
           next(iter(self._steps))
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
@@ -297,7 +304,7 @@ class Trainer:
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             + hint)
-      if self.mode in ALTERNATING:
+      if self.spec.alternates:
         self.schedule.record(out['accuracy'], hold=fce_init)
       step += 1
       self.step.assign(step)
@@ -307,12 +314,12 @@ class Trainer:
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
         logged = dict(out)
-        if self.mode in ALTERNATING:
+        if self.spec.alternates:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
                         mean_accuracy=self.schedule.mean_accuracy)
         self._check_flow_collapse(logged.get('flow_nll'), step)
         remaining = c.steps - step
-        if self.mode in ALTERNATING and c.ebm_updates:  # the EBM's share of updates so far
+        if self.spec.alternates and c.ebm_updates:  # the EBM's share of updates so far
           ebm_done = self.schedule.updates['ebm']
           remaining = min(remaining, (c.ebm_updates - ebm_done) * step / max(ebm_done, 1))
         logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, c.steps, rate,
@@ -335,7 +342,7 @@ class Trainer:
     """Warns once when the flow's NLL on the data per dimension has risen more than
     train.flow_nll_warn above its value when FCE began (and once when it is back)."""
     start, margin = float(self.flow_nll_start.numpy()), self.config.train.flow_nll_warn
-    if flow_nll is None or self.mode not in ALTERNATING or not margin:
+    if flow_nll is None or not self.spec.alternates or not margin:
       return
     dims = int(np.prod(self.config.data.shape))
     rise = (flow_nll - start) / dims

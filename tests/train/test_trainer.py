@@ -176,16 +176,19 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
                           'train.schedule.max_flow_updates': 1, 'train.eval_every': 5,
                           'train.schedule.threshold': 0.05})  # EBM, flow, ..., EBM
   config.data.update(name='2spirals', num_classes=2)
-  config.model.ebm.conditional = True
+  # The mode implies the class-conditional EBM (train/modes.py); the caller's config is unchanged.
+  assert not config.model.ebm.conditional
   run = trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl'))
+  assert run.config.model.ebm.conditional and not config.model.ebm.conditional
+  assert run.ebm.num_classes == 2
   metrics = run.run()
   assert run.schedule.updates == {'ebm': 3, 'flow': 2}
   assert {'label_loss', 'vat_loss', 'class_accuracy', 'value'} <= set(metrics)
   config.train.ssl_labels_per_class = 0
   with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl2'))
-  config.model.ebm.conditional = False
-  with pytest.raises(trainer_lib.TrainingError, match='class-conditional EBM'):
+  config.data.num_classes = 0
+  with pytest.raises(trainer_lib.TrainingError, match='labeled data'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl3'))
 
 

@@ -1,0 +1,80 @@
+"""One record per training mode: what it trains, how, against which noise, and what it reports.
+
+Everything that depends on the mode reads this table: the trainer (optimisers, steps, schedule,
+checkpoint contents), main.py (the flag's choices and help), evaluation (which models a run has)
+and the experiments. A new mode is one more record here plus its steps in `train/steps.py`.
+
+  mode  trains                   noise                        alternates  EBM
+  mle   the flow (Adam, MLE)     -                            no          -
+  nce   the EBM (Adam)           Gaussian, or a frozen flow   no          unconditional
+  fce   EBM (Adam), flow (V)     the flow being trained       yes         unconditional
+  ssl   EBM (Adam), flow (V)     the flow being trained       yes         class-conditional
+"""
+
+import copy
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+  """What a mode trains and needs.
+
+  Attributes:
+    name: the --mode value.
+    help: one line for --help.
+    optimizers: the optimisers it steps (names of `steps.make_optimizers`), each with the model
+      it trains: 'flow_mle' (the flow by MLE), 'ebm', 'flow' (the flow on V, FCE eq. 12).
+    alternates: the EBM and the flow take turns on V under the accuracy schedule (FCE Sec. 4).
+    noise: the EBM's contrast distribution: None, 'fixed' (NCE: a Gaussian fitted to the data,
+      or the frozen flow of --init_flow) or 'flow' (the flow being trained, FCE).
+    conditional_ebm: one f_k, c_k per class (FCE eq. 16); implies labeled data.
+  """
+  name: str
+  help: str
+  optimizers: tuple
+  alternates: bool = False
+  noise: str = None
+  conditional_ebm: bool = False
+
+  @property
+  def trains_ebm(self):
+    return 'ebm' in self.optimizers
+
+  def model_of(self, optimizer):
+    """'flow' or 'ebm': the model an optimiser of this mode updates."""
+    return 'ebm' if optimizer == 'ebm' else 'flow'
+
+  def has_flow(self, config):
+    """Whether a run of this mode holds a flow worth reporting: trained, or NCE's frozen noise."""
+    return 'flow' in map(self.model_of, self.optimizers) or (
+        self.noise == 'fixed' and config.train.nce_noise == 'flow')
+
+  def configure(self, config, init_flow=None):
+    """A copy of `config` with what this mode implies: a class-conditional EBM for ssl, and for
+    NCE given a flow (--init_flow) that flow as the noise."""
+    config = copy.deepcopy(config)
+    if self.conditional_ebm:
+      config.model.ebm.conditional = True
+    if self.noise == 'fixed' and init_flow:
+      config.train.nce_noise = 'flow'
+    return config
+
+
+_MODES = (
+    Mode('mle', 'the flow by maximum likelihood', optimizers=('flow_mle',)),
+    Mode('nce', 'the EBM against a fixed noise (a Gaussian fitted to the data, or the flow of '
+         '--init_flow; FCE eqs. 4-6)', optimizers=('ebm',), noise='fixed'),
+    Mode('fce', 'EBM and flow on the value function (FCE eq. 12)', optimizers=('ebm', 'flow'),
+         alternates=True, noise='flow'),
+    Mode('ssl', 'semi-supervised FCE with a class-conditional EBM (FCE Sec. 3.4)',
+         optimizers=('ebm', 'flow'), alternates=True, noise='flow', conditional_ebm=True),
+)
+MODES = {m.name: m for m in _MODES}
+NAMES = tuple(MODES)
+
+
+def get(name):
+  """The record of mode `name`; an unknown name raises a ValueError listing the valid ones."""
+  if name not in MODES:
+    raise ValueError(f'Unknown mode {name!r}; valid: {", ".join(NAMES)}.')
+  return MODES[name]

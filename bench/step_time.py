@@ -54,8 +54,8 @@ def main(_):
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
   rng = np.random.default_rng(0)
   if config.data.num_bins:
-    x = flow_losses.dequantize(rng.integers(0, config.data.num_bins, (FLAGS.batch, *shape)),
-                               config.data.num_bins)
+    ints = rng.integers(0, config.data.num_bins, (FLAGS.batch, *shape))
+    x = tf.constant(flow_losses.dequantize(ints, config.data.num_bins, rng.random(ints.shape)))
   else:
     x = tf.constant(rng.standard_normal((FLAGS.batch, *shape)).astype(np.float32))
   flow.data_init(x)

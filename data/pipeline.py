@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from data import images
 from data import toys
+from losses import flow as flow_losses
 
 # 2D toys are sampled once into a fixed training set this large (effectively infinite in 2D).
 TOY_TRAIN_SIZE = 1_000_000
@@ -50,10 +51,9 @@ def load_arrays(config, split='train'):
 
 
 def dequantize_numpy(x, num_bins, rng):
-  """y = (x + u) / k - 0.5 with u ~ U(0, 1) (openai/glow); continuous data passes through."""
-  if not num_bins:
-    return x.astype(np.float32)
-  return ((x.astype(np.float32) + rng.random(x.shape, np.float32)) / num_bins - 0.5)
+  """`losses.flow.dequantize` with u ~ U(0, 1) from `rng`; continuous data passes through (and
+  draws nothing)."""
+  return flow_losses.dequantize(x, num_bins, rng.random(x.shape, np.float32) if num_bins else 0.)
 
 
 class BatchSource:

@@ -6,7 +6,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+from eval import batching  # noqa: E402
 
 
 def make_grid(limit, size):
@@ -18,9 +19,7 @@ def make_grid(limit, size):
 
 def evaluate(log_prob_fn, points, batch_size=20000):
   """log_prob_fn on many points in batches, as a float64 numpy array."""
-  out = [log_prob_fn(tf.constant(points[i:i + batch_size])).numpy()
-         for i in range(0, len(points), batch_size)]
-  return np.concatenate(out).astype(np.float64)
+  return batching.apply(log_prob_fn, points, batch_size, np.float64)
 
 
 def renormalize_on_grid(log_p, cell_area):

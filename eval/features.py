@@ -30,7 +30,9 @@ import tf_keras as keras  # noqa: E402
 
 from data import images  # noqa: E402
 from data import pipeline  # noqa: E402
+from eval import batching  # noqa: E402
 from eval import run as eval_run  # noqa: E402
+from losses import flow as flow_losses  # noqa: E402
 from models import ebm as ebm_lib  # noqa: E402
 from train import modes  # noqa: E402
 
@@ -39,27 +41,9 @@ PROTOCOLS = ('linear', 'svm')
 TEST_CHUNK = 2000
 
 
-def images_to_model_input(x_uint8, num_bins):
-  """The bin centres (x + 0.5)/k - 0.5: the training input y = (x + u)/k - 0.5 at u = 1/2.
-
-  Continuous data (`num_bins` 0) passes through as float32.
-  """
-  x = np.asarray(x_uint8, np.float32)
-  if not num_bins:
-    return x
-  return (x + 0.5) / np.float32(num_bins) - np.float32(0.5)
-
-
 def _network(ebm):
   """The Keras network of an EnergyModel (or the network itself)."""
   return ebm.network if isinstance(ebm, ebm_lib.EnergyModel) else ebm
-
-
-def _batched(fn, y, batch_size):
-  """fn applied eagerly to `y` in batches, concatenated as one float32 array."""
-  y = np.asarray(y, np.float32)
-  out = [fn(tf.constant(y[i:i + batch_size])).numpy() for i in range(0, len(y), batch_size)]
-  return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
 def _check_input(network, y):
@@ -84,7 +68,7 @@ def top_feature_fn(ebm):
 def top_features(ebm, y, batch_size=500):
   """The activations entering the EBM's 'head' layer, flattened: [N, F] (FCE Figure 4)."""
   _check_input(_network(ebm), y)
-  return _batched(top_feature_fn(ebm), y, batch_size)
+  return batching.apply(top_feature_fn(ebm), y, batch_size)
 
 
 def conv_layers(network):
@@ -125,7 +109,7 @@ def conv_features(ebm, y, num_layers=3, grid=4, batch_size=500):
   """The top `num_layers` conv layers' outputs (the highest conv indices), each max-pooled to a
   grid x grid map, flattened and concatenated in layer order (FCE Table 3, DCGAN Sec. 5.1)."""
   _check_input(_network(ebm), y)
-  return _batched(conv_feature_fn(ebm, num_layers, grid), y, batch_size)
+  return batching.apply(conv_feature_fn(ebm, num_layers, grid), y, batch_size)
 
 
 def balanced_subset(labels, num_labels, num_classes, seed):
@@ -286,7 +270,7 @@ class SupervisedClassifier:
     self.network, self.history = network, history
 
   def predict(self, y, batch_size=500):
-    logits = _batched(lambda b: self.network(b, training=False), y, batch_size)
+    logits = batching.apply(lambda b: self.network(b, training=False), y, batch_size)
     return np.argmax(logits, axis=1).astype(np.int32)
 
 
@@ -388,22 +372,22 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
     except ValueError as e:
       raise eval_run.EvalError(f'Protocol svm takes the top three conv layers: {e}') from e
     fit = lambda f, lab: train_l2_svm(f, lab, k)
-  extract = lambda y: _batched(feature_fn, y, batch_size)
+  extract = lambda y: batching.apply(feature_fn, y, batch_size)
   num_bins = config.data.num_bins
   union = np.unique(np.concatenate(list(subsets.values())))
-  train_features = extract(images_to_model_input(x_train[union], num_bins))
+  train_features = extract(flow_losses.bin_centres(x_train[union], num_bins))
   classifiers, supervised = {}, {}
   for n, idx in subsets.items():
     classifiers[n] = fit(train_features[np.searchsorted(union, idx)], l_train[idx])
     if protocol == 'linear':
       supervised[n] = train_supervised(
-          config, images_to_model_input(x_train[idx], num_bins), l_train[idx], supervised_steps,
+          config, flow_losses.bin_centres(x_train[idx], num_bins), l_train[idx], supervised_steps,
           supervised_batch_size, config.optim.ebm_lr, seed)
 
   predictions = {n: [] for n in labels}
   supervised_predictions = {n: [] for n in supervised}
   for i in range(0, len(x_test), TEST_CHUNK):  # test features a chunk at a time
-    y = images_to_model_input(x_test[i:i + TEST_CHUNK], num_bins)
+    y = flow_losses.bin_centres(x_test[i:i + TEST_CHUNK], num_bins)
     features = extract(y)
     for n in labels:
       predictions[n].append(classifiers[n].predict(features))

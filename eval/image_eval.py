@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline
+from eval import batching
 from eval import figures
 from eval import fid as fid_lib
 from losses import flow as flow_losses
@@ -58,18 +59,13 @@ class ReportError(RuntimeError):
   """A part of the evaluation that could not run; what was computed before it is kept."""
 
 
-def _batches(n, size):
-  for start in range(0, n, size):
-    yield start, min(size, n - start)
-
-
 def test_log_probs(config, flow, ebm, batch_size, seed, has_flow, has_ebm):
   """log q(y) and the EBM's log p(y) (learned c) of the dequantized test split (one draw each)."""
   x, _ = pipeline.load_arrays(config, 'test')
   rng = np.random.default_rng([seed, 7])
   k = config.data.num_bins or 256
   flow_lp, ebm_lp = [], []
-  for start, size in _batches(len(x), batch_size):
+  for start, size in batching.spans(len(x), batch_size):
     y = tf.constant(pipeline.dequantize_numpy(x[start:start + size], k, rng))
     if has_flow:
       flow_lp.append(flow.log_prob(y).numpy())
@@ -86,8 +82,8 @@ def test_error(config, ebm, batch_size):
     raise ReportError(f'the test split of {config.data.name} has no labels.')
   k = config.data.num_bins or 256
   wrong = 0
-  for start, size in _batches(len(x), batch_size):
-    y = (x[start:start + size].astype(np.float32) + 0.5) / k - 0.5
+  for start, size in batching.spans(len(x), batch_size):
+    y = flow_losses.bin_centres(x[start:start + size], k)
     predicted = np.argmax(ebm.log_prob(tf.constant(y)).numpy(), axis=1)
     wrong += int(np.sum(predicted != labels[start:start + size]))
   return 100. * wrong / len(x), len(x)
@@ -102,7 +98,7 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
   """
   gen = tf.random.Generator.from_seed(seed)
   log_w = []
-  for _, size in _batches(num_samples, batch_size):
+  for _, size in batching.spans(num_samples, batch_size):
     y, log_q = flow.sample_and_log_prob(size, generator=gen)
     log_w.append((ebm.marginal_log_prob(y) - log_q).numpy())
   log_w = np.concatenate(log_w).astype(np.float64)
@@ -122,7 +118,7 @@ def flow_sample_features(flow, network, config, n, temperature, batch_size, seed
   gen = tf.random.Generator.from_seed(seed)
   k = config.data.num_bins or 256
   feats = []
-  for _, size in _batches(n, batch_size):
+  for _, size in batching.spans(n, batch_size):
     x = flow_losses.quantize(flow.sample(size, temperature, generator=gen), k).numpy()
     feats.append(network.features(flow_losses.to_8bit(x, k)).astype(np.float32))
   return np.concatenate(feats)

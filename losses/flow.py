@@ -13,21 +13,27 @@ import tensorflow as tf
 from losses.contrastive import reduce_batch
 
 
-def dequantize(x, num_bins=256, noise=None):
-  """Uniform dequantization y = (x + u) / num_bins - 0.5 of integer-valued data x.
+def dequantize(x, num_bins, u):
+  """Uniform dequantization y = (x + u) / k - 0.5 (openai/glow): this formula's one home.
 
   Args:
-    x: integer-valued tensor in {0, ..., num_bins - 1} (any dtype).
-    num_bins: number of quantization levels k.
-    noise: optional U(0, 1) tensor shaped like x; drawn with tf.random.uniform if None.
+    x: levels in {0, ..., k - 1} (numpy, any dtype); continuous data if num_bins is 0.
+    num_bins: number of quantization levels k (0: x passes through as float32).
+    u: U(0, 1) noise shaped like x (training batches, data/pipeline.py), or 0.5 for the bin
+      centres (`bin_centres`).
 
   Returns:
-    float32 tensor in [-0.5, 0.5).
+    float32 numpy array in [-0.5, 0.5).
   """
-  x = tf.cast(x, tf.float32)
-  if noise is None:
-    noise = tf.random.uniform(tf.shape(x))
-  return (x + noise) / num_bins - 0.5
+  x = np.asarray(x, np.float32)
+  if not num_bins:
+    return x
+  return (x + np.asarray(u, np.float32)) / np.float32(num_bins) - np.float32(0.5)
+
+
+def bin_centres(x, num_bins):
+  """The centres (x + 1/2) / k - 1/2 of the bins: the deterministic input for a classifier."""
+  return dequantize(x, num_bins, 0.5)
 
 
 def quantize(y, num_bins=256):

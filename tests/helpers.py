@@ -52,18 +52,41 @@ def assert_all_gradients_nonzero(variables, grads):
     assert np.any(g.numpy() != 0), f'zero gradient for {v.name}'
 
 
-def write_tiny_inception_graph(path, dims=8, seed=0):
-  """A stand-in for TTUR's classify_image_graph_def.pb with the same tensor names: images
-  (0..255) enter `ExpandDims:0`, features leave `pool_3:0` as [N, 1, 1, dims]. The features are
-  relu(mean colour of 2x2 quadrants @ W): returns W [12, dims] to recompute them."""
-  w = np.random.default_rng(seed).normal(size=(12, dims)).astype(np.float32)
-  graph = tf.Graph()
-  with graph.as_default():
-    x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name='ExpandDims')
-    x = tf.image.resize(x / 255., [4, 4])
-    quads = tf.nn.avg_pool2d(x, 2, 2, 'VALID')
-    h = tf.nn.relu(tf.matmul(tf.reshape(quads, [-1, 12]), tf.constant(w)))
-    tf.reshape(h, [-1, 1, 1, dims], name='pool_3')
+TINY_INCEPTION_DIMS = 5
+_RNG = np.random.default_rng(1)
+_W = _RNG.standard_normal((3, TINY_INCEPTION_DIMS)).astype(np.float32)
+_B = _RNG.standard_normal(TINY_INCEPTION_DIMS).astype(np.float32)
+
+
+def write_tiny_inception_graph(path, variant='placeholder'):
+  """A stand-in for TTUR's classify_image_graph_def.pb with its tensor names: images (0..255)
+  enter `ExpandDims:0`, features leave `pool_3:0` as [N, 1, 1, TINY_INCEPTION_DIMS]; they are
+  `tiny_inception_numpy(images)`. Variants: 'placeholder'; 'jpeg' (like TTUR's graph: a decoded
+  JPEG cast and expanded to a batch of one, as 'expand_dims'); 'unknown_shape' (pool_3 has no
+  static shape)."""
+  g = tf.Graph()
+  with g.as_default():
+    if variant in ('placeholder', 'unknown_shape'):
+      x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name='ExpandDims')
+    elif variant == 'expand_dims':
+      raw = tf.compat.v1.placeholder(tf.uint8, [None, None, 3], name='DecodeJpeg')
+      x = tf.expand_dims(tf.cast(raw, tf.float32), 0, name='ExpandDims')
+    else:
+      raise ValueError(f'Unknown variant {variant!r}.')
+    h = tf.nn.relu(tf.nn.conv2d((x - 128.) / 128., _W[None, None], 1, 'VALID') + _B)
+    if variant == 'unknown_shape':  # found by running the graph
+      shape = tf.compat.v1.placeholder_with_default([-1, 1, 1, TINY_INCEPTION_DIMS], [None])
+      tf.reshape(tf.reduce_mean(h, axis=[1, 2]), shape, name='pool_3')
+    else:
+      tf.reduce_mean(h, axis=[1, 2], keepdims=True, name='pool_3')
   with open(path, 'wb') as f:
-    f.write(graph.as_graph_def().SerializeToString())
-  return w
+    f.write(g.as_graph_def().SerializeToString())
+  return str(path)
+
+
+def tiny_inception_numpy(images):
+  """The features of `write_tiny_inception_graph`, in float64 numpy (grey repeated to RGB)."""
+  x = images.astype(np.float64)
+  if x.shape[-1] == 1:
+    x = np.repeat(x, 3, axis=-1)
+  return np.maximum((x - 128.) / 128. @ _W + _B, 0.).mean(axis=(1, 2))

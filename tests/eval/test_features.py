@@ -11,6 +11,7 @@ import configs
 from data import pipeline
 from eval import features
 from eval import run as eval_run
+from losses import flow as flow_losses
 from models import ebm as ebm_lib
 from train import trainer as trainer_lib
 
@@ -32,22 +33,6 @@ def _class_images(n, shape, k, seed):
   labels = np.arange(n) % k
   x = templates[labels] + rng.normal(0, 40, size=(n, h, w, c))
   return np.clip(np.round(x), 0, 255).astype(np.uint8), labels
-
-
-def test_model_input_is_the_bin_centres():
-  x = np.array([[0, 1, 16]], np.uint8)
-  np.testing.assert_allclose(features.images_to_model_input(x, 17),
-                             [[0.5 / 17 - 0.5, 1.5 / 17 - 0.5, 16.5 / 17 - 0.5]], rtol=1e-6)
-  y = features.images_to_model_input(np.arange(256, dtype=np.uint8), 256)
-  assert y.dtype == np.float32 and y.min() > -0.5 and y.max() < 0.5
-  # The mean of the training input (x + u)/k - 0.5 over u, within 5 standard errors of the mean
-  # of n draws (u/k has std 1/(k sqrt 12)).
-  n, k = 20000, 8
-  noisy = pipeline.dequantize_numpy(np.full(n, 3, np.uint8), k, np.random.default_rng(0))
-  assert abs(noisy.mean() - features.images_to_model_input(np.uint8(3), k)) < \
-      5 / (k * np.sqrt(12 * n))
-  v = np.array([[0.25, -1.5]], np.float32)
-  np.testing.assert_array_equal(features.images_to_model_input(v, 0), v)  # continuous data
 
 
 def test_top_features_are_the_input_of_the_head():
@@ -190,7 +175,7 @@ def test_supervised_baseline_learns_its_labeled_examples():
   config = configs.get_config('smoke')
   config.data.num_classes = 3
   x, labels = _class_images(24, (8, 8, 3), 3, seed=0)
-  y = features.images_to_model_input(x, 256)
+  y = flow_losses.bin_centres(x, 256)
   model = features.train_supervised(config, y, labels, steps=40, batch_size=8, lr=1e-3, seed=0)
   assert model.network.output_shape == (None, 3)
   assert model.network.get_layer('conv0') is not None  # the EBM's architecture
@@ -239,7 +224,7 @@ def test_probe_writes_errors_per_number_of_labels(labeled_run):
   x_train, l_train = pipeline.load_arrays(config, 'train')
   x_test, l_test = pipeline.load_arrays(config, 'test')
   _, ebm, _ = eval_run.restore_models(config, labeled_run)
-  model_input = lambda x: features.images_to_model_input(x, config.data.num_bins)
+  model_input = lambda x: flow_losses.bin_centres(x, config.data.num_bins)
   test_features = features.top_features(ebm, model_input(x_test))
   one_example = 100. / len(x_test)  # an error's resolution
   for n, per_class in (('10', 1), ('50', 5)):

@@ -12,44 +12,14 @@ import scipy.linalg
 import tensorflow as tf
 
 from eval import fid
+from tests import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DIMS = 5
-_RNG = np.random.default_rng(1)
-W = _RNG.standard_normal((3, DIMS)).astype(np.float32)
-B = _RNG.standard_normal(DIMS).astype(np.float32)
-
-
-def write_tiny_graph(path, variant='placeholder'):
-  """A GraphDef with TTUR's tensor names: ExpandDims:0 in, pool_3:0 [N, 1, 1, DIMS] out."""
-  g = tf.Graph()
-  with g.as_default():
-    if variant == 'placeholder':
-      x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name='ExpandDims')
-    else:  # like TTUR's graph: a decoded JPEG, cast and expanded to a batch of one
-      raw = tf.compat.v1.placeholder(tf.uint8, [None, None, 3], name='DecodeJpeg')
-      x = tf.expand_dims(tf.cast(raw, tf.float32), 0, name='ExpandDims')
-    h = tf.nn.relu(tf.nn.conv2d((x - 128.) / 128., W[None, None], 1, 'VALID') + B)
-    if variant == 'unknown_shape':  # no static shape for pool_3: found by running the graph
-      shape = tf.compat.v1.placeholder_with_default([-1, 1, 1, DIMS], [None])
-      tf.reshape(tf.reduce_mean(h, axis=[1, 2]), shape, name='pool_3')
-    else:
-      tf.reduce_mean(h, axis=[1, 2], keepdims=True, name='pool_3')
-  with open(path, 'wb') as f:
-    f.write(g.as_graph_def().SerializeToString())
-  return str(path)
-
-
-def tiny_net_numpy(images):
-  x = images.astype(np.float64)
-  if x.shape[-1] == 1:
-    x = np.repeat(x, 3, axis=-1)
-  return np.maximum((x - 128.) / 128. @ W + B, 0.).mean(axis=(1, 2))
 
 
 @pytest.fixture(scope='module')
 def graph(tmp_path_factory):
-  return write_tiny_graph(tmp_path_factory.mktemp('graph') / 'tiny.pb')
+  return helpers.write_tiny_inception_graph(tmp_path_factory.mktemp('graph') / 'tiny.pb')
 
 
 @pytest.fixture(scope='module')
@@ -131,12 +101,12 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
 
 @pytest.mark.parametrize('variant', ['placeholder', 'expand_dims', 'unknown_shape'])
 def test_features_of_a_tiny_graph_match_numpy(tmp_path, variant):
-  net = fid.load_network('ttur', write_tiny_graph(tmp_path / 'g.pb', variant), download=False)
-  assert (net.name, net.standard, net.dims) == (fid.TTUR_NAME, True, DIMS)
+  net = fid.load_network('ttur', helpers.write_tiny_inception_graph(tmp_path / 'g.pb', variant), download=False)
+  assert (net.name, net.standard, net.dims) == (fid.TTUR_NAME, True, helpers.TINY_INCEPTION_DIMS)
   images = random_images(7, 6)
   feats = net.features(images, batch_size=3)
-  assert feats.dtype == np.float64 and feats.shape == (7, DIMS)
-  np.testing.assert_allclose(feats, tiny_net_numpy(images), rtol=1e-5, atol=1e-6)
+  assert feats.dtype == np.float64 and feats.shape == (7, helpers.TINY_INCEPTION_DIMS)
+  np.testing.assert_allclose(feats, helpers.tiny_inception_numpy(images), rtol=1e-5, atol=1e-6)
 
 
 def test_batching_grey_images_and_sizes(network):
@@ -148,7 +118,7 @@ def test_batching_grey_images_and_sizes(network):
                              atol=1e-6 * np.abs(whole).max())
   grey = random_images(4, 9, channels=1, seed=2)
   grey_features = network.features(grey)
-  np.testing.assert_allclose(grey_features, tiny_net_numpy(grey), rtol=1e-5,
+  np.testing.assert_allclose(grey_features, helpers.tiny_inception_numpy(grey), rtol=1e-5,
                              atol=1e-6 * np.abs(grey_features).max())
   np.testing.assert_allclose(network.features(np.repeat(grey, 3, -1)), grey_features, rtol=1e-6,
                              atol=1e-6 * np.abs(grey_features).max())
@@ -178,7 +148,7 @@ def test_missing_graph_says_where_to_get_it(tmp_path, monkeypatch):
 
 def test_graph_is_downloaded_once_into_the_cache(tmp_path, monkeypatch):
   tgz = tmp_path / 'inception-2015-12-05.tgz'
-  pb = write_tiny_graph(tmp_path / fid.GRAPH_FILE)
+  pb = helpers.write_tiny_inception_graph(tmp_path / fid.GRAPH_FILE)
   with tarfile.open(tgz, 'w:gz') as tar:
     tar.add(pb, arcname='./' + fid.GRAPH_FILE)
     info = tarfile.TarInfo('LICENSE')
@@ -189,9 +159,9 @@ def test_graph_is_downloaded_once_into_the_cache(tmp_path, monkeypatch):
   net = fid.load_network('ttur')
   assert os.listdir(tmp_path / 'cache' / 'inception') == [fid.GRAPH_FILE]
   images = random_images(3, 4)
-  np.testing.assert_allclose(net.features(images), tiny_net_numpy(images), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(net.features(images), helpers.tiny_inception_numpy(images), rtol=1e-5, atol=1e-6)
   os.remove(tgz)  # now cached: no second download
-  assert fid.load_network('ttur').dims == DIMS
+  assert fid.load_network('ttur').dims == helpers.TINY_INCEPTION_DIMS
 
 
 def test_failed_download_names_the_error(tmp_path, monkeypatch):
@@ -283,7 +253,7 @@ def test_cli_on_npy_folder_and_stats(graph, tmp_path, capsys):
   fid.main(['fid', str(tmp_path / 'a.npy'), str(folder), f'--inception_graph={graph}',
             f'--save_stats={stats_path}', '--batch_size=5'])
   out = capsys.readouterr().out
-  fa, fb = tiny_net_numpy(a), tiny_net_numpy(b)
+  fa, fb = helpers.tiny_inception_numpy(a), helpers.tiny_inception_numpy(b)
   expected = fid.frechet_distance(*fid.statistics(fa), *fid.statistics(fb))
   lines = dict(line.split(': ', 1) for line in out.splitlines() if ': ' in line)
   # Printed with 6 decimals (abs: one unit of the last digit), of float32 graph features (rel).

@@ -41,6 +41,22 @@ def test_training_dequantization_maps_levels_into_their_bins_and_quantize_invert
   np.testing.assert_array_equal(pipeline.dequantize_numpy(v, 0, np.random.default_rng(0)), v)
 
 
+def test_bin_centres_are_the_mean_training_input():
+  x = np.array([[0, 1, 16]], np.uint8)
+  np.testing.assert_allclose(flow_losses.bin_centres(x, 17),
+                             [[0.5 / 17 - 0.5, 1.5 / 17 - 0.5, 16.5 / 17 - 0.5]], rtol=1e-6)
+  y = flow_losses.bin_centres(np.arange(256, dtype=np.uint8), 256)
+  assert y.dtype == np.float32 and y.min() > -0.5 and y.max() < 0.5
+  # The mean of the training input (x + u)/k - 0.5 over u, within 5 standard errors of the mean
+  # of n draws (u/k has std 1/(k sqrt 12)).
+  n, k = 20000, 8
+  noisy = pipeline.dequantize_numpy(np.full(n, 3, np.uint8), k, np.random.default_rng(0))
+  assert abs(noisy.mean() - flow_losses.bin_centres(np.uint8(3), k)) < \
+      5 / (k * np.sqrt(12 * n))
+  v = np.array([[0.25, -1.5]], np.float32)
+  np.testing.assert_array_equal(flow_losses.bin_centres(v, 0), v)  # continuous data
+
+
 def test_bits_per_dim_worked_by_hand():
   # The uniform density on [-0.5, 0.5]^D has log p(y) = 0: exactly log2(k) bits per dimension;
   # each further -D log 2 nats of log p(y) adds one bit per dimension.

@@ -37,18 +37,22 @@ def _unit_per_example(d):
   return d / (tf.sqrt(tf.reduce_sum(tf.square(d), axis=axes, keepdims=True)) + 1e-12)
 
 
-def vat_loss(ebm, x, epsilon, xi=1e-2, power_iterations=1, global_batch_size=None):
+def vat_loss(ebm, x, epsilon, xi=1e-2, power_iterations=1, global_batch_size=None, start=None):
   """Virtual adversarial training loss (Miyato et al. 2018) on p(y | x) of the EBM.
 
   KL(p(.|x) || p(.|x + r_adv)), with r_adv of L2 norm `epsilon` per example found by
-  `power_iterations` steps of the power method from a random direction (finite difference xi).
+  `power_iterations` steps of the power method from a random direction (finite difference xi):
+  `start`, any standard normal tensor with x's number of elements (the SSL step passes the
+  batch's latents, so that the step is a function of its batch, as every step is: the same on
+  one device or several replicas, and on resume); drawn here if None.
 
   All predictions are made with dropout off (training=False): with one dropout mask drawn per
   call, KL(p(.|x) || p(.|x + r)) would not vanish at r = 0, and the power method would chase the
   masks' difference rather than the direction most sensitive to x.
   """
   logits = tf.stop_gradient(class_logits(ebm, x, training=False))
-  d = _unit_per_example(tf.random.normal(tf.shape(x)))
+  start = tf.random.normal(tf.shape(x)) if start is None else tf.reshape(start, tf.shape(x))
+  d = _unit_per_example(start)
   for _ in range(power_iterations):
     with tf.GradientTape() as tape:
       tape.watch(d)
@@ -72,7 +76,8 @@ def ebm_ssl_loss(ebm, flow, x_labeled, y, x_unlabeled, z, vat_weight=0., vat_eps
   metrics.update(lab_metrics)
   loss = neg_value + lab
   if vat_weight:
-    vat, vat_metrics = vat_loss(ebm, x_unlabeled, vat_epsilon, global_batch_size=global_batch_size)
+    vat, vat_metrics = vat_loss(ebm, x_unlabeled, vat_epsilon, global_batch_size=global_batch_size,
+                                start=z)
     metrics.update(vat_metrics)
     loss += vat_weight * vat
   return loss, metrics

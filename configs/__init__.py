@@ -1,6 +1,7 @@
 """Configs are data: one module per dataset family, each with `get_config()`."""
 
 import importlib
+import json
 
 CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
 # Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys of FCE Figure 1, the 2D
@@ -11,11 +12,23 @@ DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moon
             'svhn', 'cifar10', 'celeba', 'mnist', 'digits')
 
 
+# Fields renamed since runs were first saved: (section path, old name, new name).
+RENAMED = ((('model', 'flow'), 'steps', 'steps_per_level'),)
+
+
 def with_defaults(saved):
   """A saved config (a dict, e.g. from a run's config.json) with the fields added to the
-  configs since it was saved set to their defaults, which reproduce the code it ran with."""
+  configs since it was saved set to their defaults, which reproduce the code it ran with, and
+  renamed fields under their new names."""
   from configs import base  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
+  saved = json.loads(json.dumps(saved))  # a deep copy
+  for path, old, new in RENAMED:
+    section = saved
+    for key in path:
+      section = section.get(key, {})
+    if old in section:
+      section.setdefault(new, section.pop(old))
   config = base.get_base_config().to_dict()
   _merge(config, saved)
   return ml_collections.ConfigDict(config)

@@ -16,7 +16,7 @@ def get_base_config():
   config.model = model = ml_collections.ConfigDict()
   model.flow = flow = ml_collections.ConfigDict()
   flow.levels = 1           # L: multi-scale levels (images); vectors use one
-  flow.steps = 10           # K: flow steps per level (ActNorm, invertible linear, coupling)
+  flow.steps_per_level = 10  # K: flow steps per level (ActNorm, invertible linear, coupling)
   flow.width = 128          # W: hidden width of each coupling network
   flow.coupling = 'affine'  # 'additive' or 'affine' (sigmoid(h + 2) scale)
   flow.scale_floor = 0.     # affine: scale e + (1 - e) sigmoid(h + 2), so a sample expands by
@@ -79,7 +79,8 @@ def get_image32_config(name, steps_per_level, num_classes):
   config.data.shape = (32, 32, 3)
   config.data.num_bins = 256
   config.data.num_classes = num_classes
-  config.model.flow.update(levels=3, steps=steps_per_level, width=512, coupling='additive')
+  config.model.flow.update(levels=3, steps_per_level=steps_per_level, width=512,
+                           coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   return config

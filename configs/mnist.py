@@ -9,7 +9,7 @@ def get_config():
   config.data.shape = (32, 32, 1)
   config.data.num_bins = 256
   config.data.num_classes = 10
-  config.model.flow.update(levels=3, steps=8, width=128, coupling='additive')
+  config.model.flow.update(levels=3, steps_per_level=8, width=128, coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   return config

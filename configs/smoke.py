@@ -9,7 +9,7 @@ def get_config():
   config.data.shape = (8, 8, 3)
   config.data.num_bins = 256
   config.data.num_classes = 2
-  config.model.flow.update(levels=2, steps=2, width=16, coupling='affine')
+  config.model.flow.update(levels=2, steps_per_level=2, width=16, coupling='affine')
   config.model.ebm.arch = 'conv'
   config.train.update(batch_size=8, steps=4, log_every=2, checkpoint_every=2)
   return config

@@ -11,7 +11,7 @@ def get_config():
   config = base.get_base_config()
   config.data.name = '8gaussians'
   config.data.shape = (2,)
-  config.model.flow.update(levels=1, steps=10, width=128, coupling='affine')
+  config.model.flow.update(levels=1, steps_per_level=10, width=128, coupling='affine')
   config.model.ebm.arch = 'mlp'
   config.train.batch_size = 1000
   config.train.steps = 5000

@@ -13,5 +13,6 @@ def spans(n, size):
 def apply(fn, x, batch_size, dtype=np.float32):
   """fn applied eagerly to float32 batches of `x`; the outputs concatenated as a `dtype` array."""
   x = np.asarray(x, np.float32)
-  out = [fn(tf.constant(x[start:start + size])).numpy() for start, size in spans(len(x), batch_size)]
+  out = [fn(tf.constant(x[start:start + size])).numpy()
+         for start, size in spans(len(x), batch_size)]
   return np.concatenate(out).astype(dtype) if out else np.zeros((0,), dtype)

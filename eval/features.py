@@ -317,10 +317,11 @@ def train_supervised(config, y, labels, steps, batch_size, lr, seed):
 def _labeled_split(config, split):
   """(x, labels) of `split`, with an EvalError if any example has no label."""
   x, labels = pipeline.load_arrays(config, split)
-  k = config.data.num_classes
-  if np.any(labels < 0) or np.any(labels >= k):
+  num_classes = config.data.num_classes
+  if np.any(labels < 0) or np.any(labels >= num_classes):
     raise eval_run.EvalError(
-        f'The {split} split of {config.data.name} has examples without a label in 0..{k - 1} '
+        f'The {split} split of {config.data.name} has examples without a label in '
+        f'0..{num_classes - 1} '
         f'(labels seen: {np.unique(labels)[:12].tolist()}); a feature probe needs labeled data.')
   return x, labels
 
@@ -341,8 +342,8 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
   if protocol not in PROTOCOLS:
     raise eval_run.EvalError(f'Unknown protocol {protocol!r}; valid: {", ".join(PROTOCOLS)}.')
   config, mode = eval_run.load_run(workdir)
-  k = config.data.num_classes
-  if not k:
+  num_classes = config.data.num_classes
+  if not num_classes:
     raise eval_run.EvalError(f'{config.data.name} has no class labels (data.num_classes is 0): '
                              'a feature probe needs labeled data.')
   if not modes.get(mode).trains_ebm:
@@ -358,20 +359,20 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
   subsets = {}
   for n in labels:
     try:
-      subsets[n] = balanced_subset(l_train, n, k, seed)
+      subsets[n] = balanced_subset(l_train, n, num_classes, seed)
     except ValueError as e:
       raise eval_run.EvalError(f'Cannot draw {n} labels from the {len(l_train)} training '
                                f'examples: {e}') from e
   _, ebm, step = eval_run.restore_models(config, workdir)
   if protocol == 'linear':
     feature_fn = top_feature_fn(ebm)
-    fit = lambda f, lab: train_linear(f, lab, k)
+    fit = lambda f, lab: train_linear(f, lab, num_classes)
   else:
     try:
       feature_fn = conv_feature_fn(ebm)
     except ValueError as e:
       raise eval_run.EvalError(f'Protocol svm takes the top three conv layers: {e}') from e
-    fit = lambda f, lab: train_l2_svm(f, lab, k)
+    fit = lambda f, lab: train_l2_svm(f, lab, num_classes)
   extract = lambda y: batching.apply(feature_fn, y, batch_size)
   num_bins = config.data.num_bins
   union = np.unique(np.concatenate(list(subsets.values())))
@@ -396,7 +397,8 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
 
   results = {}
   for n in labels:
-    results[str(n)] = {'labels_used': len(subsets[n]), 'per_class': len(subsets[n]) // k,
+    results[str(n)] = {'labels_used': len(subsets[n]),
+                       'per_class': len(subsets[n]) // num_classes,
                        'error': _error(np.concatenate(predictions[n]), l_test),
                        'fit': classifiers[n].fit_info}
     if n in supervised:

@@ -63,10 +63,10 @@ def test_log_probs(config, flow, ebm, batch_size, seed, has_flow, has_ebm):
   """log q(y) and the EBM's log p(y) (learned c) of the dequantized test split (one draw each)."""
   x, _ = pipeline.load_arrays(config, 'test')
   rng = np.random.default_rng([seed, 7])
-  k = config.data.num_bins or 256
+  num_bins = config.data.num_bins or 256
   flow_lp, ebm_lp = [], []
   for start, size in batching.spans(len(x), batch_size):
-    y = tf.constant(pipeline.dequantize_numpy(x[start:start + size], k, rng))
+    y = tf.constant(pipeline.dequantize_numpy(x[start:start + size], num_bins, rng))
     if has_flow:
       flow_lp.append(flow.log_prob(y).numpy())
     if has_ebm:
@@ -80,10 +80,10 @@ def test_error(config, ebm, batch_size):
   x, labels = pipeline.load_arrays(config, 'test')
   if labels.min() < 0:
     raise ReportError(f'the test split of {config.data.name} has no labels.')
-  k = config.data.num_bins or 256
+  num_bins = config.data.num_bins or 256
   wrong = 0
   for start, size in batching.spans(len(x), batch_size):
-    y = flow_losses.bin_centres(x[start:start + size], k)
+    y = flow_losses.bin_centres(x[start:start + size], num_bins)
     predicted = np.argmax(ebm.log_prob(tf.constant(y)).numpy(), axis=1)
     wrong += int(np.sum(predicted != labels[start:start + size]))
   return 100. * wrong / len(x), len(x)
@@ -116,11 +116,11 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
 def flow_sample_features(flow, network, config, n, temperature, batch_size, seed):
   """Inception features of n Glow samples, quantized to the data's levels (then 8 bits)."""
   gen = tf.random.Generator.from_seed(seed)
-  k = config.data.num_bins or 256
+  num_bins = config.data.num_bins or 256
   feats = []
   for _, size in batching.spans(n, batch_size):
-    x = flow_losses.quantize(flow.sample(size, temperature, generator=gen), k).numpy()
-    feats.append(network.features(flow_losses.to_8bit(x, k)).astype(np.float32))
+    x = flow_losses.quantize(flow.sample(size, temperature, generator=gen), num_bins).numpy()
+    feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
   return np.concatenate(feats)
 
 
@@ -166,8 +166,8 @@ def evaluate(workdir, config, mode, flow, ebm, step, options):
   spec = modes.get(mode)
   has_ebm, has_flow = spec.trains_ebm, spec.has_flow(config)
   num_dims = int(np.prod(config.data.shape))
-  k = config.data.num_bins or 256
-  to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, k)
+  num_bins = config.data.num_bins or 256
+  to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, num_bins)
 
   bpd_settings = {'split': 'test', 'dequantization_samples': 1, 'seed': options.seed}
   want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings

@@ -7,13 +7,13 @@ from models import glow
 def build_flow(flow_config, data_shape):
   """q_alpha for data of `data_shape`: VectorGlow for (D,), multi-scale ImageGlow for (H, W, C)."""
   data_shape = tuple(int(d) for d in data_shape)
-  c = flow_config
+  f = flow_config
   if len(data_shape) == 1:
-    bijector = glow.VectorGlow(data_shape[0], c.steps, c.width, c.coupling, seed=c.seed,
-                               scale_floor=c.scale_floor)
+    bijector = glow.VectorGlow(data_shape[0], f.steps_per_level, f.width, f.coupling,
+                               seed=f.seed, scale_floor=f.scale_floor)
   elif len(data_shape) == 3:
-    bijector = glow.ImageGlow(data_shape, c.levels, c.steps, c.width, c.coupling, seed=c.seed,
-                              scale_floor=c.scale_floor)
+    bijector = glow.ImageGlow(data_shape, f.levels, f.steps_per_level, f.width, f.coupling,
+                              seed=f.seed, scale_floor=f.scale_floor)
   else:
     raise ValueError(f'Data must be vectors (D,) or images (H, W, C); got shape {data_shape}.')
   return glow.Flow(bijector, data_shape)

@@ -271,25 +271,25 @@ class Trainer:
 
   def run(self):
     """Trains to config.train.steps; returns the last logged metrics."""
-    c = self.config.train
+    t = self.config.train
     writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
               if self.is_chief else tf.summary.create_noop_writer())
     step = int(self.step.numpy())
 
     def finished():
-      if self.spec.alternates and c.ebm_updates:
-        return step >= c.steps or self.schedule.updates['ebm'] >= c.ebm_updates
-      return step >= c.steps
+      if self.spec.alternates and t.ebm_updates:
+        return step >= t.steps or self.schedule.updates['ebm'] >= t.ebm_updates
+      return step >= t.steps
 
     if finished():
       logging.info('Already trained to step %d (train.steps=%d, train.ebm_updates=%d); nothing '
-                   'to do.', step, c.steps, c.ebm_updates)
+                   'to do.', step, t.steps, t.ebm_updates)
     t_last, s_last = time.perf_counter(), step
     logged = {}
     while not finished():
       batch = next(self.iterator)
       # FCE-init (FCE Sec. 4.4, Table 4): the first fce_init_steps update only the EBM.
-      fce_init = self.spec.alternates and step < c.fce_init_steps
+      fce_init = self.spec.alternates and step < t.fce_init_steps
       phase = ('ebm' if fce_init else self.schedule.phase) if self.spec.alternates else \
           next(iter(self._steps))
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
@@ -309,7 +309,7 @@ class Trainer:
       step += 1
       self.step.assign(step)
       last = finished()
-      if step % c.log_every == 0 or last:
+      if step % t.log_every == 0 or last:
         now = time.perf_counter()
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
@@ -318,11 +318,11 @@ class Trainer:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
                         mean_accuracy=self.schedule.mean_accuracy)
         self._check_flow_collapse(logged.get('flow_nll'), step)
-        remaining = c.steps - step
-        if self.spec.alternates and c.ebm_updates:  # the EBM's share of updates so far
+        remaining = t.steps - step
+        if self.spec.alternates and t.ebm_updates:  # the EBM's share of updates so far
           ebm_done = self.schedule.updates['ebm']
-          remaining = min(remaining, (c.ebm_updates - ebm_done) * step / max(ebm_done, 1))
-        logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, c.steps, rate,
+          remaining = min(remaining, (t.ebm_updates - ebm_done) * step / max(ebm_done, 1))
+        logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, t.steps, rate,
                      _eta(remaining / rate),
                      '  '.join(f'{k}={v:.4g}' for k, v in sorted(logged.items())))
         with writer.as_default(step=step):
@@ -331,9 +331,9 @@ class Trainer:
           tf.summary.scalar('steps_per_second', rate)
           for k, v in self._learning_rates().items():
             tf.summary.scalar(k, v)
-      if step % c.eval_every == 0 or last:
+      if step % t.eval_every == 0 or last:
         logged.update(self.evaluate(step, writer))
-      if step % c.checkpoint_every == 0 or last:
+      if step % t.checkpoint_every == 0 or last:
         self._save(step)
     writer.flush()
     return logged

@@ -13,9 +13,9 @@ def test_every_config_loads(name):
 def test_paper_table7_settings():
   for name, k in (('svhn', 8), ('celeba', 16), ('cifar10', 32)):
     flow = configs.get_config(name).model.flow
-    assert (flow.levels, flow.steps, flow.width, flow.coupling) == (3, k, 512, 'additive')
+    assert (flow.levels, flow.steps_per_level, flow.width, flow.coupling) == (3, k, 512, 'additive')
   flow = configs.get_config('toy2d').model.flow
-  assert (flow.levels, flow.steps, flow.width, flow.coupling) == (1, 10, 128, 'affine')
+  assert (flow.levels, flow.steps_per_level, flow.width, flow.coupling) == (1, 10, 128, 'affine')
 
 
 def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
@@ -49,7 +49,7 @@ def test_builtin_dataset_list_matches_the_sources():
 
 def test_for_dataset_picks_the_dataset_config_and_user_shapes(tmp_path):
   import numpy as np
-  assert configs.for_dataset('cifar10').model.flow.steps == 32
+  assert configs.for_dataset('cifar10').model.flow.steps_per_level == 32
   assert configs.for_dataset('2spirals').data.num_classes == 2
   np.save(tmp_path / 'v.npy', np.zeros((4, 5), np.float32))
   config = configs.for_dataset(f'npy:{tmp_path}/v.npy', assignments=['train.steps=3'])

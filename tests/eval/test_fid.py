@@ -101,7 +101,8 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
 
 @pytest.mark.parametrize('variant', ['placeholder', 'expand_dims', 'unknown_shape'])
 def test_features_of_a_tiny_graph_match_numpy(tmp_path, variant):
-  net = fid.load_network('ttur', helpers.write_tiny_inception_graph(tmp_path / 'g.pb', variant), download=False)
+  graph = helpers.write_tiny_inception_graph(tmp_path / 'g.pb', variant)
+  net = fid.load_network('ttur', graph, download=False)
   assert (net.name, net.standard, net.dims) == (fid.TTUR_NAME, True, helpers.TINY_INCEPTION_DIMS)
   images = random_images(7, 6)
   feats = net.features(images, batch_size=3)
@@ -159,7 +160,8 @@ def test_graph_is_downloaded_once_into_the_cache(tmp_path, monkeypatch):
   net = fid.load_network('ttur')
   assert os.listdir(tmp_path / 'cache' / 'inception') == [fid.GRAPH_FILE]
   images = random_images(3, 4)
-  np.testing.assert_allclose(net.features(images), helpers.tiny_inception_numpy(images), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(net.features(images), helpers.tiny_inception_numpy(images),
+                             rtol=1e-5, atol=1e-6)
   os.remove(tgz)  # now cached: no second download
   assert fid.load_network('ttur').dims == helpers.TINY_INCEPTION_DIMS
 

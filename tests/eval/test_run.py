@@ -15,8 +15,8 @@ from train import trainer as trainer_lib
 def fce_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('run'))
   config = configs.get_config('toy2d')
-  overrides.apply(config, ['model.flow.steps=2', 'model.flow.width=8', 'train.batch_size=64',
-                           'train.steps=20', 'train.eval_every=1000'])
+  overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
+                           'train.batch_size=64', 'train.steps=20', 'train.eval_every=1000'])
   run = trainer_lib.Trainer(config, 'fce', workdir)
   run.run()
   return workdir, run
@@ -88,15 +88,18 @@ def test_sample_of_an_image_run(tmp_path):
 
 def test_a_run_made_before_a_config_field_existed_still_loads(fce_run, tmp_path):
   """A config field added later (here model.flow.scale_floor) takes its default, which gives the
-  old code's behaviour; the saved values win everywhere else."""
+  old code's behaviour; a renamed one (model.flow.steps, now steps_per_level) its new name; the
+  saved values win everywhere else."""
   workdir, run = fce_run
   old = str(tmp_path / 'old')
   tf.io.gfile.makedirs(old)
   with open(os.path.join(workdir, 'config.json')) as f:
     saved = json.load(f)
-  saved['config']['model']['flow'].pop('scale_floor')
+  flow = saved['config']['model']['flow']
+  flow.pop('scale_floor')
+  flow['steps'] = flow.pop('steps_per_level')
   with open(os.path.join(old, 'config.json'), 'w') as f:
     json.dump(saved, f)
   config, mode = eval_run.load_run(old)
   assert mode == 'fce' and config.model.flow.scale_floor == 0.
-  assert config.model.flow.steps == 2 and config.model.flow.width == 8
+  assert config.model.flow.steps_per_level == 2 and config.model.flow.width == 8

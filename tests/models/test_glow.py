@@ -196,7 +196,7 @@ def _variable_shapes(flow):
 def test_build_flow_from_config(coupling):
   """Every field of the config reaches the flow: its variables are those of the flow built by
   hand from them (levels, steps, width and coupling each change the shapes or their count)."""
-  config = ml_collections.ConfigDict(dict(levels=2, steps=1, width=8, coupling=coupling, seed=0,
+  config = ml_collections.ConfigDict(dict(levels=2, steps_per_level=1, width=8, coupling=coupling, seed=0,
                                           scale_floor=0.05))
   image = build.build_flow(config, (8, 8, 3))
   couplings = [m for m in image.bijector.submodules if type(m).__name__ == 'Coupling']
@@ -209,7 +209,7 @@ def test_build_flow_from_config(coupling):
   assert _variable_shapes(vector) == _variable_shapes(
       glow.Flow(glow.VectorGlow(3, 1, 8, coupling), (3,)))
   assert vector.event_shape == (3,)
-  other = build.build_flow(ml_collections.ConfigDict(dict(config, steps=2, width=4)), (3,))
+  other = build.build_flow(ml_collections.ConfigDict(dict(config, steps_per_level=2, width=4)), (3,))
   assert _variable_shapes(other) == _variable_shapes(
       glow.Flow(glow.VectorGlow(3, 2, 4, coupling), (3,)))
   with pytest.raises(ValueError, match='vectors .* or images'):

@@ -40,7 +40,7 @@ def test_two_local_workers_train_together(tmp_path):
     procs.append(subprocess.Popen(
         [sys.executable, 'main.py', '--mode=mle', f'--workdir={workdir}', '--set',
          'train.steps=4', '--set', 'train.batch_size=16', '--set', 'model.flow.width=8',
-         '--set', 'model.flow.steps=2', '--set', 'train.log_every=2', '--set',
+         '--set', 'model.flow.steps_per_level=2', '--set', 'train.log_every=2', '--set',
          'train.checkpoint_every=2', '--set', 'train.eval_every=4'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outs = [p.communicate(timeout=300)[0] for p in procs]

@@ -16,7 +16,8 @@ from train import trainer as trainer_lib
 
 def _config(**fields):
   config = configs.for_dataset('2spirals')
-  overrides.apply(config, ['model.flow.steps=2', 'model.flow.width=8', 'train.batch_size=32',
+  overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
+                           'train.batch_size=32',
                            'train.steps=3', 'train.log_every=1', 'train.eval_every=1000',
                            'train.ssl_labels_per_class=2',
                            'train.schedule.max_ebm_updates=1'] +  # fce, ssl: EBM, flow, EBM

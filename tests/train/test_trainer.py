@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _toy_config(**fields):
   config = configs.get_config('toy2d')
-  overrides.apply(config, ['model.flow.steps=2', 'model.flow.width=8', 'train.batch_size=32',
+  overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
+                           'train.batch_size=32',
                            'train.log_every=2', 'train.eval_every=1000'] +
                   [f'{k}={v}' for k, v in fields.items()])
   return config
@@ -100,8 +101,8 @@ def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
   with pytest.raises(trainer_lib.TrainingError, match='no run there'):
     trainer_lib.Trainer(_toy_config(), 'fce', str(tmp_path / 'x'), init_flow=str(tmp_path / 'no'))
   with pytest.raises(trainer_lib.TrainingError, match='different flow'):
-    trainer_lib.Trainer(_toy_config(**{'model.flow.steps': 3}), 'fce', str(tmp_path / 'y'),
-                        init_flow=mle_dir)
+    trainer_lib.Trainer(_toy_config(**{'model.flow.steps_per_level': 3}), 'fce',
+                        str(tmp_path / 'y'), init_flow=mle_dir)
 
 
 def test_tensorboard_and_figures_are_written(tmp_path):
@@ -268,7 +269,8 @@ def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
 
 def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
   """A field added later (model.flow.scale_floor) takes its default in the saved run, so the run
-  resumes with that default and is refused with any other value."""
+  resumes with that default and is refused with any other value; a renamed field is read under
+  its new name."""
   workdir = str(tmp_path / 'old')
   fields = {'train.steps': 2, 'model.flow.scale_floor': 0.}
   trainer_lib.Trainer(_toy_config(**fields), 'fce', workdir).run()
@@ -277,6 +279,9 @@ def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
     saved = json.load(f)
   del saved['config']['model']['flow']['scale_floor']
   del saved['identity']['model.flow.scale_floor']
+  flow = saved['config']['model']['flow']  # and one saved before steps became steps_per_level
+  flow['steps'] = flow.pop('steps_per_level')
+  saved['identity']['model.flow.steps'] = saved['identity'].pop('model.flow.steps_per_level')
   with open(path, 'w') as f:
     json.dump(saved, f)
   resumed = trainer_lib.Trainer(_toy_config(**dict(fields, **{'train.steps': 4})), 'fce', workdir)

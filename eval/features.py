@@ -8,8 +8,8 @@ Two protocols on a trained run's EBM, each with a few labeled training examples:
           after DCGAN's feature extractor, Radford et al. 2016 Sec. 5.1), and a one-vs-rest
           L2-SVM on them. The paper's 14,336 dimensions are 16 x (128 + 256 + 512), an EBM twice
           as wide as Table 5's 64/128/256 (7,168 here): the features follow the run's network.
-Both classifiers standardise the features with the labeled examples' mean and std and are fitted
-full batch from zero (L-BFGS, or dual coordinate descent for the SVM), so they are deterministic.
+Both classifiers are scikit-learn's (LogisticRegression, LinearSVC), on features standardised with
+the labeled examples' mean and std; both fits are deterministic.
 
   python -m eval.features --workdir=W --labels=1000,2000,4000 --protocol=svm
 writes WORKDIR/eval/features_<protocol>.json and prints the test error (%) per number of labels.
@@ -19,12 +19,16 @@ import json
 import os
 import re
 import sys
+import warnings
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import optimize  # noqa: E402
+from sklearn import exceptions  # noqa: E402
+from sklearn import linear_model  # noqa: E402
+from sklearn import preprocessing  # noqa: E402
+from sklearn import svm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
@@ -151,10 +155,10 @@ class LinearClassifier:
 
 
 def _standardiser(features):
-  features = np.asarray(features, np.float64)
-  mean, std = features.mean(axis=0), features.std(axis=0)
-  scale = np.where(std > 1e-8 * (1. + np.abs(mean)), std, 1.)  # constant features stay put
-  return mean, scale, (features - mean) / scale
+  """(mean, scale, standardised features) of the labeled examples (scikit-learn's
+  StandardScaler: constant features keep a scale of 1)."""
+  scaler = preprocessing.StandardScaler().fit(np.asarray(features, np.float64))
+  return scaler.mean_, scaler.scale_, scaler.transform(np.asarray(features, np.float64))
 
 
 def _check_labels(features, labels, num_classes):
@@ -167,33 +171,24 @@ def _check_labels(features, labels, num_classes):
   return labels.astype(np.int32)
 
 
-def _fit(objective, features, labels, num_classes, steps):
-  """Minimises objective(W, b, x, labels) over W [F, K], b [K] from zero by L-BFGS (SciPy's
-  L-BFGS-B, gradients by TF autodiff, float64)."""
+def _fit(model, features, labels, num_classes, objective):
+  """Fits a scikit-learn linear classifier on standardised features; returns the
+  LinearClassifier with weights [F, K] and bias [K] (a binary model's one vector w becomes the
+  equivalent pair [-w, w] / 2 or [-w, w], see the callers) and its fit's record."""
   mean, scale, x = _standardiser(features)
-  dim = x.shape[1]
-  x, y = tf.constant(x), tf.constant(labels)
-
-  def unpack(p):
-    return tf.reshape(p[:dim * num_classes], [dim, num_classes]), p[dim * num_classes:]
-
-  @tf.function(input_signature=[tf.TensorSpec([(dim + 1) * num_classes], tf.float64)])
-  def value_and_gradient(p):
-    with tf.GradientTape() as tape:
-      tape.watch(p)
-      value = objective(*unpack(p), x, y)
-    return value, tape.gradient(value, p)
-
-  def fun(p):
-    value, gradient = value_and_gradient(tf.constant(p))
-    return float(value), gradient.numpy()
-
-  result = optimize.minimize(fun, np.zeros((dim + 1) * num_classes), jac=True, method='L-BFGS-B',
-                             options={'maxiter': steps, 'gtol': 1e-6})
-  w, b = unpack(tf.constant(result.x))
-  return LinearClassifier(mean, scale, w.numpy(), b.numpy(),
-                          {'objective': float(result.fun), 'iterations': int(result.nit),
-                           'converged': bool(result.success), 'solver': 'L-BFGS-B'})
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always', exceptions.ConvergenceWarning)
+    model.fit(x, labels)
+  converged = not any(issubclass(w.category, exceptions.ConvergenceWarning) for w in caught)
+  weights, bias = model.coef_.T.astype(np.float64), model.intercept_.astype(np.float64)
+  if num_classes == 2 and weights.shape[1] == 1:
+    half = 0.5 if isinstance(model, linear_model.LogisticRegression) else 1.
+    weights, bias = half * np.concatenate([-weights, weights], 1), half * np.array([-bias[0],
+                                                                                   bias[0]])
+  value = objective(tf.constant(weights), tf.constant(bias), tf.constant(x), tf.constant(labels))
+  return LinearClassifier(mean, scale, weights, bias,
+                          {'objective': float(value), 'iterations': int(np.max(model.n_iter_)),
+                           'converged': converged, 'solver': type(model).__name__})
 
 
 def logistic_objective(weights, bias, features, labels, l2):
@@ -214,53 +209,30 @@ def l2_svm_objective(weights, bias, features, labels, c):
   return tf.reduce_sum(tf.square(slack)) + 0.5 / c * penalty
 
 
-def train_linear(features, labels, num_classes, l2=1e-4, steps=1000):
-  """Multinomial logistic regression on standardised features (FCE Figure 4's classifier)."""
+def train_linear(features, labels, num_classes, l2=1e-4, steps=1000, tolerance=1e-8):
+  """Multinomial logistic regression on standardised features (FCE Figure 4's classifier):
+  scikit-learn's LogisticRegression (L-BFGS), which minimises C sum_i NLL_i + ||W||^2 / 2, that
+  is `logistic_objective` with C = 1 / (l2 N). Binary labels give sklearn's one-vector logistic
+  regression, stored as the equivalent softmax weights [-w, w] / 2, whose penalty is half of
+  ||w||^2: hence C = 2 / (l2 N) there."""
   labels = _check_labels(features, labels, num_classes)
-  return _fit(lambda w, b, x, y: logistic_objective(w, b, x, y, l2), features, labels,
-              num_classes, steps)
+  c = (2. if num_classes == 2 else 1.) / (l2 * len(labels))
+  model = linear_model.LogisticRegression(C=c, max_iter=steps, tol=tolerance)
+  return _fit(model, features, labels, num_classes,
+              lambda w, b, x, y: logistic_objective(w, b, x, y, l2))
 
 
-def train_l2_svm(features, labels, num_classes, c=1.0, steps=1000, tolerance=1e-5):
-  """One-vs-rest linear L2-SVMs on standardised features (FCE Table 3's classifier), minimising
-  l2_svm_objective.
-
-  With at least as many features as examples (the probe's case: 1000-4000 labels, 7168 or more
-  features) the primal is badly conditioned (primal L-BFGS had not converged after 1000
-  iterations on 50 x 7168 features), so it is solved in the dual by coordinate descent (Hsieh et
-  al. 2008, LIBLINEAR's default solver): the K problems share the kernel X X^T + 1 (N x N) and
-  are updated together in a fixed seeded order, for at most `steps` epochs or until every
-  projected dual gradient is below `tolerance`. With more examples than features, by primal
-  L-BFGS (`steps` iterations at most), which converges fast there.
-  """
+def train_l2_svm(features, labels, num_classes, c=1.0, steps=1000, tolerance=1e-6):
+  """One-vs-rest linear L2-SVMs on standardised features (FCE Table 3's classifier):
+  scikit-learn's LinearSVC (LIBLINEAR, squared hinge, the bias as a regularised constant
+  feature), which minimises `l2_svm_objective`; LIBLINEAR solves the dual by coordinate descent
+  when there are at least as many features as examples (the probe's case), the primal
+  otherwise. Seeded, so deterministic."""
   labels = _check_labels(features, labels, num_classes)
-  if len(labels) > np.shape(features)[1]:
-    return _fit(lambda w, b, x, y: l2_svm_objective(w, b, x, y, c), features, labels,
-                num_classes, steps)
-  mean, scale, x = _standardiser(features)
-  t = 2. * np.eye(num_classes)[labels] - 1.  # [N, K] targets +-1
-  kernel = x @ x.T + 1.  # features augmented with a constant 1 for the bias
-  diag = 0.5 / c  # the squared hinge as a dual diagonal term
-  q = np.diag(kernel) + diag
-  alpha = np.zeros_like(t)
-  alpha_t = np.zeros_like(t)  # alpha * t; the primal solution is w = X^T (alpha * t)
-  rng = np.random.default_rng(0)
-  for epoch in range(1, steps + 1):
-    worst = 0.
-    for i in rng.permutation(len(x)):
-      grad = t[i] * (kernel[i] @ alpha_t) - 1. + diag * alpha[i]
-      projected = np.where(alpha[i] > 0., grad, np.minimum(grad, 0.))
-      worst = max(worst, float(np.abs(projected).max()))
-      alpha[i] = np.maximum(alpha[i] - grad / q[i], 0.)
-      alpha_t[i] = alpha[i] * t[i]
-    if worst < tolerance:
-      break
-  weights, bias = x.T @ alpha_t, alpha_t.sum(axis=0)
-  value = l2_svm_objective(tf.constant(weights), tf.constant(bias), tf.constant(x),
-                           tf.constant(labels), c)
-  return LinearClassifier(mean, scale, weights, bias,
-                          {'objective': float(value), 'iterations': epoch,
-                           'converged': worst < tolerance, 'solver': 'dual coordinate descent'})
+  model = svm.LinearSVC(C=c, loss='squared_hinge', penalty='l2', dual='auto', tol=tolerance,
+                        max_iter=steps, random_state=0)
+  return _fit(model, features, labels, num_classes,
+              lambda w, b, x, y: l2_svm_objective(w, b, x, y, c))
 
 
 class SupervisedClassifier:

@@ -11,7 +11,9 @@ field (see configs/). Re-running the same command resumes from the workdir's che
 import json
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -103,5 +105,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
-  app.run(main)
+  startup.run(main)

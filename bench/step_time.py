@@ -8,13 +8,13 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
   python -m bench.step_time --config=svhn --batch=16 --set model.flow.coupling=affine
 """
 
-import os
 import resource
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
 
-from absl import app  # noqa: E402
+startup.quiet()  # before anything imports TensorFlow
+
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -79,4 +79,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

@@ -7,12 +7,12 @@ TFP's default coupling / exit networks, so parameter counts differ slightly.
 """
 
 import functools
-import os
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
 
-from absl import app  # noqa: E402
+startup.quiet()  # before anything imports TensorFlow
+
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -63,4 +63,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

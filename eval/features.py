@@ -21,7 +21,9 @@ import re
 import sys
 import warnings
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
 
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402

@@ -27,7 +27,9 @@ import tempfile
 import urllib.request
 import zipfile
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -452,4 +454,4 @@ def main(argv):
 
 if __name__ == '__main__':
   # The global FLAGS takes absl's own flags (--help, --verbosity); main parses the rest.
-  app.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+  startup.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))

@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
 
-from absl import app  # noqa: E402
+startup.quiet()  # before anything imports TensorFlow
+
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
@@ -104,4 +105,4 @@ def _table(reports, probes):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

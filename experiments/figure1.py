@@ -13,7 +13,9 @@ log-density error.
 import json
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -146,4 +148,4 @@ def _plot_all(all_panels, path):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

@@ -11,9 +11,10 @@ read back from each run's TensorBoard scalars. Writes, in --outdir: figure2.png,
 import json
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
 
-from absl import app  # noqa: E402
+startup.quiet()  # before anything imports TensorFlow
+
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import matplotlib  # noqa: E402
@@ -98,4 +99,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

@@ -13,9 +13,10 @@ import json
 import os
 import shutil
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from train import startup
 
-from absl import app  # noqa: E402
+startup.quiet()  # before anything imports TensorFlow
+
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
@@ -69,4 +70,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  startup.run(main)

@@ -1,0 +1,34 @@
+"""Entry points start quietly: TensorFlow's start-up notices are dropped, real errors are not."""
+
+import os
+import subprocess
+import sys
+
+from train import startup
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOTICE_WORDS = ('cuInit', 'cudart_stub', 'cpu_feature_guard', 'absl::InitializeLog', 'oneDNN')
+
+
+def test_known_notices_are_dropped_and_other_lines_kept():
+  lines = [
+      'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n',
+      'I0000 00:00:1.0 1 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n',
+      'I0000 00:00:1.0 1 cpu_feature_guard.cc:227] This TensorFlow binary is optimized ...\n',
+      'E0000 00:00:1.0 1 some_op.cc:12] a real error\n',
+      'Traceback (most recent call last):\n',
+  ]
+  assert startup.without_notices(lines) == lines[3:]
+
+
+def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
+  code = ('from train import startup; startup.quiet(); import os, tensorflow as tf; '
+          'tf.constant(1.) + 1.; os.write(2, b"E my own error\\n")')
+  env = dict(os.environ)
+  env.pop('TF_CPP_MIN_LOG_LEVEL', None)
+  out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=env)
+  assert out.returncode == 0, out.stderr
+  assert 'E my own error' in out.stderr
+  if not os.path.exists('/proc/driver/nvidia'):
+    assert not [w for w in NOTICE_WORDS if w in out.stderr], out.stderr

@@ -1,0 +1,88 @@
+"""A quiet start for every entry point: TensorFlow's start-up notices are not errors.
+
+On a machine without a GPU, importing TensorFlow prints, before its logging is configured and so
+past TF_CPP_MIN_LOG_LEVEL, lines such as "Could not find cuda drivers", "failed call to cuInit:
+CUDA error" and CPU-instruction notices. They look like errors and are not. `quiet()` imports
+TensorFlow (and lists its devices, which is when cuInit runs) with the process's stderr captured
+at the file-descriptor level, then writes back every captured line except those known notices.
+A failed cuInit is dropped only where no NVIDIA driver is installed; on a GPU machine it is a
+real error and is shown.
+
+Every entry point calls it first, before anything imports TensorFlow:
+
+  from train import startup
+  startup.quiet()
+"""
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+_NOTICES = (
+    r'All log messages before absl::InitializeLog\(\) is called',
+    r'cudart_stub\.cc.*Could not find cuda drivers',
+    r'cpu_feature_guard\.cc',
+    r'To enable the following instructions: .* rebuild TensorFlow',
+    r'oneDNN custom operations are on',
+    r'Unable to register cu(DNN|FFT|BLAS) factory',
+    r'computation placer already registered',
+    r'TF-TRT Warning: Could not find TensorRT',
+)
+_NO_DRIVER_NOTICES = (r'failed call to cuInit', r'cuda_diagnostics\.cc', r'kernel driver does not appear')
+
+
+def _noise_patterns():
+  patterns = list(_NOTICES)
+  if not os.path.exists('/proc/driver/nvidia'):
+    patterns += _NO_DRIVER_NOTICES
+  return re.compile('|'.join(f'(?:{p})' for p in patterns))
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+  """Redirects file descriptor 2 to a temporary file; yields a list filled with its lines."""
+  lines = []
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode='w+b') as capture:
+    os.dup2(capture.fileno(), 2)
+    try:
+      yield lines
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      capture.seek(0)
+      lines.extend(capture.read().decode('utf-8', 'replace').splitlines(keepends=True))
+
+
+def quiet():
+  """Imports TensorFlow without its start-up notices (see the module docstring); a no-op once
+  TensorFlow is imported."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if 'tensorflow' in sys.modules:
+    return
+  with _captured_stderr() as lines:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices()
+  sys.stderr.write(''.join(without_notices(lines)))
+  sys.stderr.flush()
+  # TensorFlow's own Python INFO lines (e.g. each checkpoint's "Sharding callback duration");
+  # its warnings still show.
+  tf.get_logger().setLevel('WARNING')
+
+
+def without_notices(lines):
+  """The lines that are not known start-up notices."""
+  noise = _noise_patterns()
+  return [line for line in lines if not noise.search(line)]
+
+
+def run(main, **kwargs):
+  """absl's app.run(main) with the project's logging: INFO and above, in every entry point."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)
+  app.run(main, **kwargs)

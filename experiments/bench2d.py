@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
+import experiments  # noqa: E402
 from data import suite2d  # noqa: E402
 from eval import density2d  # noqa: E402
 from eval import figures  # noqa: E402
@@ -51,11 +52,9 @@ flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed).')
 flags.DEFINE_list('methods', list(METHODS), f'Which of {", ".join(METHODS)} to run.')
 flags.DEFINE_integer('ebm_updates', 5000, 'EBM updates per run (MLE: as many steps).')
 flags.DEFINE_integer('evals', 5, 'In-run log-density evaluations (TensorBoard curves).')
-flags.DEFINE_string('outdir', 'docs/bench2d', 'Where results.json, results.md and PNGs go.')
-flags.DEFINE_string('workroot', '/tmp/bench2d_runs', 'Run folders (re-running resumes).')
+experiments.define_run_flags('bench2d')
 flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to reuse (or make), so '
                     'that FCE settings can be compared against one set of baselines.')
-flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
 flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
 flags.DEFINE_list('compare', [], 'Instead of running: NAME=WORKROOT pairs of finished benchmarks '
                   'whose fce_rand runs to tabulate side by side (with --baselines_from).')
@@ -141,7 +140,6 @@ def _run(density, seed, method):
 
 def _curve(workdir, mode):
   """[(EBM updates, EBM MSE, flow MSE)] from the run's in-training evaluations."""
-  import experiments  # noqa: PLC0415
   ebm = experiments.scalars(workdir, 'ebm_logp_mse')
   flow = experiments.scalars(workdir, 'flow_logp_mse')
   updates = experiments.scalars(workdir, 'ebm_updates') if mode == 'fce' else {}

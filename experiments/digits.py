@@ -26,6 +26,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 import configs  # noqa: E402
+import experiments  # noqa: E402
 from eval import features  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
@@ -40,9 +41,7 @@ flags.DEFINE_list('probe_labels', ['10', '50', '100', '500'], 'Numbers of labels
 flags.DEFINE_integer('fid_samples', 0, 'Glow samples for FID (needs --inception_graph).')
 flags.DEFINE_string('inception_graph', '', 'TTUR classify_image_graph_def.pb, for FID.')
 flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-flags.DEFINE_string('outdir', 'docs/digits', 'Where the results go.')
-flags.DEFINE_string('workroot', '/tmp/digits_runs', 'Run folders.')
-flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+experiments.define_run_flags('digits')
 FLAGS = flags.FLAGS
 
 

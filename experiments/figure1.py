@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
+import experiments  # noqa: E402
 from data import toys  # noqa: E402
 from eval import density2d  # noqa: E402
 from eval import figures  # noqa: E402
@@ -34,9 +35,7 @@ flags.DEFINE_list('toys', list(toys.TOYS), 'Toys to run.')
 flags.DEFINE_integer('steps', 5000, 'FCE steps (EBM + flow updates) per toy.')
 flags.DEFINE_integer('mle_steps', 5000, 'MLE steps of the Glow-MLE baseline per toy.')
 flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-flags.DEFINE_string('outdir', 'docs/figure1', 'Where the figures and table go.')
-flags.DEFINE_string('workroot', '/tmp/figure1_runs', 'Run folders (re-running resumes them).')
-flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+experiments.define_run_flags('figure1')
 FLAGS = flags.FLAGS
 
 NUM_TEST_POINTS = 20000

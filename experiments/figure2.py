@@ -33,9 +33,7 @@ flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs get twi
                      'steps, since about half of their updates are flow updates).')
 flags.DEFINE_integer('mle_steps', 2000, 'MLE steps of the flow for the "trained" start.')
 flags.DEFINE_integer('eval_every', 500, 'Steps between log-density evaluations.')
-flags.DEFINE_string('outdir', 'docs/figure2', 'Where the figure, curves and table go.')
-flags.DEFINE_string('workroot', '/tmp/figure2_runs', 'Run folders.')
-flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+experiments.define_run_flags('figure2')
 FLAGS = flags.FLAGS
 
 

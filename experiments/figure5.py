@@ -30,9 +30,7 @@ flags.DEFINE_list('seeds', ['0'], 'Seeds (train.seed: also which points are labe
 flags.DEFINE_integer('steps', 10000, 'Updates (EBM + flow) per run.')
 flags.DEFINE_integer('labels_per_class', 7, 'Labeled points per arm (the paper: 7).')
 flags.DEFINE_integer('eval_every', 1000, 'Steps between evaluations.')
-flags.DEFINE_string('outdir', 'docs/figure5', 'Where the figure and table go.')
-flags.DEFINE_string('workroot', '/tmp/figure5_runs', 'Run folders (re-running resumes them).')
-flags.DEFINE_multi_string('set', [], 'Config overrides (key=value) for every run.')
+experiments.define_run_flags('figure5')
 FLAGS = flags.FLAGS
 
 

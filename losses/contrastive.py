@@ -14,7 +14,12 @@ import tensorflow as tf
 
 
 def reduce_batch(terms, global_batch_size):
-  """Mean over the batch, or (under tf.distribute) sum scaled by the global batch size."""
+  """Mean over the batch, or (under tf.distribute) sum scaled by the global batch size.
+
+  Every loss and every metric a step returns goes through this: `train.steps.compile_step` sums
+  each metric over replicas, which gives the global batch mean only for values scaled by the
+  global batch. tests/train/distributed_check.py checks every metric of every step on 2 replicas.
+  """
   if global_batch_size is None:
     return tf.reduce_mean(terms)
   return tf.reduce_sum(terms) / tf.cast(global_batch_size, terms.dtype)

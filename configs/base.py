@@ -48,7 +48,7 @@ def get_base_config():
   train.eval_every = 1000   # steps between density / sample evaluations
   train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
   train.ebm_f_penalty = 0.  # fce: add this x mean f^2 (data and flow samples) to the EBM's loss
-  train.ebm_aux_nce_weight = 0.  # fce: add this x NCE against NCE's Gaussian noise (data mean,
+  train.ebm_aux_nce_weight = 0.  # fce/ssl: add this x NCE against NCE's Gaussian (data mean,
                                  # nce_noise_std x data std) to the EBM's loss, so that f is also
                                  # held down where neither data nor flow samples go
   train.fce_init_steps = 0  # fce/ssl: EBM-only updates against the frozen flow first (FCE-init)

@@ -63,15 +63,17 @@ def vat_loss(ebm, x, epsilon, xi=1e-2, power_iterations=1, global_batch_size=Non
 
 
 def ebm_ssl_loss(ebm, flow, x_labeled, y, x_unlabeled, z, vat_weight=0., vat_epsilon=1.,
-                 global_batch_size=None, labeled_batch_size=None):
+                 global_batch_size=None, labeled_batch_size=None, aux_noise=None, aux_weight=0.):
   """EBM loss of semi-supervised FCE: -(L_label + V) (+ vat_weight * VAT on unlabeled data).
 
   Args:
     x_labeled, y: labeled batch. x_unlabeled: unlabeled batch; z: latents, as many.
     global_batch_size / labeled_batch_size: global sizes of the unlabeled / labeled batches under
       tf.distribute, or None for plain means.
+    aux_noise, aux_weight: the auxiliary NCE term of `contrastive.ebm_fce_loss`, on the mixture.
   """
-  neg_value, metrics = contrastive.ebm_fce_loss(ebm, flow, x_unlabeled, z, global_batch_size)
+  neg_value, metrics = contrastive.ebm_fce_loss(ebm, flow, x_unlabeled, z, global_batch_size,
+                                                aux_noise=aux_noise, aux_weight=aux_weight)
   lab, lab_metrics = label_loss(ebm, x_labeled, y, labeled_batch_size)
   metrics.update(lab_metrics)
   loss = neg_value + lab

@@ -104,13 +104,14 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
 
 
 def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,
-                      global_batch_size=None, labeled_batch_size=None):
+                      global_batch_size=None, labeled_batch_size=None, aux_noise=None,
+                      aux_weight=0.):
   """The EBM step of semi-supervised FCE (Sec. 3.4): ascend L_label (eq. 17) + V (eqs. 12, 18),
   with VAT on the unlabeled batch if vat_weight > 0. The flow step is FCE's."""
   def loss_fn(batch):
     return ssl.ebm_ssl_loss(ebm, flow, batch['x_labeled'], batch['y_labeled'], batch['x'],
                             batch['z'], vat_weight, vat_epsilon, global_batch_size,
-                            labeled_batch_size)
+                            labeled_batch_size, aux_noise, aux_weight)
 
   return _descend(loss_fn, optimizer, ebm.trainable_variables)
 

@@ -242,7 +242,8 @@ class Trainer:
                                                    aux_noise, t.ebm_aux_nce_weight)
     if self.spec.conditional_ebm:
       ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,
-                                             t.vat_epsilon, gb, self.labeled_batch)
+                                             t.vat_epsilon, gb, self.labeled_batch, aux_noise,
+                                             t.ebm_aux_nce_weight)
     return {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
 
   def _noise(self):

@@ -28,6 +28,7 @@ def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   assert paper.train.schedule.threshold == 0.5
   assert (paper.train.schedule.max_flow_updates, paper.train.schedule.max_ebm_updates) == (0, 0)
   assert (paper.train.flow_mle_weight, paper.optim.flow_clip_norm) == (0., 0.)
+  assert paper.train.ebm_aux_nce_weight == 0. and ours.train.ebm_aux_nce_weight == 1.
 
 
 def test_unknown_config_names_the_valid_ones():

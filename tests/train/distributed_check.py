@@ -60,7 +60,8 @@ def run(strategy, init):
       'nce': steps_lib.make_nce_step(ebm, gaussian, opts['ebm'], 1., global_batch),
       'ssl_ebm': steps_lib.make_ssl_ebm_step(cond_ebm, flow, ssl_opt, vat_weight=1.,
                                              vat_epsilon=0.1, global_batch_size=global_batch,
-                                             labeled_batch_size=global_batch),
+                                             labeled_batch_size=global_batch, aux_noise=gaussian,
+                                             aux_weight=0.5),
   }
   data = tf.data.Dataset.from_tensor_slices(batch).batch(global_batch)
   dist_batch = next(iter(strategy.experimental_distribute_dataset(data)))

@@ -184,7 +184,7 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   assert run.ebm.num_classes == 2
   metrics = run.run()
   assert run.schedule.updates == {'ebm': 3, 'flow': 2}
-  assert {'label_loss', 'vat_loss', 'class_accuracy', 'value'} <= set(metrics)
+  assert {'label_loss', 'vat_loss', 'class_accuracy', 'value', 'aux_value'} <= set(metrics)
   config.train.ssl_labels_per_class = 0
   with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl2'))

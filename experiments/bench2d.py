@@ -122,7 +122,7 @@ def _run(density, seed, method):
   try:
     trainer = trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow)
     trainer.run()
-    if mode == 'fce':
+    if modes.get(mode).alternates:
       result.update(trainer.schedule.updates)
   except trainer_lib.TrainingError as e:
     logging.warning('%s seed %d %s: %s', density, seed, method, e)
@@ -142,7 +142,7 @@ def _curve(workdir, mode):
   """[(EBM updates, EBM MSE, flow MSE)] from the run's in-training evaluations."""
   ebm = experiments.scalars(workdir, 'ebm_logp_mse')
   flow = experiments.scalars(workdir, 'flow_logp_mse')
-  updates = experiments.scalars(workdir, 'ebm_updates') if mode == 'fce' else {}
+  updates = experiments.scalars(workdir, 'ebm_updates') if modes.get(mode).alternates else {}
   steps = sorted(set(ebm) | set(flow))
   return [(updates.get(s, s), ebm.get(s), flow.get(s)) for s in steps]
 

@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 import configs  # noqa: E402
 import experiments  # noqa: E402
+from train import modes  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
@@ -43,7 +44,10 @@ def _train(mode, seed, steps, workdir, init_flow=None):
       f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={steps}'] + FLAGS.set)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
   mse = experiments.scalars(workdir, 'ebm_logp_mse')
-  updates = experiments.scalars(workdir, 'ebm_updates') if mode == 'fce' else {s: s for s in mse}
+  if modes.get(mode).alternates:
+    updates = experiments.scalars(workdir, 'ebm_updates')
+  else:  # every update is an EBM update
+    updates = {s: s for s in mse}
   return [(updates[s], mse[s]) for s in sorted(mse)]
 
 

@@ -191,8 +191,13 @@ class Trainer:
     return self.source.batch(0)
 
   def _restore_or_initialise(self, init_flow):
-    """Restores the latest checkpoint (returns True) or initialises a new run (False)."""
-    latest = self.manager.latest_checkpoint
+    """Restores the latest checkpoint (returns True) or initialises a new run (False).
+
+    Every worker restores the chief's checkpoint, WORKDIR/checkpoints (the other workers' own
+    saves are temporary), so under multi-worker training the workdir must be on storage that
+    every worker reads.
+    """
+    latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       # The checkpoint stores the learning rates too; the config's values win, so that a

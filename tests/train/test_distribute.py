@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -30,27 +31,47 @@ def _free_ports(n):
   return ports
 
 
-def test_two_local_workers_train_together(tmp_path):
+def _readme_two_worker_command():
+  """The README's two-worker example: `TF_CONFIG=... python main.py ARGS` (lines ending in \\)."""
+  with open(os.path.join(ROOT, 'README.md')) as f:
+    text = f.read()
+  block = text.split('<!-- two-worker example -->')[1].split('```')[1]
+  lines = [l.strip().rstrip('\\').strip() for l in block.strip().splitlines()]
+  command = ' '.join(l for l in lines if l and not l.startswith('#'))
+  return shlex.split(command.split('python ', 1)[1])
+
+
+def _two_workers(workdir, args):
   workers = [f'127.0.0.1:{p}' for p in _free_ports(2)]
-  workdir = str(tmp_path / 'run')
   procs = []
   for index in range(2):
     env = dict(os.environ, TF_CONFIG=json.dumps(
         {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}))
-    procs.append(subprocess.Popen(
-        [sys.executable, 'main.py', '--mode=mle', f'--workdir={workdir}', '--set',
-         'train.steps=4', '--set', 'train.batch_size=16', '--set', 'model.flow.width=8',
-         '--set', 'model.flow.steps_per_level=2', '--set', 'train.log_every=2', '--set',
-         'train.checkpoint_every=2', '--set', 'train.eval_every=4'],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    procs.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outs = [p.communicate(timeout=300)[0] for p in procs]
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
+  return outs
+
+
+def test_the_readme_two_worker_example_trains_and_resumes(tmp_path):
+  args = _readme_two_worker_command()
+  assert args[0] == 'main.py' and '--workdir=/tmp/two_workers' in args
+  workdir = str(tmp_path / 'run')
+  args = [a.replace('/tmp/two_workers', workdir) for a in args]
+  outs = _two_workers(workdir, args)
   assert 'step 4/4' in outs[0]
   assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith('ckpt-4')
   assert os.path.exists(os.path.join(workdir, 'samples', 'density_4.png'))
   # Only the chief keeps checkpoints; the other worker's temporary copies are removed.
   assert not os.path.exists(os.path.join(workdir, 'tmp'))
+  # Both workers resume from the chief's checkpoint (a worker starting afresh would hang the
+  # collective ops or train other weights).
+  outs = _two_workers(workdir, args + ['--set', 'train.steps=6'])
+  for out in outs:
+    assert 'Resumed from' in out and 'ckpt-4' in out, out[-3000:]
+  assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith('ckpt-6')
 
 
 def test_unknown_strategy_is_refused():

@@ -159,8 +159,9 @@ class LinearClassifier:
 def _standardiser(features):
   """(mean, scale, standardised features) of the labeled examples (scikit-learn's
   StandardScaler: constant features keep a scale of 1)."""
-  scaler = preprocessing.StandardScaler().fit(np.asarray(features, np.float64))
-  return scaler.mean_, scaler.scale_, scaler.transform(np.asarray(features, np.float64))
+  features = np.asarray(features, np.float64)
+  scaler = preprocessing.StandardScaler().fit(features)
+  return scaler.mean_, scaler.scale_, scaler.transform(features)
 
 
 def _check_labels(features, labels, num_classes):
@@ -185,8 +186,8 @@ def _fit(model, features, labels, num_classes, objective):
   weights, bias = model.coef_.T.astype(np.float64), model.intercept_.astype(np.float64)
   if num_classes == 2 and weights.shape[1] == 1:
     half = 0.5 if isinstance(model, linear_model.LogisticRegression) else 1.
-    weights, bias = half * np.concatenate([-weights, weights], 1), half * np.array([-bias[0],
-                                                                                   bias[0]])
+    weights, bias = half * np.concatenate([-weights, weights], 1), half * np.concatenate([-bias,
+                                                                                         bias])
   value = objective(tf.constant(weights), tf.constant(bias), tf.constant(x), tf.constant(labels))
   return LinearClassifier(mean, scale, weights, bias,
                           {'objective': float(value), 'iterations': int(np.max(model.n_iter_)),

@@ -30,7 +30,8 @@ _NOTICES = (
     r'computation placer already registered',
     r'TF-TRT Warning: Could not find TensorRT',
 )
-_NO_DRIVER_NOTICES = (r'failed call to cuInit', r'cuda_diagnostics\.cc', r'kernel driver does not appear')
+_NO_DRIVER_NOTICES = (r'failed call to cuInit', r'cuda_diagnostics\.cc',
+                      r'kernel driver does not appear')
 
 
 def _noise_patterns():

@@ -13,6 +13,7 @@ Only the chief writes; NaN or Inf in a loss stops the run before anything is sav
 last good checkpoint intact.
 """
 
+import functools
 import json
 import os
 import time
@@ -30,8 +31,6 @@ from models import noise as noise_lib
 from train import modes as modes_lib
 from train import schedule as schedule_lib
 from train import steps as steps_lib
-
-MODES = modes_lib.NAMES
 
 
 class TrainingError(RuntimeError):
@@ -173,7 +172,7 @@ class Trainer:
       self._init_log_normalizer()
     if fresh and self.spec.alternates:
       self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
-          tf.constant(self._first_batch()['x'])))))
+          tf.constant(self._first_batch['x'])))))
     self._collapse_warned = False
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
@@ -186,8 +185,10 @@ class Trainer:
     return os.path.join(self.workdir, 'tmp', f'worker{self.strategy.cluster_resolver.task_id}',
                         name)
 
+  @functools.cached_property
   def _first_batch(self):
-    """The run's first global batch: for data init and NCE's noise parameters."""
+    """The run's first global batch, made once: for the data init, the c init, the collapse
+    warning's reference and the Gaussian noise's parameters."""
     return self.source.batch(0)
 
   def _restore_or_initialise(self, init_flow):
@@ -212,7 +213,7 @@ class Trainer:
     if init_flow:
       restore_flow_from(self.flow, init_flow, self.config)
     else:
-      self.flow.data_init(self._first_batch()['x'])
+      self.flow.data_init(self._first_batch['x'])
     return False
 
   def _init_log_normalizer(self):
@@ -223,7 +224,7 @@ class Trainer:
     the EBM would first have to raise f by that much, which blows up its weights (NaN within
     ~30 steps on digits). With this c the two densities start level and the EBM learns shape.
     """
-    x = tf.constant(self._first_batch()['x'])
+    x = tf.constant(self._first_batch['x'])
     f = self.ebm(x)
     log_q = self.noise.log_prob(x)
     f = f if self.ebm.num_classes else f[:, None]
@@ -260,7 +261,7 @@ class Trainer:
 
   def _gaussian_noise(self):
     """N(data mean, (train.nce_noise_std x data std)^2) from the first batch."""
-    x = self._first_batch()['x']
+    x = self._first_batch['x']
     return noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
                                    self.config.train.nce_noise_std * x.std(0) + 1e-3)
 

@@ -20,7 +20,7 @@ test: $(VENV)/installed
 
 # Seconds per step of the full-size image configs at batch 2 (see docs/benchmarks.md).
 bench: $(VENV)/installed
-	for c in svhn celeba cifar10; do $(PY) -m bench.step_time --config=$$c --batch=2 --steps=3; done
+	for c in svhn celeba cifar10 celeba64; do $(PY) -m bench.step_time --config=$$c --batch=2 --steps=3; done
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,6 +1,7 @@
 """Flow contrastive estimation of energy-based models: the command-line entry point.
 
   python main.py                                       # FCE on 2D 8 gaussians (no download)
+  python main.py --dataset=celeba --mode=fce        # Glow by MLE, then FCE from it
   python main.py --dataset=celeba --mode=fce --init_flow=runs/celeba_mle
   python main.py --dataset=rings --mode=mle --set train.steps=3000
 
@@ -47,9 +48,13 @@ flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras'], 'ttur: the standard 
                   '(TTUR, classify_image_graph_def.pb); keras: tf_keras InceptionV3, a fallback '
                   'whose numbers are not comparable to published FIDs (reports say so).')
 flags.DEFINE_string('inception_graph', '', 'Path of classify_image_graph_def.pb (from '
-                    'inception-2015-12-05.tgz); default: the cache, downloaded once if possible.')
+                    'inception-2015-12-05.tgz), for --mode=eval and for the FID that training '
+                    'writes on images; default: the cache, downloaded once if possible.')
 flags.DEFINE_string('fid_stats', '', 'Reference statistics .npz (mu, sigma); default: those of '
                     'the training split, computed once and cached.')
+flags.DEFINE_integer('test_examples', 0, 'With --mode=eval on images: bits/dim on this many '
+                     'test images (the seeded subset training evaluates on: train.eval_examples); '
+                     '0 = the whole test split.')
 flags.DEFINE_integer('is_samples', 10000, 'With --mode=eval on images: flow proposals for the '
                      'importance-sampled log-normalizer of the EBM.')
 flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=eval on images: '
@@ -69,7 +74,7 @@ def evaluate_or_sample():
       options = image_eval.Options(
           fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
           inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
-          is_samples=FLAGS.is_samples)
+          is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples)
       result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
                                  FLAGS.eval_checkpoints)
     else:
@@ -88,6 +93,8 @@ def main(argv):
     config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set)
   except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
+  if FLAGS.inception_graph:
+    config.train.inception_graph = FLAGS.inception_graph
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)

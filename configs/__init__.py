@@ -3,13 +3,14 @@
 import importlib
 import json
 
-CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'mnist', 'digits', 'smoke')
+CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits',
+           'smoke')
 # Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys of FCE Figure 1, the 2D
 # benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
             'unequal2', 'sharp_broad', 'aniso_rotated', 'grid25', 'student_t', 'sine', 'banana',
             'far_mode', 'ring_blob', 'cross', 'mixed', 'unequal8',
-            'svhn', 'cifar10', 'celeba', 'mnist', 'digits')
+            'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
 
 
 # Fields renamed since runs were first saved: (section path, old name, new name).

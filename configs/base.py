@@ -45,12 +45,24 @@ def get_base_config():
   train.checkpoint_every = 1000  # steps between checkpoints (the latest one is kept)
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
-  train.eval_every = 1000   # steps between density / sample evaluations
+  train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample
+                            # grid, held-out bits/dim and FID (eval/image_eval.py)
+  train.eval_examples = 10000  # images: held-out bits/dim on this many test-split images (a
+                               # fixed, seeded subset; 0 = the whole split)
+  train.fid_samples = 5000  # images: flow samples for FID/KID at each evaluation (0 = no FID;
+                            # --mode=eval uses 50,000, the published convention)
+  train.fid_network = 'ttur'  # 'ttur' (the standard Inception graph) or 'keras' (not comparable)
+  train.inception_graph = ''  # classify_image_graph_def.pb ('' = the cache; main.py's
+                              # --inception_graph sets it)
   train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
   train.ebm_f_penalty = 0.  # fce: add this x mean f^2 (data and flow samples) to the EBM's loss
   train.ebm_aux_nce_weight = 0.  # fce/ssl: add this x NCE against NCE's Gaussian (data mean,
                                  # nce_noise_std x data std) to the EBM's loss, so that f is also
                                  # held down where neither data nor flow samples go
+  train.mle_pretrain_steps = 0  # fce/ssl: MLE updates of the flow (Adam, optim.flow_mle_lr)
+                                # before FCE, in the same run (FCE Sec. 4.2 starts images from an
+                                # MLE Glow); train.steps counts the FCE updates after them. 0 =
+                                # FCE from a random flow (the 2D protocol); --init_flow skips it
   train.fce_init_steps = 0  # fce/ssl: EBM-only updates against the frozen flow first (FCE-init)
   train.flow_nll_warn = 1.  # fce/ssl: warn when the flow's data NLL per dim rises this far
                             # above its value at the start (a collapsing flow)
@@ -72,8 +84,12 @@ def get_base_config():
   return config
 
 
-def get_image32_config(name, steps_per_level, num_classes):
-  """FCE's 32x32 RGB setting: Glow L=3, W=512, additive (Table 7); EBM 4x4 convs (Table 5)."""
+def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
+  """FCE's 32x32 RGB setting: Glow L=3, W=512, additive (Table 7); EBM 4x4 convs (Table 5).
+
+  The papers do not say how long their Glows were pretrained; `mle_pretrain_steps` is ours,
+  sized to the model (not measured here: a CPU cannot train these Glows).
+  """
   config = get_base_config()
   config.data.name = name
   config.data.shape = (32, 32, 3)
@@ -83,4 +99,8 @@ def get_image32_config(name, steps_per_level, num_classes):
                            coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
+  config.train.mle_pretrain_steps = mle_pretrain_steps
+  # Held-out bits/dim of 10k test images and FID of 5k samples cost about as much as a few
+  # hundred training steps (docs/benchmarks.md): every 5000 steps keeps them to a few percent.
+  config.train.eval_every = 5000
   return config

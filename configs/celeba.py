@@ -4,4 +4,5 @@ from configs import base
 
 
 def get_config():
-  return base.get_image32_config('celeba', steps_per_level=16, num_classes=0)
+  return base.get_image32_config('celeba', steps_per_level=16, num_classes=0,
+                                 mle_pretrain_steps=50000)

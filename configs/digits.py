@@ -15,4 +15,8 @@ def get_config():
   config.model.flow.update(levels=2, steps_per_level=8, width=128, coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
+  config.train.mle_pretrain_steps = 3000  # the Glow-MLE of docs/digits (it overfits beyond)
+  # No FID in the training loop: on a CPU, Inception takes 0.24 s an image (docs/benchmarks.md);
+  # --mode=eval computes it.
+  config.train.fid_samples = 0
   return config

@@ -12,4 +12,6 @@ def get_config():
   config.model.flow.update(levels=3, steps_per_level=8, width=128, coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
+  config.train.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)
+  config.train.eval_every = 5000  # as the 32x32 RGB configs
   return config

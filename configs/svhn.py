@@ -4,4 +4,5 @@ from configs import base
 
 
 def get_config():
-  return base.get_image32_config('svhn', steps_per_level=8, num_classes=10)
+  return base.get_image32_config('svhn', steps_per_level=8, num_classes=10,
+                                 mle_pretrain_steps=50000)

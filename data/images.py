@@ -8,6 +8,7 @@ Dataset names:
                                  centre-cropped to 140x140 and resized to 32x32 (its TFDS test
                                  split, 19,962 images, is the paper's 20k test set); MNIST is
                                  zero-padded to 32x32 so three Glow levels fit.
+  celeba64                       CelebA cropped the same way and resized to 64x64 (NT-EBM).
   digits                         scikit-learn's 8x8 handwritten digits (UCI, CC BY 4.0), shipped as
                                  data/digits.npz: 1797 images with 17 grey levels (0..16), a fixed
                                  stratified split of 1437 train / 360 test (36 per class).
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 TFDS_NAMES = {'svhn': 'svhn_cropped', 'cifar10': 'cifar10', 'celeba': 'celeb_a',
-              'mnist': 'mnist'}
+              'celeba64': 'celeb_a', 'mnist': 'mnist'}
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 CELEBA_CROP = 140
 DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'digits.npz')
@@ -35,7 +36,7 @@ class DataError(ValueError):
 def _tfds_preprocess(name, shape):
   def fn(example):
     image = example['image']
-    if name == 'celeba':
+    if name in ('celeba', 'celeba64'):  # the data.shape of the config: 32x32 or 64x64
       image = tf.image.resize_with_crop_or_pad(image, CELEBA_CROP, CELEBA_CROP)
       image = tf.image.resize(image, shape[:2], method='area', antialias=True)
       image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)

@@ -18,9 +18,14 @@ Glow samples, and sample grids. One report per checkpoint, WORKDIR/eval/report_<
 Each block records its settings; re-running eval keeps a block whose settings are unchanged and
 computes only what is missing, and the report is rewritten after every block, so a failure
 (e.g. no Inception graph) loses nothing already computed.
+
+The training loop evaluates with the same `Evaluator` every train.eval_every steps (on a fixed
+test subset, with fewer FID samples and no importance sampling: `Options.for_training`), writing
+WORKDIR/eval/train_eval_<step>.json; `--mode=eval --test_examples=N` reproduces its bits/dim.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +43,7 @@ from losses import flow as flow_losses
 from train import modes
 
 REPORT = 'report_{step}.json'
+TRAIN_REPORT = 'train_eval_{step}.json'
 
 
 @dataclasses.dataclass
@@ -49,19 +55,40 @@ class Options:
   inception_graph: str = ''         # TTUR's classify_image_graph_def.pb ('' = cache / download)
   fid_stats: str = ''               # reference statistics .npz ('' = computed once and cached)
   is_samples: int = 10000           # flow proposals for the EBM's importance-sampled log Z
+  test_examples: int = 0            # bits/dim on this many test images (a seeded subset; 0 = all)
   temperatures: tuple = (1.0, 0.9, 0.8, 0.7)
   grid_samples: int = 64            # samples per temperature in the grids
   batch_size: int = 256
   seed: int = 0
+
+  @classmethod
+  def for_training(cls, train_config):
+    """What the training loop computes every train.eval_every steps (its sample grids are the
+    trainer's own, so none here)."""
+    t = train_config
+    return cls(fid_samples=t.fid_samples, fid_network=t.fid_network,
+               inception_graph=t.inception_graph, is_samples=0, test_examples=t.eval_examples,
+               temperatures=())
 
 
 class ReportError(RuntimeError):
   """A part of the evaluation that could not run; what was computed before it is kept."""
 
 
-def test_log_probs(config, flow, ebm, batch_size, seed, has_flow, has_ebm):
-  """log q(y) and the EBM's log p(y) (learned c) of the dequantized test split (one draw each)."""
-  x, _ = pipeline.load_arrays(config, 'test')
+def test_subset(config, num_examples, seed):
+  """The test split, or (num_examples > 0) a fixed subset of it drawn with `seed`, in order."""
+  x, labels = pipeline.load_arrays(config, 'test')
+  if 0 < num_examples < len(x):
+    keep = np.sort(np.random.default_rng([seed, 11]).choice(len(x), num_examples, replace=False))
+    x, labels = x[keep], labels[keep]
+  return x, labels
+
+
+def test_log_probs(config, flow, ebm, batch_size, seed, has_flow, has_ebm, x=None):
+  """log q(y) and the EBM's log p(y) (learned c) of the dequantized test split, or of the images
+  `x` (one draw each)."""
+  if x is None:
+    x, _ = pipeline.load_arrays(config, 'test')
   rng = np.random.default_rng([seed, 7])
   num_bins = config.data.num_bins or 256
   flow_lp, ebm_lp = [], []
@@ -153,116 +180,153 @@ def _write(path, report):
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def evaluate(workdir, config, mode, flow, ebm, step, options):
-  """Computes what report_<step>.json lacks (see the module docstring); returns the report."""
-  out_dir = os.path.join(workdir, 'eval')
-  tf.io.gfile.makedirs(out_dir)
-  path = os.path.join(out_dir, REPORT.format(step=step))
-  report = {}
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      report = json.load(f)
-  report.update(step=step, mode=mode, dataset=config.data.name)
-  spec = modes.get(mode)
-  has_ebm, has_flow = spec.trains_ebm, spec.has_flow(config)
-  num_dims = int(np.prod(config.data.shape))
-  num_bins = config.data.num_bins or 256
-  to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, num_bins)
+class Evaluator:
+  """Evaluates checkpoints of one image run (see the module docstring). Keeps what does not
+  change between calls: the test images, the Inception network and the reference statistics."""
 
-  bpd_settings = {'split': 'test', 'dequantization_samples': 1, 'seed': options.seed}
-  want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
-  ebm_settings = dict(bpd_settings, is_samples=options.is_samples)
-  want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
-  if want_flow or want_ebm:
-    t = time.perf_counter()
-    flow_lp, ebm_lp, n = test_log_probs(config, flow, ebm, options.batch_size, options.seed,
-                                        want_flow, want_ebm)
-    if want_flow:
-      report['flow_bpd'] = {'value': float(np.mean(to_bpd(flow_lp))), 'num_examples': n,
-                            'settings': bpd_settings}
-    if want_ebm:
-      bpd_c = float(np.mean(to_bpd(ebm_lp)))
-      block = {'learned_c': bpd_c, 'num_examples': n, 'settings': ebm_settings,
-               'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
-      if has_flow and options.is_samples > 1:
-        corr, se, ess = log_normalizer_correction(flow, ebm, options.is_samples,
-                                                  options.batch_size, options.seed)
-        scale = num_dims * np.log(2.)
-        block.update(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
-                     log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
-                     num_proposals=options.is_samples)
-      report['ebm_bpd'] = block
-    _write(path, report)
-    logging.info('bits/dim on the test split (%.0fs): %s', time.perf_counter() - t,
-                 {k: report[k] for k in ('flow_bpd', 'ebm_bpd') if k in report})
+  def __init__(self, config, mode, options):
+    self.config, self.mode, self.options = config, mode, options
+    spec = modes.get(mode)
+    self.has_ebm, self.has_flow = spec.trains_ebm, spec.has_flow(config)
+    self._network = None
 
-  if has_ebm and ebm.num_classes and 'classification' not in report:
-    error, n = test_error(config, ebm, options.batch_size)
-    report['classification'] = {'test_error': error, 'num_examples': n}
-    _write(path, report)
-    logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
+  @functools.cached_property
+  def test_set(self):
+    return test_subset(self.config, self.options.test_examples, self.options.seed)
 
-  sample_settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
-                     'seed': options.seed}
-  done = (report.get('samples_settings') == sample_settings and
-          all(tf.io.gfile.exists(p) for p in report.get('samples', [])))
-  if has_flow and not done:
-    grids = []
-    for temp in options.temperatures:
-      png = figures.sample_grid(flow, config, out_dir, step, num=options.grid_samples,
-                                temperatures=(temp,),
-                                seed=options.seed, name=f'samples_T{temp:g}')
-      grids.append(png)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+  @property
+  def network(self):
+    """The Inception network, loaded once; raises fid_lib.FIDError."""
+    if self._network is None:
+      self._network = fid_lib.load_network(self.options.fid_network,
+                                           self.options.inception_graph or None)
+    return self._network
+
+  @functools.cached_property
+  def _reference(self):
+    return reference_stats(self.config, self.network, self.options)
+
+  def evaluate(self, workdir, flow, ebm, step, report_name=REPORT, has_ebm=None, writer=None):
+    """Computes what WORKDIR/eval/<report_name> lacks; returns the report. `has_ebm=False`
+    leaves the EBM out (the trainer's MLE phase); `writer` takes the eval/ scalars (default: a
+    writer of WORKDIR/tensorboard)."""
+    config, options = self.config, self.options
+    writer = writer or tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+    out_dir = os.path.join(workdir, 'eval')
+    tf.io.gfile.makedirs(out_dir)
+    path = os.path.join(out_dir, report_name.format(step=step))
+    report = {}
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        report = json.load(f)
+    report.update(step=step, mode=self.mode, dataset=config.data.name)
+    has_flow = self.has_flow
+    has_ebm = self.has_ebm if has_ebm is None else has_ebm and self.has_ebm
+    num_dims = int(np.prod(config.data.shape))
+    num_bins = config.data.num_bins or 256
+    to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, num_bins)
+
+    bpd_settings = {'split': 'test', 'dequantization_samples': 1, 'seed': options.seed}
+    if options.test_examples:
+      bpd_settings['subset'] = len(self.test_set[0])
+    want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
+    ebm_settings = dict(bpd_settings, is_samples=options.is_samples)
+    want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
+    if want_flow or want_ebm:
+      t = time.perf_counter()
+      flow_lp, ebm_lp, n = test_log_probs(config, flow, ebm, options.batch_size, options.seed,
+                                          want_flow, want_ebm, x=self.test_set[0])
+      if want_flow:
+        report['flow_bpd'] = {'value': float(np.mean(to_bpd(flow_lp))), 'num_examples': n,
+                              'settings': bpd_settings}
+      if want_ebm:
+        bpd_c = float(np.mean(to_bpd(ebm_lp)))
+        block = {'learned_c': bpd_c, 'num_examples': n, 'settings': ebm_settings,
+                 'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
+        if has_flow and options.is_samples > 1:
+          corr, se, ess = log_normalizer_correction(flow, ebm, options.is_samples,
+                                                    options.batch_size, options.seed)
+          scale = num_dims * np.log(2.)
+          block.update(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
+                       log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
+                       num_proposals=options.is_samples)
+        report['ebm_bpd'] = block
+      _write(path, report)
+      logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM (learned c) %s', n,
+                   time.perf_counter() - t,
+                   *(f'{v:.4f}' if v is not None else '-' for v in (
+                       report.get('flow_bpd', {}).get('value'),
+                       report.get('ebm_bpd', {}).get('learned_c'))))
+
+    if has_ebm and ebm.num_classes and 'classification' not in report:
+      error, n = test_error(config, ebm, options.batch_size)
+      report['classification'] = {'test_error': error, 'num_examples': n}
+      _write(path, report)
+      logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
+
+    sample_settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
+                       'seed': options.seed}
+    done = (report.get('samples_settings') == sample_settings and
+            all(tf.io.gfile.exists(p) for p in report.get('samples', [])))
+    if has_flow and options.temperatures and not done:
+      grids = []
+      for temp in options.temperatures:
+        png = figures.sample_grid(flow, config, out_dir, step, num=options.grid_samples,
+                                  temperatures=(temp,),
+                                  seed=options.seed, name=f'samples_T{temp:g}')
+        grids.append(png)
+      with writer.as_default(step=step):
+        for png in grids:
+          tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
+                           figures.read_png(png)[None])
+      report.update(samples=grids, samples_settings=sample_settings)
+      _write(path, report)
+
+    fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
+                    'reference_split': options.fid_reference, 'seed': options.seed,
+                    'network': options.fid_network, 'reference_stats': options.fid_stats}
+    if has_flow and options.fid_samples > 0 and report.get('fid', {}).get('settings') != \
+        fid_settings:
+      t = time.perf_counter()
+      try:
+        network = self.network
+        ref, ref_path = self._reference
+      except fid_lib.FIDError as e:
+        raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
+                          '--fid_samples=0 to skip FID)') from e
+      feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
+                                   options.batch_size, options.seed)
+      mu, sigma = fid_lib.statistics(feats)
+      scores = fid_lib.fid_from({'mu': mu, 'sigma': sigma, 'features': feats}, ref)
+      report['fid'] = {
+          'fid': scores['fid'], 'kid': scores['kid'], 'kid_std': scores['kid_std'],
+          'num_samples': options.fid_samples,
+          'reference': f'{config.data.name} {options.fid_reference} split',
+          'reference_stats': ref_path, 'network': network.name, 'standard': network.standard,
+          'settings': fid_settings}
+      _write(path, report)
+      logging.info('FID %.3f (N=%d vs %s, %s, %.0fs)', scores['fid'], options.fid_samples,
+                   report['fid']['reference'], network.name, time.perf_counter() - t)
     with writer.as_default(step=step):
-      for png in grids:
-        tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
-                         figures.read_png(png)[None])
+      for name, value in scalars(report).items():
+        tf.summary.scalar(name, value)
     writer.flush()
-    report.update(samples=grids, samples_settings=sample_settings)
-    _write(path, report)
-
-  fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
-                  'reference_split': options.fid_reference, 'seed': options.seed,
-                  'network': options.fid_network, 'reference_stats': options.fid_stats}
-  if has_flow and options.fid_samples > 0 and report.get('fid', {}).get('settings') != \
-      fid_settings:
-    t = time.perf_counter()
-    try:
-      network = fid_lib.load_network(options.fid_network, options.inception_graph or None)
-      ref, ref_path = reference_stats(config, network, options)
-    except fid_lib.FIDError as e:
-      raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
-                        '--fid_samples=0 to skip FID)') from e
-    feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
-                                 options.batch_size, options.seed)
-    mu, sigma = fid_lib.statistics(feats)
-    scores = fid_lib.fid_from({'mu': mu, 'sigma': sigma, 'features': feats}, ref)
-    report['fid'] = {
-        'fid': scores['fid'], 'kid': scores['kid'], 'kid_std': scores['kid_std'],
-        'num_samples': options.fid_samples,
-        'reference': f'{config.data.name} {options.fid_reference} split',
-        'reference_stats': ref_path, 'network': network.name, 'standard': network.standard,
-        'settings': fid_settings}
-    _write(path, report)
-    logging.info('FID %.3f (N=%d vs %s, %s, %.0fs)', scores['fid'], options.fid_samples,
-                 report['fid']['reference'], network.name, time.perf_counter() - t)
-  _summarise(workdir, report, step)
-  return report
+    return report
 
 
-def _summarise(workdir, report, step):
-  """The report's numbers as TensorBoard scalars under eval/ (beside the training curves)."""
-  scalars = {
+def evaluate(workdir, config, mode, flow, ebm, step, options):
+  """`--mode=eval` of one checkpoint: WORKDIR/eval/report_<step>.json (see the module
+  docstring); returns the report."""
+  return Evaluator(config, mode, options).evaluate(workdir, flow, ebm, step)
+
+
+def scalars(report):
+  """The report's numbers, as the TensorBoard scalars under eval/ (beside the training curves)."""
+  values = {
       'eval/flow_bpd': report.get('flow_bpd', {}).get('value'),
       'eval/ebm_bpd_learned_c': report.get('ebm_bpd', {}).get('learned_c'),
       'eval/ebm_bpd_importance_sampled': report.get('ebm_bpd', {}).get('importance_sampled'),
       'eval/fid': report.get('fid', {}).get('fid'),
       'eval/kid': report.get('fid', {}).get('kid'),
       'eval/test_error': report.get('classification', {}).get('test_error')}
-  writer = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
-  with writer.as_default(step=step):
-    for name, value in scalars.items():
-      if value is not None:
-        tf.summary.scalar(name, value)
-  writer.flush()
+  return {k: v for k, v in values.items() if v is not None}

@@ -50,7 +50,8 @@ def _train(mode, steps, init_flow=None, extra=()):
   config = configs.for_dataset('digits', None, [
       f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
       f'train.log_every={max(steps // 10, 1)}', f'train.checkpoint_every={steps // 5 or 1}',
-      'train.snapshot_every=0', *extra] + FLAGS.set)
+      'train.snapshot_every=0', 'train.fid_samples=0',  # FID: --mode=eval's, below
+      *extra] + FLAGS.set)
   logging.info('digits: %s for %d steps', mode, steps)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
   return workdir

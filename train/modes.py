@@ -9,6 +9,9 @@ and the experiments. A new mode is one more record here plus its steps in `train
   nce   the EBM (Adam)           Gaussian, or a frozen flow   no          unconditional
   fce   EBM (Adam), flow (V)     the flow being trained       yes         unconditional
   ssl   EBM (Adam), flow (V)     the flow being trained       yes         class-conditional
+
+fce and ssl first train the flow by MLE for train.mle_pretrain_steps (the image configs' default;
+0 on 2D data), unless --init_flow gives them a trained one.
 """
 
 import copy
@@ -50,13 +53,16 @@ class Mode:
         self.noise == 'fixed' and config.train.nce_noise == 'flow')
 
   def configure(self, config, init_flow=None):
-    """A copy of `config` with what this mode implies: a class-conditional EBM for ssl, and for
-    NCE given a flow (--init_flow) that flow as the noise."""
+    """A copy of `config` with what this mode implies: a class-conditional EBM for ssl; for NCE
+    given a flow (--init_flow), that flow as the noise; an MLE phase only where FCE trains a flow
+    it was not given."""
     config = copy.deepcopy(config)
     if self.conditional_ebm:
       config.model.ebm.conditional = True
     if self.noise == 'fixed' and init_flow:
       config.train.nce_noise = 'flow'
+    if init_flow or not self.alternates:
+      config.train.mle_pretrain_steps = 0
     return config
 
 

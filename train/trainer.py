@@ -3,16 +3,24 @@
 One workdir per run:
   config.json     the config the run was started with (a different model/data config is refused)
   checkpoints/    the latest state, every `train.checkpoint_every` steps: models, optimizers,
-                  step and alternation schedule; batch s is a function of (seed, s) (see
-                  data/pipeline.py), so re-running the command resumes exactly
+                  step, alternation schedule and the length of the MLE phase; batch s is a
+                  function of (seed, s) (see data/pipeline.py), so re-running the command
+                  resumes exactly, in the phase where it stopped
   snapshots/      kept checkpoints every `train.snapshot_every` steps, for evaluation
   tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
                   2D density images; steps continue across a resume
   samples/        the same figures as PNGs
+  eval/           on images, train_eval_<step>.json every `train.eval_every` steps: held-out
+                  bits/dim and FID/KID (the code of --mode=eval, eval/image_eval.py)
+
+fce and ssl run in two phases when `train.mle_pretrain_steps` > 0 (the image configs): the flow
+by MLE for that many steps, then `train.steps` steps of FCE from it. The phase is in the progress
+line and in TensorBoard (`phase`: 0 MLE, 1 FCE; the MLE phase's scalars under `mle_pretrain/`).
 Only the chief writes; NaN or Inf in a loss stops the run before anything is saved, leaving the
 last good checkpoint intact.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -25,7 +33,9 @@ import tf_keras as keras
 
 import configs
 from data import pipeline
+from eval import fid as fid_lib
 from eval import figures
+from eval import image_eval
 from models import build
 from models import noise as noise_lib
 from train import modes as modes_lib
@@ -142,10 +152,15 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
       # The flow's NLL on the first batch when FCE began: the collapse warning's reference.
       self.flow_nll_start = tf.Variable(0., trainable=False, name='flow_nll_start')
-      # The optimizers this mode uses, with their slots built now: a slot created lazily after a
+      # Steps of the MLE phase before FCE (0: none); a resumed run keeps its own.
+      self.fce_start, phase_in_checkpoint = self._mle_phase_length(init_flow)
+      self.mle_pretrain_steps = tf.Variable(self.fce_start, dtype=tf.int64, trainable=False,
+                                            name='mle_pretrain_steps')
+      self.optimizer_names = self.spec.optimizers + (('flow_mle',) if self.fce_start else ())
+      # The optimizers this run uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
       models = {'ebm': self.ebm, 'flow': self.flow}
-      for name in self.spec.optimizers:
+      for name in self.optimizer_names:
         self.optimizers[name].build(models[self.spec.model_of(name)].trainable_variables)
 
     nu = int(config.train.nce_nu) if self.spec.noise == 'fixed' else 1
@@ -154,10 +169,11 @@ class Trainer:
     self.source = pipeline.BatchSource(config, self.global_batch, latent_shape,
                                        labels_per_class=labels_per_class,
                                        labeled_batch_size=self.labeled_batch)
+    phase = {'mle_pretrain_steps': self.mle_pretrain_steps} if phase_in_checkpoint else {}
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
-        flow_nll_start=self.flow_nll_start,
-        **{f'{k}_optimizer': self.optimizers[k] for k in self.spec.optimizers})
+        flow_nll_start=self.flow_nll_start, **phase,
+        **{f'{k}_optimizer': self.optimizers[k] for k in self.optimizer_names})
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
     self.snapshots = tf.train.CheckpointManager(
@@ -168,12 +184,10 @@ class Trainer:
         self.source.dataset(start_step=int(self.step.numpy()))))
     self.noise = self._noise()  # the EBM's contrast distribution (None for mle)
     self._steps = self._build_steps(nu)
-    if fresh and self.spec.trains_ebm and config.train.init_log_normalizer:
-      self._init_log_normalizer()
-    if fresh and self.spec.alternates:
-      self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
-          tf.constant(self._first_batch['x'])))))
+    if fresh and not self.fce_start:
+      self._begin_contrastive_phase()
     self._collapse_warned = False
+    self._latest_eval = {}  # the last in-loop image evaluation, shown in the progress line
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
     check_workdir(workdir, config, mode, write=self.is_chief)
@@ -184,6 +198,37 @@ class Trainer:
     # Every worker must save (the save is collective); only the chief's copy is kept.
     return os.path.join(self.workdir, 'tmp', f'worker{self.strategy.cluster_resolver.task_id}',
                         name)
+
+  def _mle_phase_length(self, init_flow):
+    """(steps of MLE before FCE, whether the checkpoint records them).
+
+    A new run takes train.mle_pretrain_steps (0 for mle / nce and with --init_flow: see
+    `Mode.configure`); a resumed run the value it started with, from its checkpoint, so that it
+    resumes in the phase where it stopped whatever the command line says now. A run saved before
+    the MLE phase existed has none.
+    """
+    if not self.spec.alternates:
+      return 0, False
+    latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
+    if latest is None:
+      return int(self.config.train.mle_pretrain_steps), True
+    key = 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE'
+    if key not in dict(tf.train.list_variables(latest)):
+      return 0, False
+    steps = int(tf.train.load_variable(latest, key))
+    if steps != self.config.train.mle_pretrain_steps:
+      logging.info('This run began with %d MLE steps before FCE; train.mle_pretrain_steps=%d '
+                   'applies to new runs only.', steps, self.config.train.mle_pretrain_steps)
+    return steps, True
+
+  def _begin_contrastive_phase(self):
+    """What the EBM's training starts from: c level with the noise, and the flow's NLL that the
+    collapse warning compares with. At step 0, or when the MLE phase ends."""
+    if self.spec.trains_ebm and self.config.train.init_log_normalizer:
+      self._init_log_normalizer()
+    if self.spec.alternates:
+      self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
+          tf.constant(self._first_batch['x'])))))
 
   @functools.cached_property
   def _first_batch(self):
@@ -236,9 +281,10 @@ class Trainer:
   def _build_steps(self, nu):
     opt, gb = self.optimizers, self.global_batch
     compile_ = lambda fn: steps_lib.compile_step(fn, self.strategy, self.config.train.jit_compile)
+    mle = lambda: compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
+                                                   self.config.data.num_bins, gb))
     if self.spec.noise is None:
-      return {'flow': compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
-                                                       self.config.data.num_bins, gb))}
+      return {'flow': mle()}
     if self.spec.noise == 'fixed':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
     t = self.config.train
@@ -250,7 +296,10 @@ class Trainer:
       ebm_step = steps_lib.make_ssl_ebm_step(self.ebm, self.flow, opt['ebm'], t.vat_weight,
                                              t.vat_epsilon, gb, self.labeled_batch, aux_noise,
                                              t.ebm_aux_nce_weight)
-    return {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
+    steps = {'ebm': compile_(ebm_step), 'flow': compile_(flow_step)}
+    if self.fce_start:
+      steps['mle'] = mle()
+    return steps
 
   def _noise(self):
     """The EBM's noise: the flow (FCE, or NCE's frozen flow from --init_flow), a Gaussian fitted
@@ -267,7 +316,7 @@ class Trainer:
 
   def _learning_rates(self):
     return {f'learning_rate/{n}': float(self.optimizers[n].learning_rate.numpy())
-            for n in self.spec.optimizers}
+            for n in self.optimizer_names}
 
   def _save(self, step):
     self.manager.save(checkpoint_number=step)
@@ -276,29 +325,49 @@ class Trainer:
     if not self.is_chief:
       tf.io.gfile.rmtree(os.path.join(self.workdir, 'tmp'))
 
-  def run(self):
-    """Trains to config.train.steps; returns the last logged metrics."""
+  def _phase(self, step):
+    """The update of step `step` + 1: 'mle' (the MLE phase), 'ebm' or 'flow' (alternating modes),
+    or the mode's only step."""
+    if step < self.fce_start:
+      return 'mle'
+    if not self.spec.alternates:
+      return next(iter(self._steps))
+    # FCE-init (FCE Sec. 4.4, Table 4): the first fce_init_steps update only the EBM.
+    return 'ebm' if self._fce_init(step) else self.schedule.phase
+
+  def _fce_init(self, step):
+    return self.spec.alternates and step - self.fce_start < self.config.train.fce_init_steps
+
+  def run(self, until_step=None):
+    """Trains to config.train.steps (after the MLE phase, if any), or to step `until_step`,
+    saving a checkpoint there; returns the last logged metrics."""
     t = self.config.train
     writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
               if self.is_chief else tf.summary.create_noop_writer())
     step = int(self.step.numpy())
+    total = self.fce_start + t.steps
+    stop = total if until_step is None else min(until_step, total)
 
     def finished():
-      if self.spec.alternates and t.ebm_updates:
-        return step >= t.steps or self.schedule.updates['ebm'] >= t.ebm_updates
-      return step >= t.steps
+      if self.spec.alternates and t.ebm_updates and self.schedule.updates['ebm'] >= t.ebm_updates:
+        return True
+      return step >= stop
 
     if finished():
-      logging.info('Already trained to step %d (train.steps=%d, train.ebm_updates=%d); nothing '
-                   'to do.', step, t.steps, t.ebm_updates)
+      logging.info('Already trained to step %d of %d (train.ebm_updates=%d); nothing to do.',
+                   step, total, t.ebm_updates)
+    elif self.fce_start:
+      logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
+                   'step %d.', self.mode, self.fce_start, self.mode, total, step)
+    self._check_fid_network()
     t_last, s_last = time.perf_counter(), step
     logged = {}
     while not finished():
+      if step == self.fce_start and self.fce_start:
+        logging.info('step %d: the MLE phase is done; %s begins from its flow.', step, self.mode)
+        self._begin_contrastive_phase()
       batch = next(self.iterator)
-      # FCE-init (FCE Sec. 4.4, Table 4): the first fce_init_steps update only the EBM.
-      fce_init = self.spec.alternates and step < t.fce_init_steps
-      phase = ('ebm' if fce_init else self.schedule.phase) if self.spec.alternates else \
-          next(iter(self._steps))
+      phase = self._phase(step)
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
@@ -311,39 +380,51 @@ class Trainer:
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             + hint)
-      if self.spec.alternates:
-        self.schedule.record(out['accuracy'], hold=fce_init)
+      if phase != 'mle' and self.spec.alternates:
+        self.schedule.record(out['accuracy'], hold=self._fce_init(step))
       step += 1
       self.step.assign(step)
       last = finished()
-      if step % t.log_every == 0 or last:
+      if step % t.log_every == 0 or last or step == self.fce_start:
         now = time.perf_counter()
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
-        logged = dict(out)
-        if self.spec.alternates:
+        in_mle = phase == 'mle'
+        logged = {f'mle_pretrain/{k}': v for k, v in out.items()} if in_mle else dict(out)
+        if self.spec.alternates and not in_mle:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
                         mean_accuracy=self.schedule.mean_accuracy)
         self._check_flow_collapse(logged.get('flow_nll'), step)
-        remaining = t.steps - step
-        if self.spec.alternates and t.ebm_updates:  # the EBM's share of updates so far
-          ebm_done = self.schedule.updates['ebm']
-          remaining = min(remaining, (t.ebm_updates - ebm_done) * step / max(ebm_done, 1))
-        logging.info('step %d/%d  %.2f steps/s  ETA %s  %s', step, t.steps, rate,
-                     _eta(remaining / rate),
-                     '  '.join(f'{k}={v:.4g}' for k, v in sorted(logged.items())))
+        label = f'MLE phase {step}/{self.fce_start}' if in_mle else self.mode
+        shown = dict(logged, **self._latest_eval)
+        logging.info('%s | step %d/%d  %.2f steps/s  ETA %s  %s', label, step, total, rate,
+                     _eta(self._remaining(step) / rate),
+                     '  '.join(f'{k}={v:.4g}' for k, v in sorted(shown.items())))
         with writer.as_default(step=step):
           for k, v in logged.items():
             tf.summary.scalar(k, v)
           tf.summary.scalar('steps_per_second', rate)
+          if self.fce_start:
+            tf.summary.scalar('phase', 0 if in_mle else 1)
           for k, v in self._learning_rates().items():
             tf.summary.scalar(k, v)
-      if step % t.eval_every == 0 or last:
+      if step % t.eval_every == 0 or last or step == self.fce_start:
         logged.update(self.evaluate(step, writer))
-      if step % t.checkpoint_every == 0 or last:
+      if step % t.checkpoint_every == 0 or last or step == self.fce_start:
         self._save(step)
     writer.flush()
     return logged
+
+  def _remaining(self, step):
+    """Steps left: of the MLE phase, then of FCE (estimated from the EBM's share of the updates
+    so far when train.ebm_updates ends the run)."""
+    t = self.config.train
+    done = max(step - self.fce_start, 0)
+    left = t.steps - done
+    ebm_done = self.schedule.updates['ebm']
+    if self.spec.alternates and t.ebm_updates and ebm_done:
+      left = min(left, (t.ebm_updates - ebm_done) * done / ebm_done)
+    return max(self.fce_start - step, 0) + left
 
   def _check_flow_collapse(self, flow_nll, step):
     """Warns once when the flow's NLL on the data per dimension has risen more than
@@ -367,7 +448,8 @@ class Trainer:
       self._collapse_warned = False
 
   def evaluate(self, step, writer):
-    """Figures during training: 2D densities (with Figure 2's errors) or flow sample grids."""
+    """Evaluation during training: 2D densities (with Figure 2's errors), or on images a sample
+    grid, held-out bits/dim and FID/KID (`_evaluate_images`)."""
     if not self.is_chief:
       return {}
     out_dir = os.path.join(self.workdir, 'samples')
@@ -385,7 +467,47 @@ class Trainer:
       tf.summary.image(os.path.basename(path).rsplit('_', 1)[0], figures.read_png(path)[None])
     logging.info('step %d: wrote %s %s', step, path,
                  '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+    if len(self.config.data.shape) == 3:
+      metrics.update(self._evaluate_images(step, writer))
     return metrics
+
+  @functools.cached_property
+  def _image_evaluator(self):
+    return image_eval.Evaluator(self.config, self.mode,
+                                image_eval.Options.for_training(self.config.train))
+
+  def _check_fid_network(self):
+    """On images, loads the FID network once at the start; without it, one warning, and the run
+    trains and evaluates without FID."""
+    t = self.config.train
+    if (not self.is_chief or len(self.config.data.shape) != 3 or not t.fid_samples or
+        not self.spec.has_flow(self.config)):
+      return
+    evaluator = self._image_evaluator
+    try:
+      evaluator.network  # pylint: disable=pointless-statement
+    except fid_lib.FIDError as e:
+      logging.warning('Training goes on without FID (held-out bits/dim are still written): %s '
+                      'During training: --inception_graph=PATH, or --set train.fid_samples=0 to '
+                      'not ask for FID.', e)
+      evaluator.options = dataclasses.replace(evaluator.options, fid_samples=0)
+
+  def _evaluate_images(self, step, writer):
+    """Held-out bits/dim of the flow and (once FCE has begun) of the EBM with its learned c, and
+    FID/KID of train.fid_samples flow samples: eval/image_eval.py, the code of --mode=eval, into
+    WORKDIR/eval/train_eval_<step>.json and TensorBoard's eval/."""
+    evaluator = self._image_evaluator
+    evaluate = lambda: evaluator.evaluate(self.workdir, self.flow, self.ebm, step,
+                                          image_eval.TRAIN_REPORT,
+                                          has_ebm=step > self.fce_start, writer=writer)
+    try:
+      report = evaluate()
+    except image_eval.ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
+      logging.warning('step %d: %s. Training goes on without FID.', step, e)
+      evaluator.options = dataclasses.replace(evaluator.options, fid_samples=0)
+      report = evaluate()
+    self._latest_eval = image_eval.scalars(report)
+    return dict(self._latest_eval)
 
 
 def _eta(seconds):

@@ -57,3 +57,12 @@ def test_for_dataset_picks_the_dataset_config_and_user_shapes(tmp_path):
   assert tuple(config.data.shape) == (5,) and config.train.steps == 3
   with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
     configs.for_dataset('imagenet')
+
+
+def test_celeba64_is_nt_ebm_a3_and_table5():
+  config = configs.for_dataset('celeba64')
+  assert tuple(config.data.shape) == (64, 64, 3) and config.data.name == 'celeba64'
+  flow = config.model.flow
+  assert (flow.levels, flow.steps_per_level, flow.width, flow.coupling) == (3, 16, 256, 'additive')
+  assert config.model.ebm.arch == 'lipswish'
+  assert (config.optim.ebm_lr, config.optim.ebm_beta1) == (1e-5, 0.99)

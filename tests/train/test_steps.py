@@ -30,7 +30,7 @@ def _changed(before, variables):
   return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
 
 
-@pytest.mark.parametrize('name', ['svhn', 'celeba', 'cifar10'])
+@pytest.mark.parametrize('name', ['svhn', 'celeba', 'cifar10', 'celeba64'])
 def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   config, flow, ebm, x = _setup(name, batch=2)
   optimizers = steps_lib.make_optimizers(config.optim)

@@ -1,0 +1,230 @@
+"""fce / ssl on images: the MLE phase before FCE, resuming in either phase, and the held-out
+bits/dim and FID that the loop writes (issue: the headline command end to end)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+import configs
+from eval import image_eval
+from eval import run as eval_run
+from tests import helpers
+from train import trainer as trainer_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = ['model.flow.steps_per_level=2', 'model.flow.width=16', 'train.batch_size=16',
+         'train.log_every=1', 'train.eval_every=1000', 'train.eval_examples=32',
+         'train.fid_samples=0', 'train.checkpoint_every=1000', 'train.snapshot_every=0']
+
+
+def _digits(**fields):
+  return configs.for_dataset('digits', None, SMALL + [f'{k}={v}' for k, v in fields.items()])
+
+
+def _scalars(workdir):
+  """{tag: {step: value}} of the run's TensorBoard scalars."""
+  out = {}
+  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tensor.dtype == tf.float32.as_datatype_enum and not v.tensor.tensor_shape.dim:
+          out.setdefault(v.tag, {})[event.step] = float(tf.make_ndarray(v.tensor))
+  return out
+
+
+def _values(*modules):
+  return [v.numpy() for m in modules for v in m.trainable_variables]
+
+
+def test_digits_default_config_pretrains_its_glow():
+  assert configs.for_dataset('digits').train.mle_pretrain_steps > 0
+  for name in ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist'):
+    assert configs.get_config(name).train.mle_pretrain_steps > 0, name
+  assert configs.for_dataset('8gaussians').train.mle_pretrain_steps == 0  # 2D: from random
+
+
+def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
+  workdir = str(tmp_path / 'fce')
+  run = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3}), 'fce',
+                            workdir)
+  run.run()
+  assert int(run.step.numpy()) == 6
+  assert int(run.optimizers['flow_mle'].iterations.numpy()) == 3
+  assert sum(run.schedule.updates.values()) == 3
+  assert int(run.optimizers['ebm'].iterations.numpy()) == run.schedule.updates['ebm'] >= 1
+  logged = _scalars(workdir)
+  assert logged['phase'] == {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1}
+  assert sorted(logged['mle_pretrain/bpd']) == [1, 2, 3]
+  assert sorted(logged['accuracy']) == [4, 5, 6]
+  # Held-out bits/dim at the end of the MLE phase (the flow only) and at the end.
+  assert sorted(logged['eval/flow_bpd']) == [3, 6]
+  assert sorted(logged['eval/ebm_bpd_learned_c']) == [6]
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['config']['train']['mle_pretrain_steps'] == 3
+
+  # --init_flow skips the phase (and its optimizer is not in the checkpoint).
+  other = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 2}),
+                              'fce', str(tmp_path / 'from_flow'), init_flow=workdir)
+  assert other.fce_start == 0 and other.config.train.mle_pretrain_steps == 0
+  other.run()
+  names = [n for n, _ in tf.train.list_variables(other.manager.latest_checkpoint)]
+  assert not any(n.startswith('flow_mle_optimizer') for n in names)
+  assert int(other.step.numpy()) == 2 and 'phase' not in _scalars(str(tmp_path / 'from_flow'))
+
+
+def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
+  config = _digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3,
+                      'train.ssl_labels_per_class': 2})
+  straight = trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'straight'))
+  straight.run()
+  workdir = str(tmp_path / 'split')
+  trainer_lib.Trainer(config, 'ssl', workdir).run(until_step=2)  # inside the MLE phase
+  run = trainer_lib.Trainer(config, 'ssl', workdir)
+  assert int(run.step.numpy()) == 2 and run._phase(2) == 'mle'
+  run.run(until_step=3)  # the last MLE step
+  # A command line with another phase length does not move the phase of a started run.
+  changed = _digits(**{'train.mle_pretrain_steps': 50, 'train.steps': 3,
+                       'train.ssl_labels_per_class': 2})
+  run = trainer_lib.Trainer(changed, 'ssl', workdir)
+  assert run.fce_start == 3 and int(run.step.numpy()) == 3
+  np.testing.assert_array_equal(run.ebm.log_normalizer.numpy(), 0.)  # FCE has not begun
+  # FCE begins from the MLE flow with c level with it: c_k = mean f_k(x) - log q(x).
+  x = tf.constant(run.source.batch(0)['x'])
+  expected = np.mean(run.ebm(x).numpy() - run.flow.log_prob(x).numpy()[:, None], axis=0)
+  assert np.abs(expected).min() > 5  # so that c = 0 would be far off
+  run.run()
+  assert int(run.step.numpy()) == 6
+  # Three EBM updates of Adam at lr 3e-4 move c by about 1e-3 at most.
+  np.testing.assert_allclose(run.ebm.log_normalizer.numpy(), expected, atol=3e-3)
+  for a, b in zip(_values(straight.flow, straight.ebm), _values(run.flow, run.ebm)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert straight.schedule.updates == run.schedule.updates
+
+
+def _start(workdir, *overrides):
+  args = ['--dataset=digits', '--mode=fce', f'--workdir={workdir}']
+  for field in SMALL + ['train.log_every=10', 'train.checkpoint_every=10',
+                        'train.mle_pretrain_steps=40', *overrides]:
+    args += ['--set', field]
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, 'main.py'), *args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(proc, marker):
+  """The process's output up to the first line holding `marker`; then SIGKILL."""
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if marker in line:
+      break
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  out = ''.join(lines)
+  assert marker in out, out[-3000:]
+  return out
+
+
+def _progress(out):
+  """The progress lines' labels: 'MLE phase 30/40' or 'fce', with their step."""
+  return [(line.split('] ', 1)[1].split(' | ')[0], int(line.split('| step ')[1].split('/')[0]))
+          for line in out.splitlines() if '| step ' in line]
+
+
+def test_sigkill_in_each_phase_resumes_in_that_phase(tmp_path):
+  workdir = str(tmp_path / 'run')
+  ckpt = lambda: int(tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+                     .rsplit('-', 1)[1])
+  _read_until(_start(workdir, 'train.steps=100000'), 'MLE phase 20/40')
+  first = ckpt()
+  assert 10 <= first < 40  # killed in the MLE phase
+  out = _read_until(_start(workdir, 'train.steps=100000'), 'fce | step 60/')
+  assert 'Resumed from' in out and f'at step {first}' in out
+  progress = _progress(out)
+  assert progress[0] == (f'MLE phase {first + 10}/40', first + 10)
+  assert ('fce', 50) in progress and 'the MLE phase is done' in out
+  second = ckpt()
+  assert 40 < second <= 60  # killed in FCE
+  # To the end: 10 more steps, FCE only, without beginning FCE again.
+  proc = _start(workdir, f'train.steps={second + 10 - 40}')
+  out = proc.communicate(timeout=300)[0]
+  assert proc.returncode == 0, out[-3000:]
+  assert f'at step {second}' in out and 'the MLE phase is done' not in out
+  assert _progress(out) == [('fce', second + 10)]
+
+
+def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2, 'train.eval_every': 2,
+                      'train.eval_examples': 50})
+  trainer_lib.Trainer(config, 'fce', workdir).run()
+  with open(os.path.join(workdir, 'eval', 'train_eval_4.json')) as f:
+    during = json.load(f)
+  assert during['flow_bpd']['num_examples'] == 50 and 'ebm_bpd' in during
+  logged = _scalars(workdir)
+  for step in (2, 4):
+    with open(os.path.join(workdir, 'eval', f'train_eval_{step}.json')) as f:
+      report = json.load(f)
+    np.testing.assert_allclose(logged['eval/flow_bpd'][step], report['flow_bpd']['value'],
+                               rtol=1e-6)
+  np.testing.assert_allclose(logged['eval/ebm_bpd_learned_c'][4],
+                             during['ebm_bpd']['learned_c'], rtol=1e-6)
+  options = image_eval.Options(fid_samples=0, is_samples=0, test_examples=50, temperatures=())
+  after = eval_run.evaluate(workdir, options=options)[4]
+  assert after['flow_bpd'] == during['flow_bpd']
+  assert after['ebm_bpd'] == during['ebm_bpd']
+  # Another subset size is another subset (and another number).
+  whole = eval_run.evaluate(workdir, options=image_eval.Options(
+      fid_samples=0, is_samples=0, temperatures=()))[4]
+  assert whole['flow_bpd']['num_examples'] == 360
+  assert whole['flow_bpd']['value'] != during['flow_bpd']['value']
+
+
+def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, caplog):
+  caplog.set_level('INFO', logger='absl')
+  fields = {'train.mle_pretrain_steps': 1, 'train.steps': 2, 'train.eval_every': 1,
+            'train.fid_samples': 20}
+  missing = str(tmp_path / 'missing.pb')
+  run = trainer_lib.Trainer(_digits(**fields, **{'train.inception_graph': missing}), 'fce',
+                            str(tmp_path / 'no_graph'))
+  metrics = run.run()
+  assert int(run.step.numpy()) == 3 and np.isfinite(metrics['eval/flow_bpd'])
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert len(warnings) == 1 and 'without FID' in warnings[0] and missing in warnings[0]
+  assert 'eval/fid' not in metrics
+
+  graph = str(tmp_path / 'graph.pb')
+  helpers.write_tiny_inception_graph(graph)
+  workdir = str(tmp_path / 'graph')
+  metrics = trainer_lib.Trainer(_digits(**fields, **{'train.inception_graph': graph}), 'fce',
+                                workdir).run()
+  with open(os.path.join(workdir, 'eval', 'train_eval_3.json')) as f:
+    fid = json.load(f)['fid']
+  assert fid['num_samples'] == 20 and fid['reference'] == 'digits train split'
+  assert metrics['eval/fid'] == fid['fid'] > 0
+  assert sorted(_scalars(workdir)['eval/fid']) == [1, 2, 3]
+
+
+def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
+  """A run saved without the phase length (code from before it) goes on as FCE from step 0,
+  whatever train.mle_pretrain_steps says now."""
+  config = configs.for_dataset('8gaussians', None, [
+      'model.flow.steps_per_level=2', 'model.flow.width=8', 'train.batch_size=16',
+      'train.steps=2', 'train.eval_every=1000'])
+  workdir = str(tmp_path / 'old')
+  run = trainer_lib.Trainer(config, 'fce', workdir)
+  run.run()
+  old = tf.train.Checkpoint(step=run.step, flow=run.flow, ebm=run.ebm, schedule=run.schedule,
+                            flow_nll_start=run.flow_nll_start,
+                            ebm_optimizer=run.optimizers['ebm'],
+                            flow_optimizer=run.optimizers['flow'])
+  tf.train.CheckpointManager(old, os.path.join(workdir, 'checkpoints'), 1).save(2)
+  config.train.update(steps=4, mle_pretrain_steps=10)
+  resumed = trainer_lib.Trainer(config, 'fce', workdir)
+  assert resumed.fce_start == 0 and int(resumed.step.numpy()) == 2
+  resumed.run()
+  assert int(resumed.step.numpy()) == 4 and 'flow_mle' not in resumed.optimizer_names

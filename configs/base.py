@@ -74,6 +74,10 @@ def get_base_config():
   train.ssl_labeled_batch_size = 0  # ssl: labeled examples per step (0 = train.batch_size)
   train.vat_weight = 0.     # ssl: weight of the VAT loss on unlabeled data (0 = off)
   train.vat_epsilon = 1.    # ssl: L2 norm of VAT's adversarial perturbation per example
+  train.hmc_steps = 20      # nt: HMC steps of the latent chains per update (NT-EBM A.4)
+  train.hmc_leapfrog_steps = 3  # nt: leapfrog steps per HMC step
+  train.hmc_step_size = 0.15  # nt: the initial step size, adapted towards hmc_target_accept
+  train.hmc_target_accept = 0.651  # nt: the acceptance rate the step size adapts to (0 = fixed)
   train.schedule = schedule = ml_collections.ConfigDict()
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
   schedule.hysteresis = 0.  # switch at threshold +/- hysteresis

@@ -22,9 +22,14 @@ def evaluate(log_prob_fn, points, batch_size=20000):
   return batching.apply(log_prob_fn, points, batch_size, np.float64)
 
 
+def grid_log_normalizer(log_p, cell_area):
+  """log of the integral over the grid of exp(log_p) (a Riemann sum)."""
+  return float(special.logsumexp(log_p) + np.log(cell_area))
+
+
 def renormalize_on_grid(log_p, cell_area):
   """log-density normalised so that it integrates to one over the grid."""
-  return log_p - special.logsumexp(log_p) - np.log(cell_area)
+  return log_p - grid_log_normalizer(log_p, cell_area)
 
 
 def log_density_mse(model_log_p, true_log_p):

@@ -40,11 +40,14 @@ def density_report(config, flow, ebm, mode, out_dir, step):
           density2d.evaluate(flow.log_prob, points), true_points)
     panels[f'Glow-{mode.upper()}'] = np.exp(density2d.evaluate(flow.log_prob, grid))
   if spec.trains_ebm:
+    grid_log_p = density2d.evaluate(ebm.marginal_log_prob, grid)
+    # NT-EBM's tilted model is normalised by its log Z on the grid (nt learns no c); an EBM of
+    # FCE / NCE is scored with its learned c, as in FCE Figure 2.
+    log_z = density2d.grid_log_normalizer(grid_log_p, cell) if spec.tilt else 0.
     if exact:
       metrics['ebm_logp_mse'] = density2d.log_density_mse(
-          density2d.evaluate(ebm.marginal_log_prob, points), true_points)
-    panels[f'EBM-{mode.upper()}'] = np.exp(density2d.renormalize_on_grid(
-        density2d.evaluate(ebm.marginal_log_prob, grid), cell))
+          density2d.evaluate(ebm.marginal_log_prob, points) - log_z, true_points)
+    panels[f'EBM-{mode.upper()}'] = np.exp(density2d.renormalize_on_grid(grid_log_p, cell))
     if ebm.num_classes:  # FCE Figure 5: each class-conditional EBM, and accuracy on all points
       per_class = density2d.evaluate(ebm.log_prob, grid)
       for k in range(ebm.num_classes):

@@ -27,6 +27,7 @@ from eval import figures
 from eval import image_eval
 from losses import flow as flow_losses
 from models import build
+from models import transport
 from train import modes
 
 
@@ -59,14 +60,17 @@ def checkpoints(workdir, which='latest'):
   return sorted(paths, key=step_of)
 
 
-def restore_models(config, workdir, checkpoint=None):
-  """The run's flow and EBM at `checkpoint` (default: the latest), and its step."""
+def restore_models(config, workdir, checkpoint=None, mode=None):
+  """The run's flow and EBM at `checkpoint` (default: the latest), and its step. For a
+  correction of the flow (nt, nt_nce: `mode`), the EBM is the tilted model exp(f - c) q."""
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
   step = tf.Variable(0, dtype=tf.int64)
   checkpoint = checkpoint or checkpoints(workdir)[0]
   tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(checkpoint).expect_partial()
+  if mode and modes.get(mode).tilt:
+    ebm = transport.TiltedModel(ebm, flow)
   return flow, ebm, int(step.numpy())
 
 
@@ -84,14 +88,14 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
       raise EvalError('--eval_points is for vector data; this run models images.')
     reports = {}
     for path in checkpoints(workdir, which):
-      flow, ebm, step = restore_models(config, workdir, path)
+      flow, ebm, step = restore_models(config, workdir, path, mode)
       try:
         reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step,
                                             options or image_eval.Options())
       except image_eval.ReportError as e:
         raise EvalError(str(e)) from e
     return reports
-  flow, ebm, step = restore_models(config, workdir)
+  flow, ebm, step = restore_models(config, workdir, mode=mode)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)
   # Only the models the run has are reported: an MLE run has no EBM, an NCE run no flow unless
@@ -101,11 +105,16 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
   metrics = {'step': step, 'mode': mode}
   if has_ebm:
     metrics['log_normalizer'] = [float(c) for c in ebm.log_normalizer.numpy()]
+  log_z = 0.  # NT-EBM (nt, nt_nce): the tilted model's log Z on the 2D grid
   if tuple(config.data.shape) == (2,):
     grid, axis, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
     arrays = {'grid_x': axis, 'grid_y': axis, 'points': grid}
     if has_ebm:
       arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, grid)
+      if spec.tilt:
+        log_z = density2d.grid_log_normalizer(arrays['ebm_logp'], cell)
+        arrays['ebm_logp'] -= log_z
+        metrics['log_z_grid'] = log_z
       arrays['ebm_logp_renormalized'] = density2d.renormalize_on_grid(arrays['ebm_logp'], cell)
     if has_flow:
       arrays['flow_logp'] = density2d.evaluate(flow.log_prob, grid)
@@ -120,7 +129,7 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
                       f'vectors of shape {tuple(config.data.shape)}.')
     arrays = {}
     if has_ebm:
-      arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, points)
+      arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, points) - log_z
     if has_flow:
       arrays['flow_logp'] = density2d.evaluate(flow.log_prob, points)
     np.savez(os.path.join(out_dir, 'points_logp.npz'), **arrays)

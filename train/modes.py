@@ -9,6 +9,8 @@ and the experiments. A new mode is one more record here plus its steps in `train
   nce   the EBM (Adam)           Gaussian, or a frozen flow   no          unconditional
   fce   EBM (Adam), flow (V)     the flow being trained       yes         unconditional
   ssl   EBM (Adam), flow (V)     the flow being trained       yes         class-conditional
+  nt    the correction f (Adam)  - (HMC samples of the model) no          f tilts a frozen flow
+  nt_nce  the correction f       the frozen flow              no          f tilts a frozen flow
 
 fce and ssl first train the flow by MLE for train.mle_pretrain_steps (the image configs' default;
 0 on 2D data), unless --init_flow gives them a trained one.
@@ -31,6 +33,9 @@ class Mode:
     noise: the EBM's contrast distribution: None, 'fixed' (NCE: a Gaussian fitted to the data,
       or the frozen flow of --init_flow) or 'flow' (the flow being trained, FCE).
     conditional_ebm: one f_k, c_k per class (FCE eq. 16); implies labeled data.
+    tilt: the EBM is a correction of the frozen flow of --init_flow, p = exp(f - c) q (NT-EBM
+      eq. 7), so the flow is part of the model.
+    persistent_chains: the run keeps latent HMC chains of the model (NT-EBM Alg. 1).
   """
   name: str
   help: str
@@ -38,6 +43,8 @@ class Mode:
   alternates: bool = False
   noise: str = None
   conditional_ebm: bool = False
+  tilt: bool = False
+  persistent_chains: bool = False
 
   @property
   def trains_ebm(self):
@@ -49,7 +56,7 @@ class Mode:
 
   def has_flow(self, config):
     """Whether a run of this mode holds a flow worth reporting: trained, or NCE's frozen noise."""
-    return 'flow' in map(self.model_of, self.optimizers) or (
+    return 'flow' in map(self.model_of, self.optimizers) or self.tilt or (
         self.noise == 'fixed' and config.train.nce_noise == 'flow')
 
   def configure(self, config, init_flow=None):
@@ -74,6 +81,11 @@ _MODES = (
          alternates=True, noise='flow'),
     Mode('ssl', 'semi-supervised FCE with a class-conditional EBM (FCE Sec. 3.4)',
          optimizers=('ebm', 'flow'), alternates=True, noise='flow', conditional_ebm=True),
+    Mode('nt', 'NT-EBM: a correction exp(f) of the frozen flow of --init_flow, by maximum '
+         'likelihood with neural-transport HMC samples (NT-EBM Alg. 1)', optimizers=('ebm',),
+         tilt=True, persistent_chains=True),
+    Mode('nt_nce', 'the same correction by NCE against the frozen flow of --init_flow (NT-EBM '
+         'eq. 10)', optimizers=('ebm',), noise='fixed', tilt=True),
 )
 MODES = {m.name: m for m in _MODES}
 NAMES = tuple(MODES)

@@ -14,7 +14,9 @@ import tf_keras as keras
 
 from losses import contrastive
 from losses import flow as flow_losses
+from losses import nt
 from losses import ssl
+from models import transport
 
 
 def learning_rates(optim_config):
@@ -114,6 +116,39 @@ def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,
                             labeled_batch_size, aux_noise, aux_weight)
 
   return _descend(loss_fn, optimizer, ebm.trainable_variables)
+
+
+def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_steps=20,
+                 leapfrog_steps=3, adapt=True, target_accept=transport.TARGET_ACCEPT,
+                 global_batch_size=None):
+  """One iteration of NT-EBM Algorithm 1: `hmc_steps` HMC steps of the persistent latent
+  chains on p(z) (eq. 9), their push-forward g(z) as the model's samples, and the correction's
+  update by eq. 6. `chains` ([m, D]) and `step_size` are variables (the checkpoint keeps them);
+  `seed_fn()` gives the stateless seed of this iteration's HMC."""
+  variables = correction.trainable_variables
+
+  def step(batch):
+    z, acceptance, new_step_size = transport.hmc(
+        transport.latent_log_prob(correction, flow), chains.read_value(),
+        step_size.read_value(), hmc_steps, leapfrog_steps, seed_fn(), adapt, target_accept)
+    chains.assign(z)
+    step_size.assign(new_step_size)
+    samples = flow.generate(z)[0]
+    with tf.GradientTape() as tape:
+      loss, metrics = nt.tilt_mle_loss(correction, batch['x'], samples, global_batch_size)
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return dict(metrics, acceptance=acceptance, step_size=new_step_size)
+
+  return step
+
+
+def make_nt_nce_step(correction, flow, optimizer, global_batch_size=None):
+  """NCE of the correction against the frozen backbone (NT-EBM eq. 10); the batch's z give the
+  backbone's samples."""
+  def loss_fn(batch):
+    return nt.tilt_nce_loss(correction, flow, batch['x'], batch['z'], global_batch_size)
+
+  return _descend(loss_fn, optimizer, correction.trainable_variables)
 
 
 def compile_step(step, strategy=None, jit_compile=False):

@@ -38,6 +38,7 @@ from eval import figures
 from eval import image_eval
 from models import build
 from models import noise as noise_lib
+from models import transport
 from train import modes as modes_lib
 from train import schedule as schedule_lib
 from train import steps as steps_lib
@@ -142,6 +143,9 @@ class Trainer:
     if self.global_batch % self.strategy.num_replicas_in_sync:
       raise TrainingError(f'train.batch_size={self.global_batch} is not divisible by the '
                           f'{self.strategy.num_replicas_in_sync} replicas.')
+    if self.spec.persistent_chains and self.strategy.num_replicas_in_sync > 1:
+      raise TrainingError(f'--mode={mode} runs on one device for now (its persistent HMC chains '
+                          'are not split over replicas): pass --strategy=one_device.')
 
     keras.utils.set_random_seed(config.train.seed)  # the models' initial weights
     with self.strategy.scope():
@@ -157,6 +161,15 @@ class Trainer:
       self.mle_pretrain_steps = tf.Variable(self.fce_start, dtype=tf.int64, trainable=False,
                                             name='mle_pretrain_steps')
       self.optimizer_names = self.spec.optimizers + (('flow_mle',) if self.fce_start else ())
+      # NT-EBM's persistent latent chains, one per example of a batch, and their step size.
+      chains = {}
+      if self.spec.persistent_chains:
+        chains = {'chains': tf.Variable(tf.zeros([self.global_batch, self.flow.latent_dim]),
+                                        trainable=False, name='chains'),
+                  'hmc_step_size': tf.Variable(float(config.train.hmc_step_size),
+                                               trainable=False, name='hmc_step_size')}
+      self.chains = chains.get('chains')
+      self.hmc_step_size = chains.get('hmc_step_size')
       # The optimizers this run uses, with their slots built now: a slot created lazily after a
       # restore would be missing from a checkpoint saved before that optimizer's first update.
       models = {'ebm': self.ebm, 'flow': self.flow}
@@ -172,7 +185,7 @@ class Trainer:
     phase = {'mle_pretrain_steps': self.mle_pretrain_steps} if phase_in_checkpoint else {}
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
-        flow_nll_start=self.flow_nll_start, **phase,
+        flow_nll_start=self.flow_nll_start, **phase, **chains,
         **{f'{k}_optimizer': self.optimizers[k] for k in self.optimizer_names})
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
@@ -252,14 +265,32 @@ class Trainer:
         self.optimizers[name].learning_rate.assign(lr)
       logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
       return True
+    if self.spec.tilt and not init_flow:
+      raise TrainingError(f'--mode={self.mode} corrects a pretrained flow: pass '
+                          '--init_flow=WORKDIR of a --mode=mle run on the same data.')
     if self.spec.noise == 'fixed' and self.config.train.nce_noise == 'flow' and not init_flow:
       raise TrainingError('NCE against a flow needs the flow: pass --init_flow=WORKDIR of an '
                           'MLE run.')
     if init_flow:
       restore_flow_from(self.flow, init_flow, self.config)
+      if self.spec.tilt:
+        self._check_backbone(init_flow)
     else:
       self.flow.data_init(self._first_batch['x'])
+    if self.spec.persistent_chains:  # Alg. 1: the chains start from q0
+      self.chains.assign(self._first_batch['z'])
     return False
+
+  def _check_backbone(self, init_flow):
+    """NT-EBM's backbone must be a density model: finite log q on data, and finite samples."""
+    x = tf.constant(self._first_batch['x'])
+    log_q = self.flow.log_prob(x)
+    samples, log_q_samples = self.flow.generate(tf.constant(self._first_batch['z']))
+    if not (np.all(np.isfinite(log_q)) and np.all(np.isfinite(samples)) and
+            np.all(np.isfinite(log_q_samples))):
+      raise TrainingError(f'The flow of --init_flow={init_flow} gives NaN or Inf (log q on the '
+                          'data or its samples): its training diverged. Retrain it (--mode=mle '
+                          'with a lower optim.flow_mle_lr) and pass that run.')
 
   def _init_log_normalizer(self):
     """Starts the EBM level with the noise: c_k = mean over the first batch of f_k(x) - log q(x).
@@ -271,7 +302,8 @@ class Trainer:
     """
     x = tf.constant(self._first_batch['x'])
     f = self.ebm(x)
-    log_q = self.noise.log_prob(x)
+    # A correction of the flow (NT-EBM) has the logit f - c against it: c = mean f.
+    log_q = tf.zeros_like(f) if self.spec.tilt else self.noise.log_prob(x)
     f = f if self.ebm.num_classes else f[:, None]
     c = tf.reduce_mean(f - log_q[:, None], axis=0)
     self.ebm.log_normalizer.assign(c)
@@ -283,11 +315,18 @@ class Trainer:
     compile_ = lambda fn: steps_lib.compile_step(fn, self.strategy, self.config.train.jit_compile)
     mle = lambda: compile_(steps_lib.make_mle_step(self.flow, opt['flow_mle'],
                                                    self.config.data.num_bins, gb))
+    t = self.config.train
+    if self.spec.persistent_chains:
+      seed = lambda: tf.stack([tf.constant(t.seed, tf.int32), tf.cast(self.step, tf.int32)])
+      return {'ebm': compile_(steps_lib.make_nt_step(
+          self.ebm, self.flow, opt['ebm'], self.chains, self.hmc_step_size, seed, t.hmc_steps,
+          t.hmc_leapfrog_steps, t.hmc_target_accept > 0, t.hmc_target_accept or 0.5, gb))}
+    if self.spec.tilt:
+      return {'ebm': compile_(steps_lib.make_nt_nce_step(self.ebm, self.flow, opt['ebm'], gb))}
     if self.spec.noise is None:
       return {'flow': mle()}
     if self.spec.noise == 'fixed':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
-    t = self.config.train
     aux_noise = self._gaussian_noise() if t.ebm_aux_nce_weight else None
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb,
                                                    t.flow_mle_weight, t.ebm_f_penalty,
@@ -457,7 +496,7 @@ class Trainer:
     if len(self.config.data.shape) == 1:
       if tuple(self.config.data.shape) != (2,):
         return {}
-      metrics, path = figures.density_report(self.config, self.flow, self.ebm, self.mode,
+      metrics, path = figures.density_report(self.config, self.flow, self.model, self.mode,
                                              out_dir, step)
     else:
       metrics, path = {}, figures.sample_grid(self.flow, self.config, out_dir, step)
@@ -470,6 +509,12 @@ class Trainer:
     if len(self.config.data.shape) == 3:
       metrics.update(self._evaluate_images(step, writer))
     return metrics
+
+  @functools.cached_property
+  def model(self):
+    """The EBM as evaluated: p = exp(f - c), or for a correction of the flow (nt, nt_nce)
+    exp(f - c) q."""
+    return transport.TiltedModel(self.ebm, self.flow) if self.spec.tilt else self.ebm
 
   @functools.cached_property
   def _image_evaluator(self):
@@ -497,7 +542,7 @@ class Trainer:
     FID/KID of train.fid_samples flow samples: eval/image_eval.py, the code of --mode=eval, into
     WORKDIR/eval/train_eval_<step>.json and TensorBoard's eval/."""
     evaluator = self._image_evaluator
-    evaluate = lambda: evaluator.evaluate(self.workdir, self.flow, self.ebm, step,
+    evaluate = lambda: evaluator.evaluate(self.workdir, self.flow, self.model, step,
                                           image_eval.TRAIN_REPORT,
                                           has_ebm=step > self.fce_start, writer=writer)
     try:

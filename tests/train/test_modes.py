@@ -26,7 +26,7 @@ def _config(**fields):
 
 
 def test_unknown_mode_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='valid: mle, nce, fce, ssl'):
+  with pytest.raises(ValueError, match='valid: mle, nce, fce, ssl, nt, nt_nce'):
     modes.get('gan')
 
 
@@ -37,13 +37,19 @@ def test_configure_returns_a_copy_with_what_the_mode_implies():
   assert modes.get('nce').configure(config, init_flow='runs/x').train.nce_noise == 'flow'
   assert modes.get('nce').configure(config).train.nce_noise == 'gaussian'
   assert modes.get('fce').configure(config, init_flow='runs/x').train.nce_noise == 'gaussian'
+  assert modes.get('nt_nce').configure(config, init_flow='runs/x').train.nce_noise == 'flow'
+  assert modes.get('fce').configure(config).train.mle_pretrain_steps == 0
 
 
 @pytest.mark.parametrize('mode', modes.NAMES)
 def test_every_mode_trains_what_its_record_says_and_eval_reports_those_models(tmp_path, mode):
   spec = modes.get(mode)
   workdir = str(tmp_path / mode)
-  run = trainer_lib.Trainer(_config(), mode, workdir)
+  init_flow = None
+  if spec.tilt:  # NT-EBM corrects a pretrained flow
+    init_flow = str(tmp_path / 'backbone')
+    trainer_lib.Trainer(_config(), 'mle', init_flow).run()
+  run = trainer_lib.Trainer(_config(**{'train.hmc_steps': 2}), mode, workdir, init_flow=init_flow)
   before = {name: [v.numpy() for v in model.trainable_variables]
             for name, model in (('ebm', run.ebm), ('flow', run.flow))}
   run.run()
@@ -54,6 +60,8 @@ def test_every_mode_trains_what_its_record_says_and_eval_reports_those_models(tm
     assert moved == (name in trained), name
   # The noise is set before anything reads it, and is the record's.
   expected_noise = {None: type(None), 'fixed': noise_lib.GaussianNoise, 'flow': glow.Flow}
+  if spec.tilt and spec.noise:
+    expected_noise['fixed'] = glow.Flow  # the backbone itself
   assert isinstance(run.noise, expected_noise[spec.noise])
   assert sorted(run._learning_rates()) == sorted(f'learning_rate/{o}' for o in spec.optimizers)
 

@@ -164,6 +164,7 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--set', 'train.stpes=3'], "Unknown config field 'train.stpes'"),
     (['--dataset=npy:/nonexistent.npy'], 'Cannot read /nonexistent.npy'),
     (['--mode=eval'], 'no run'),
+    (['--mode=nt'], 'corrects a pretrained flow: pass --init_flow'),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]

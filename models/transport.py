@@ -1,0 +1,73 @@
+"""An EBM with a flow backbone, and its neural-transport HMC sampler (NT-EBM Secs. 3.3-3.4).
+
+The model tilts a pretrained, frozen flow q_alpha by a correction f_theta (NT-EBM eq. 7):
+
+  p_theta(x) = exp(f_theta(x)) q_alpha(x) / Z(theta),
+
+and in the flow's latent space, with x = g_alpha(z) and z ~ q0 = N(0, I) under q_alpha, it is
+(eq. 9) p(z) = exp(f_theta(g_alpha(z))) q0(z) / Z(theta): a tilt of N(0, I), with no Jacobian and
+no inversion. HMC runs on p(z) (tfp.mcmc) and its states are pushed forward through g_alpha.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from models import glow
+
+TARGET_ACCEPT = 0.651  # NT-EBM A.4 (Beskos et al. 2013)
+
+
+class TiltedModel(tf.Module):
+  """p_theta(x) = exp(f(x) - c) q(x) for evaluation: `marginal_log_prob` adds the backbone's
+  log q to the correction's f - c, so that the code that evaluates an EBM (2D grids, bits/dim,
+  the importance-sampled log Z with the flow as proposal) evaluates the tilted model. c is NCE's
+  estimate of log Z (nt_nce); nt leaves it at its start, and evaluation normalises by the grid or
+  by importance sampling."""
+
+  def __init__(self, correction, flow):
+    super().__init__(name='tilted_model')
+    self.correction, self.flow = correction, flow
+    self.num_classes = None
+    self.log_normalizer = correction.log_normalizer
+
+  def marginal_log_prob(self, x, training=False):
+    return self.correction.marginal_log_prob(x, training) + self.flow.log_prob(x)
+
+  log_prob = marginal_log_prob
+
+
+def latent_log_prob(correction, flow):
+  """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z."""
+  def fn(z):
+    x, _ = flow.generate(z)
+    return correction(x) + glow.standard_normal_log_prob(z)
+  return fn
+
+
+def hmc(target_log_prob, z, step_size, num_steps, leapfrog_steps, seed, adapt=True,
+        target_accept=TARGET_ACCEPT):
+  """`num_steps` HMC steps (tfp.mcmc) from z, one chain per row.
+
+  With `adapt`, tfp's SimpleStepSizeAdaptation moves the one step size shared by the chains
+  multiplicatively towards `target_accept` (NT-EBM A.4: from 0.15, towards 0.651) at every step.
+  `seed` is a stateless seed (two int32), so the chains are a function of it.
+
+  Returns:
+    (the chains' last states, the acceptance rate over the steps and chains, the adapted step
+    size to start from next time).
+  """
+  step_size = tf.convert_to_tensor(step_size, tf.float32)
+  kernel = tfp.mcmc.HamiltonianMonteCarlo(target_log_prob, step_size=step_size,
+                                          num_leapfrog_steps=leapfrog_steps)
+  if adapt:
+    kernel = tfp.mcmc.SimpleStepSizeAdaptation(kernel, num_adaptation_steps=num_steps,
+                                               target_accept_prob=target_accept)
+
+  def trace(_, results):
+    if adapt:
+      return results.inner_results.is_accepted, results.new_step_size
+    return results.is_accepted, step_size
+
+  states, (accepted, sizes) = tfp.mcmc.sample_chain(
+      num_results=num_steps, current_state=z, kernel=kernel, trace_fn=trace, seed=seed)
+  return states[-1], tf.reduce_mean(tf.cast(accepted, tf.float32)), sizes[-1]

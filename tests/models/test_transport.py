@@ -1,0 +1,114 @@
+"""Neural-transport HMC on tilts with known answers (NT-EBM eq. 9), and the tilted model."""
+
+import numpy as np
+import tensorflow as tf
+
+from losses import nt
+from models import ebm as ebm_lib
+from models import glow
+from models import transport
+
+
+class _AffineFlow(tf.Module):
+  """g(z) = mu + s z, so q = N(mu, s^2 I)."""
+
+  def __init__(self, mu, s):
+    super().__init__()
+    self.mu, self.s = tf.constant(mu, tf.float32), float(s)
+
+  def generate(self, z):
+    x = self.mu + self.s * z
+    return x, glow.standard_normal_log_prob(z) - z.shape[1] * np.log(self.s)
+
+  def log_prob(self, x):
+    z = (x - self.mu) / self.s
+    return glow.standard_normal_log_prob(z) - x.shape[1] * np.log(self.s)
+
+
+def _quadratic(a, b):
+  """f(x) = -a/2 |x - b|^2."""
+  return lambda x: -0.5 * a * tf.reduce_sum(tf.square(x - b), axis=1)
+
+
+def test_latent_hmc_samples_a_gaussian_tilt_of_a_gaussian_flow():
+  # p(z) ~ exp(-a/2 |mu + s z - b|^2) N(z; 0, I) is N(m, v I) with 1/v = 1 + a s^2 and
+  # m = v a s (b - mu); pushed through g: N(mu + s m, s^2 v I).
+  mu, s, a, b = np.array([1., -2.]), 2., 0.5, np.array([3., 0.])
+  flow = _AffineFlow(mu, s)
+  v = 1. / (1. + a * s * s)
+  m = v * a * s * (b - mu)
+  z0 = tf.random.stateless_normal([2000, 2], seed=[0, 1])
+  target = transport.latent_log_prob(_quadratic(a, b.astype(np.float32)), flow)
+  run = tf.function(lambda z, size, seed: transport.hmc(target, z, size, 40, 3, seed))
+  z, acceptance, size = run(z0, 0.15, tf.constant([1, 2]))
+  z, acceptance, size = run(z, size, tf.constant([1, 3]))
+  x = flow.generate(z)[0].numpy()
+  # 2000 nearly independent chains: standard errors of about sqrt(var / 2000).
+  np.testing.assert_allclose(x.mean(0), mu + s * m, atol=5 * s * np.sqrt(v / 2000))
+  np.testing.assert_allclose(x.var(0), s * s * v, rtol=0.12)
+  assert float(acceptance) > 0.5  # (the adaptation itself: the next test)
+
+
+def test_step_size_adaptation_reaches_the_target_acceptance():
+  target = lambda z: -0.5 * tf.reduce_sum(tf.square(z / [0.3, 3.]), axis=1)  # anisotropic
+  z = tf.random.stateless_normal([500, 2], seed=[3, 4])
+  for start in (0.05, 5.):  # 1% a step: about 250 steps to reach the right size from either
+    _, _, size = transport.hmc(target, z, start, 400, 3, tf.constant([5, 6]))
+    _, acceptance, same = transport.hmc(target, z, size, 50, 3, tf.constant([7, 8]), adapt=False)
+    assert float(same) == float(size)
+    assert abs(float(acceptance) - transport.TARGET_ACCEPT) < 0.08, (start, float(acceptance))
+
+
+def test_hmc_is_a_function_of_its_seed():
+  target = lambda z: -0.5 * tf.reduce_sum(tf.square(z), axis=1)
+  z = tf.zeros([4, 3])
+  first = transport.hmc(target, z, 0.3, 5, 3, tf.constant([1, 1]))
+  again = transport.hmc(target, z, 0.3, 5, 3, tf.constant([1, 1]))
+  other = transport.hmc(target, z, 0.3, 5, 3, tf.constant([1, 2]))
+  np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
+  assert not np.allclose(first[0].numpy(), other[0].numpy())
+
+
+def _zero_correction():
+  net = ebm_lib.build_network('mlp', (2,))
+  for w in net.weights:
+    w.assign(tf.zeros_like(w))
+  return ebm_lib.EnergyModel(net)
+
+
+def test_nce_against_the_backbone_with_f_zero_is_minus_log_4_at_c_zero():
+  correction, flow = _zero_correction(), _AffineFlow([0., 0.], 1.)
+  x = tf.random.stateless_normal([16, 2], seed=[0, 0])
+  z = tf.random.stateless_normal([16, 2], seed=[0, 1])
+  loss, metrics = nt.tilt_nce_loss(correction, flow, x, z)
+  np.testing.assert_allclose(float(metrics['value']), -np.log(4.), rtol=1e-6)
+  np.testing.assert_allclose(float(loss), np.log(4.), rtol=1e-6)
+  # The logit is f - c = -c on both sides: V = log sigmoid(-c) + log sigmoid(c).
+  correction.log_normalizer.assign([1.5])
+  _, metrics = nt.tilt_nce_loss(correction, flow, x, z)
+  expected = -np.log1p(np.exp(1.5)) - np.log1p(np.exp(-1.5))
+  np.testing.assert_allclose(float(metrics['value']), expected, rtol=1e-6)
+
+
+def test_mle_loss_is_minus_the_gap_of_f_and_its_gradient_is_eq_6():
+  correction = ebm_lib.EnergyModel(ebm_lib.build_network('mlp', (2,)))
+  x = tf.random.stateless_normal([8, 2], seed=[1, 0])
+  samples = tf.random.stateless_normal([8, 2], seed=[1, 1]) + 2.
+  with tf.GradientTape(persistent=True) as tape:
+    loss, metrics = nt.tilt_mle_loss(correction, x, samples)
+    f_data, f_samples = tf.reduce_mean(correction(x)), tf.reduce_mean(correction(samples))
+  np.testing.assert_allclose(float(loss), float(f_samples - f_data), rtol=1e-6)
+  np.testing.assert_allclose(float(metrics['f_data']), float(f_data), rtol=1e-6)
+  variables = correction.network.trainable_variables
+  for g, gd, gs in zip(tape.gradient(loss, variables), tape.gradient(f_data, variables),
+                       tape.gradient(f_samples, variables)):
+    np.testing.assert_allclose(g.numpy(), (gs - gd).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_tilted_model_adds_the_backbone_log_density():
+  correction, flow = _zero_correction(), _AffineFlow([1., 0.], 2.)
+  correction.log_normalizer.assign([0.25])
+  model = transport.TiltedModel(correction, flow)
+  x = tf.constant([[0., 0.], [1., 3.]])
+  np.testing.assert_allclose(model.marginal_log_prob(x).numpy(),
+                             flow.log_prob(x).numpy() - 0.25, rtol=1e-6)

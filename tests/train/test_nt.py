@@ -1,0 +1,90 @@
+"""NT-EBM in the trainer: nt (persistent latent HMC chains, NT-EBM Alg. 1) and nt_nce (eq. 10) on
+a frozen backbone from --init_flow, resume, and the errors of a bad backbone."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import configs
+from configs import overrides
+from train import trainer as trainer_lib
+
+
+def _config(**fields):
+  config = configs.get_config('toy2d')
+  overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
+                           'train.batch_size=16', 'train.log_every=1', 'train.eval_every=1000',
+                           'train.hmc_steps=3'] + [f'{k}={v}' for k, v in fields.items()])
+  return config
+
+
+@pytest.fixture(scope='module')
+def backbone(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('backbone'))
+  trainer_lib.Trainer(_config(**{'train.steps': 20}), 'mle', workdir).run()
+  return workdir
+
+
+def _values(module):
+  return [v.numpy() for v in module.trainable_variables]
+
+
+def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbone):
+  config = _config(**{'train.steps': 4})
+  straight = trainer_lib.Trainer(config, 'nt', str(tmp_path / 'a'), init_flow=backbone)
+  start = straight.chains.numpy().copy()
+  flow_before = _values(straight.flow)
+  np.testing.assert_array_equal(start, straight.source.batch(0)['z'])  # from q0 (Alg. 1)
+  metrics = straight.run()
+  assert {'f_data', 'f_samples', 'acceptance', 'step_size'} <= set(metrics)
+  assert not np.allclose(straight.chains.numpy(), start)
+  for a, b in zip(flow_before, _values(straight.flow)):
+    np.testing.assert_array_equal(a, b)  # the backbone is frozen
+  workdir = str(tmp_path / 'b')
+  trainer_lib.Trainer(config, 'nt', workdir, init_flow=backbone).run(until_step=2)
+  resumed = trainer_lib.Trainer(config, 'nt', workdir, init_flow=backbone)
+  assert int(resumed.step.numpy()) == 2
+  resumed.run()
+  np.testing.assert_allclose(resumed.chains.numpy(), straight.chains.numpy(), rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_allclose(float(resumed.hmc_step_size.numpy()),
+                             float(straight.hmc_step_size.numpy()), rtol=1e-6)
+  for a, b in zip(_values(straight.ebm), _values(resumed.ebm)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nt_nce_learns_the_correction_against_the_backbone(tmp_path, backbone):
+  config = _config(**{'train.steps': 3, 'train.init_log_normalizer': True})
+  run = trainer_lib.Trainer(config, 'nt_nce', str(tmp_path / 'nce'), init_flow=backbone)
+  # c starts level with the backbone: the logit f - c averages 0 on the first batch.
+  x = tf.constant(run.source.batch(0)['x'])
+  np.testing.assert_allclose(float(tf.reduce_mean(run.ebm.log_prob(x))), 0., atol=1e-5)
+  flow_before = _values(run.flow)
+  metrics = run.run()
+  assert np.isfinite(metrics['value']) and 0 <= metrics['accuracy'] <= 1
+  for a, b in zip(flow_before, _values(run.flow)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
+  with pytest.raises(trainer_lib.TrainingError, match='--init_flow=WORKDIR of a --mode=mle run'):
+    trainer_lib.Trainer(_config(), 'nt', str(tmp_path / 'none'))
+  # A backbone of other data: 3-D vectors.
+  np.save(tmp_path / 'v3.npy', np.random.default_rng(0).standard_normal((64, 3)))
+  other = configs.for_dataset(f'npy:{tmp_path}/v3.npy', None, [
+      'model.flow.steps_per_level=2', 'model.flow.width=8', 'train.batch_size=16',
+      'train.steps=1', 'train.eval_every=1000'])
+  trainer_lib.Trainer(other, 'mle', str(tmp_path / 'v3')).run()
+  with pytest.raises(trainer_lib.TrainingError, match='different flow or data.*data.shape'):
+    trainer_lib.Trainer(_config(), 'nt_nce', str(tmp_path / 'x'), init_flow=str(tmp_path / 'v3'))
+  # A backbone whose training diverged.
+  diverged = str(tmp_path / 'diverged')
+  run = trainer_lib.Trainer(_config(**{'train.steps': 1}), 'mle', diverged)
+  run.run()
+  run.flow.trainable_variables[0].assign(tf.fill(run.flow.trainable_variables[0].shape, np.nan))
+  run._save(2)
+  with pytest.raises(trainer_lib.TrainingError, match='NaN or Inf.*diverged'):
+    trainer_lib.Trainer(_config(), 'nt', str(tmp_path / 'y'), init_flow=diverged)
+  assert not os.path.exists(os.path.join(tmp_path, 'y', 'config.json'))

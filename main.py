@@ -61,6 +61,13 @@ flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=
                   'the latest checkpoint, or every kept snapshot too (one report each).')
 flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
 flags.DEFINE_float('temperature', 1.0, 'With --mode=sample: the latent temperature.')
+flags.DEFINE_integer('hmc_steps', 200, 'With --mode=sample on an nt / nt_nce run: HMC steps of '
+                     'each latent chain (--num_samples chains); the step size adapts in the first '
+                     'half.')
+flags.DEFINE_float('hmc_step_size', 0., 'With --mode=sample on an nt / nt_nce run: the initial '
+                   'HMC step size (0: the run\'s adapted one, or train.hmc_step_size).')
+flags.DEFINE_integer('thin', 0, 'With --mode=sample on an nt / nt_nce run: keep every THIN-th '
+                     'state of each chain after the adaptation (0: the last state only).')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
                   'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
 FLAGS = flags.FLAGS
@@ -78,7 +85,9 @@ def evaluate_or_sample():
       result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
                                  FLAGS.eval_checkpoints)
     else:
-      result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature)
+      result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature,
+                               hmc_steps=FLAGS.hmc_steps, step_size=FLAGS.hmc_step_size,
+                               thin=FLAGS.thin)
   except (eval_run.EvalError, images.DataError) as e:
     logging.error('%s', e)
     raise SystemExit(1)
@@ -90,7 +99,7 @@ def main(argv):
   if FLAGS.mode in ('eval', 'sample'):
     return evaluate_or_sample()
   try:
-    config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set)
+    config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set, FLAGS.mode)
   except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
   if FLAGS.inception_graph:

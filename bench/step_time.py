@@ -6,6 +6,11 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
   python -m bench.step_time --config=svhn --batch=2 --steps=3
   python -m bench.step_time --config=cifar10 --batch=2 --steps=2 --jit
   python -m bench.step_time --config=svhn --batch=16 --set model.flow.coupling=affine
+  python -m bench.step_time --config=celeba64 --batch=2 --steps=2 --mode=nt
+
+With --mode=nt it times NT-EBM's updates instead, with the config's nt settings (its LipSwish
+EBM): an nt update (train.hmc_steps HMC steps of train.hmc_leapfrog_steps leapfrog steps on the
+latent chains, then eq. 6) and an nt_nce update (eq. 10).
 """
 
 import resource
@@ -29,6 +34,8 @@ flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Config to build.')
 flags.DEFINE_integer('batch', 2, 'Batch size.')
 flags.DEFINE_integer('steps', 3, 'Timed steps (after one warm-up step that compiles).')
 flags.DEFINE_bool('jit', False, 'Compile the steps with XLA (jit_compile=True).')
+flags.DEFINE_enum('mode', 'fce', ['fce', 'nt'], 'fce: the MLE and FCE updates; nt: the nt and '
+                  'nt_nce updates of NT-EBM.')
 flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. model.flow.coupling=affine.')
 FLAGS = flags.FLAGS
 
@@ -48,6 +55,8 @@ def _time(fn, args, steps):
 
 def main(_):
   config = configs.get_config(FLAGS.config)
+  if FLAGS.mode == 'nt':
+    overrides.apply(config, configs.mode_defaults(FLAGS.config, 'nt'))
   overrides.apply(config, FLAGS.set)
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
@@ -62,6 +71,8 @@ def main(_):
   batch = {'x': x, 'z': flow.sample_latent(FLAGS.batch)}
   optimizers = steps_lib.make_optimizers(config.optim)
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=FLAGS.jit)
+  if FLAGS.mode == 'nt':
+    return _time_nt(config, flow, ebm, batch, optimizers['ebm'], compile_)
   mle = compile_(steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins))
   ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'],
                                                                optimizers['flow']))
@@ -76,6 +87,27 @@ def main(_):
     print(f'{name:14s} {t:8.3f} s/step  {FLAGS.batch / t:8.1f} examples/s')
   # One FCE iteration is one EBM or one flow update; their mean cost against an MLE step.
   print(f'fce/mle cost ratio {(t_ebm + t_flow) / 2 / t_mle:.2f}  peak RSS {peak_gib:.2f} GiB')
+
+
+def _time_nt(config, flow, ebm, batch, optimizer, compile_):
+  t = config.train
+  optimizer.build(ebm.trainable_variables)
+  chains, step_size = tf.Variable(batch['z']), tf.Variable(t.hmc_step_size)
+  nt = compile_(steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,
+                                       lambda: tf.constant([0, 1]), t.hmc_steps,
+                                       t.hmc_leapfrog_steps))
+  nce = compile_(steps_lib.make_nt_nce_step(ebm, flow, optimizer))
+  t_nt = _time(nt, (batch,), FLAGS.steps)
+  t_nce = _time(nce, (batch,), FLAGS.steps)
+  peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  print(f'config={FLAGS.config} mode=nt {" ".join(FLAGS.set)} batch={FLAGS.batch} '
+        f'jit={FLAGS.jit} ebm={config.model.ebm.arch}')
+  print(f'flow params {_count(flow.trainable_variables):,}  '
+        f'EBM params {_count(ebm.trainable_variables):,}')
+  print(f'nt step ({t.hmc_steps} HMC x {t.hmc_leapfrog_steps} leapfrog) {t_nt:8.3f} s/step  '
+        f'{FLAGS.batch / t_nt:8.2f} examples/s')
+  print(f'nt_nce step {t_nce:8.3f} s/step  {FLAGS.batch / t_nce:8.1f} examples/s  '
+        f'peak RSS {peak_gib:.2f} GiB')
 
 
 if __name__ == '__main__':

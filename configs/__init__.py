@@ -50,9 +50,19 @@ def get_config(name):
   return importlib.import_module(f'configs.{name}').get_config()
 
 
-def for_dataset(dataset, config_name=None, assignments=()):
+def mode_defaults(name, mode):
+  """A config's own settings for one mode, as `key=value` overrides (e.g. NT-EBM's optimiser
+  for nt / nt_nce: `MODE_DEFAULTS` of configs/<name>.py); [] if it has none."""
+  if name not in CONFIGS:
+    raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
+  return list(getattr(importlib.import_module(f'configs.{name}'), 'MODE_DEFAULTS', {})
+              .get(mode, ()))
+
+
+def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   """The config for `dataset`: its own default (or `config_name`), with the data fields of a
-  user source (npy:/folder:) read from the data, and `key=value` overrides applied."""
+  user source (npy:/folder:) read from the data, then the config's defaults for `mode`
+  (`mode_defaults`), then the `key=value` overrides."""
   from configs import overrides  # pylint: disable=g-import-not-at-top
   from data import images  # pylint: disable=g-import-not-at-top
   from data import toys  # pylint: disable=g-import-not-at-top
@@ -74,5 +84,5 @@ def for_dataset(dataset, config_name=None, assignments=()):
     config.data.shape = shape
     config.data.num_classes = 0
     config.data.num_bins = 256 if len(shape) == 3 else 0
-  overrides.apply(config, list(assignments))
+  overrides.apply(config, mode_defaults(config_name, mode) + list(assignments))
   return config

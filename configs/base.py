@@ -108,3 +108,13 @@ def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
   # hundred training steps (docs/benchmarks.md): every 5000 steps keeps them to a few percent.
   config.train.eval_every = 5000
   return config
+
+
+def nt_ebm_defaults(nt_lr, nce_lr):
+  """NT-EBM's settings for nt and nt_nce on images (NT-EBM A.3-A.4): the LipSwish EBM of its
+  Tables 4-5 (nf=32), Adam with beta1 0.99; nt at `nt_lr`, batch 64, 40k updates; nt_nce at
+  `nce_lr`, batch 128, 80k updates. A config's MODE_DEFAULTS (see configs.mode_defaults)."""
+  ebm = ['model.ebm.arch=lipswish', 'optim.ebm_beta1=0.99']
+  return {'nt': ebm + [f'optim.ebm_lr={nt_lr}', 'train.batch_size=64', 'train.steps=40000'],
+          'nt_nce': ebm + [f'optim.ebm_lr={nce_lr}', 'train.batch_size=128',
+                           'train.steps=80000']}

@@ -3,6 +3,9 @@
 from configs import base
 
 
+MODE_DEFAULTS = base.nt_ebm_defaults(nt_lr=1e-5, nce_lr=1e-5)
+
+
 def get_config():
   return base.get_image32_config('celeba', steps_per_level=16, num_classes=0,
                                  mle_pretrain_steps=50000)

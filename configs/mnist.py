@@ -3,6 +3,9 @@
 from configs import base
 
 
+MODE_DEFAULTS = base.nt_ebm_defaults(nt_lr=5e-5, nce_lr=1e-5)
+
+
 def get_config():
   config = base.get_base_config()
   config.data.name = 'mnist'

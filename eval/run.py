@@ -138,17 +138,29 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
 
 
 
-def sample(workdir, num_samples=64, temperature=1.0, seed=0):
-  """`--mode=sample`: flow samples of the latest checkpoint, as WORKDIR/samples/sample_<step>.npy
-  (uint8 images or float vectors) and a PNG (an image grid at several temperatures, or a 2D
-  scatter plot). Returns the paths written."""
+def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step_size=0.,
+           thin=0):
+  """`--mode=sample`: samples of the latest checkpoint, as WORKDIR/samples/sample_<step>.npy
+  (uint8 images or float vectors) and a PNG (an image grid, or a 2D scatter plot). Returns the
+  paths written.
+
+  A flow is sampled ancestrally (images at several temperatures). The model of an nt / nt_nce
+  run, exp(f) q / Z, is sampled by neural transport (`models.transport.sample`): num_samples
+  latent chains of `hmc_steps` HMC steps from `step_size` (0: the run's adapted one, or
+  train.hmc_step_size), adapted during the first half; `thin` = k > 0 keeps every k-th state
+  after that.
+  """
   config, mode = load_run(workdir)
-  if not modes.get(mode).has_flow(config):
+  spec = modes.get(mode)
+  if not spec.has_flow(config):
     raise EvalError(f'{workdir} is an {mode} run against Gaussian noise: it has no flow to '
                     'sample.')
-  flow, _, step = restore_models(config, workdir)
+  flow, correction, step = restore_models(config, workdir)
   out_dir = os.path.join(workdir, 'samples')
   tf.io.gfile.makedirs(out_dir)
+  if spec.tilt:
+    return _sample_tilted(config, workdir, flow, correction, step, out_dir, num_samples, seed,
+                          hmc_steps, step_size, thin)
   x = flow.sample(num_samples, temperature, generator=tf.random.Generator.from_seed(seed))
   if len(config.data.shape) == 3:
     x = flow_losses.quantize(x, config.data.num_bins or 256)
@@ -157,4 +169,35 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0):
     png = figures.scatter(x.numpy(), os.path.join(out_dir, f'sample_{step}.png'))
   path = os.path.join(out_dir, f'sample_{step}.npy')
   np.save(path, x.numpy())
+  return [path, png]
+
+
+def _sample_tilted(config, workdir, flow, correction, step, out_dir, num_chains, seed, hmc_steps,
+                   step_size, thin):
+  if not step_size:
+    latest = checkpoints(workdir)[0]
+    saved = dict(tf.train.list_variables(latest))
+    key = 'hmc_step_size/.ATTRIBUTES/VARIABLE_VALUE'
+    step_size = (float(tf.train.load_variable(latest, key)) if key in saved
+                 else config.train.hmc_step_size)
+  x, acceptance, final_size = transport.sample(
+      correction, flow, num_chains, hmc_steps, step_size, seed, thin,
+      leapfrog_steps=config.train.hmc_leapfrog_steps)
+  x = x.numpy()
+  name = f'nt_sample_{step}'
+  if len(config.data.shape) == 3:
+    num_bins = config.data.num_bins or 256
+    x = flow_losses.quantize(x, num_bins).numpy()
+    grid = figures.tile(flow_losses.to_8bit(x[-num_chains:], num_bins),
+                        int(np.ceil(np.sqrt(num_chains))))
+    png = os.path.join(out_dir, f'{name}.png')
+    tf.io.write_file(png, tf.io.encode_png(grid))
+  else:
+    png = figures.scatter(x, os.path.join(out_dir, f'{name}.png'))
+  path = os.path.join(out_dir, f'{name}.npy')
+  np.save(path, x)
+  _write_json(os.path.join(out_dir, f'{name}.json'), {
+      'chains': num_chains, 'hmc_steps': hmc_steps, 'thin': thin, 'samples': len(x),
+      'step_size_start': step_size, 'step_size': final_size,
+      'acceptance_after_adaptation': acceptance})
   return [path, png]

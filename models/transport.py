@@ -71,3 +71,39 @@ def hmc(target_log_prob, z, step_size, num_steps, leapfrog_steps, seed, adapt=Tr
   states, (accepted, sizes) = tfp.mcmc.sample_chain(
       num_results=num_steps, current_state=z, kernel=kernel, trace_fn=trace, seed=seed)
   return states[-1], tf.reduce_mean(tf.cast(accepted, tf.float32)), sizes[-1]
+
+
+def sample(correction, flow, num_chains, num_steps, step_size, seed, thin=0, adapt_steps=None,
+           leapfrog_steps=3):
+  """Samples p(x) = exp(f) q / Z by neural transport: `num_chains` latent chains from q0, HMC
+  on p(z) (eq. 9), pushed through g.
+
+  The step size adapts (towards TARGET_ACCEPT) during the first `adapt_steps` steps (default:
+  half of num_steps) and is fixed after. With `thin` = k > 0, every k-th state after the
+  adaptation is kept from each chain; else only the last one.
+
+  Returns:
+    (x [kept * num_chains, ...] in chain-major order of time, the acceptance rate after the
+    adaptation, the final step size).
+  """
+  adapt_steps = num_steps // 2 if adapt_steps is None else adapt_steps
+  target = latent_log_prob(correction, flow)
+  run = tf.function(lambda z, size, n, seed, adapt: hmc(target, z, size, n, leapfrog_steps,
+                                                       seed, adapt))
+  z = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 0])
+  size, kept, accepted = tf.constant(step_size, tf.float32), [], []
+  if adapt_steps:
+    z, _, size = run(z, size, adapt_steps, tf.constant([seed, 1]), True)
+  left, chunk, i = num_steps - adapt_steps, thin or num_steps - adapt_steps, 0
+  while left > 0:
+    n = min(chunk, left)
+    z, acceptance, _ = run(z, size, n, tf.constant([seed, 2 + i]), False)
+    accepted.append(float(acceptance) * n)
+    left, i = left - n, i + 1
+    if thin or left == 0:
+      kept.append(z)
+  if not kept:
+    kept = [z]
+  x = tf.concat([flow.generate(k)[0] for k in kept], axis=0)
+  rate = sum(accepted) / max(num_steps - adapt_steps, 1) if accepted else float('nan')
+  return x, rate, float(size)

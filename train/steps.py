@@ -124,8 +124,9 @@ def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_st
   """One iteration of NT-EBM Algorithm 1: `hmc_steps` HMC steps of the persistent latent
   chains on p(z) (eq. 9), their push-forward g(z) as the model's samples, and the correction's
   update by eq. 6. `chains` ([m, D]) and `step_size` are variables (the checkpoint keeps them);
-  `seed_fn()` gives the stateless seed of this iteration's HMC."""
-  variables = correction.trainable_variables
+  `seed_fn()` gives the stateless seed of this iteration's HMC. Eq. 6 does not involve c, so
+  only the network f is updated."""
+  variables = correction.network.trainable_variables
 
   def step(batch):
     z, acceptance, new_step_size = transport.hmc(

@@ -66,3 +66,16 @@ def test_celeba64_is_nt_ebm_a3_and_table5():
   assert (flow.levels, flow.steps_per_level, flow.width, flow.coupling) == (3, 16, 256, 'additive')
   assert config.model.ebm.arch == 'lipswish'
   assert (config.optim.ebm_lr, config.optim.ebm_beta1) == (1e-5, 0.99)
+
+
+@pytest.mark.parametrize('dataset,nt_lr', [('svhn', 5e-5), ('cifar10', 5e-5), ('mnist', 5e-5),
+                                           ('celeba', 1e-5), ('celeba64', 1e-5)])
+def test_nt_ebm_settings_come_with_the_mode_and_yield_to_the_command_line(dataset, nt_lr):
+  nt = configs.for_dataset(dataset, mode='nt')
+  assert (nt.model.ebm.arch, nt.optim.ebm_lr, nt.optim.ebm_beta1) == ('lipswish', nt_lr, 0.99)
+  assert (nt.train.batch_size, nt.train.steps) == (64, 40000)  # NT-EBM A.4
+  nce = configs.for_dataset(dataset, mode='nt_nce')
+  assert (nce.optim.ebm_lr, nce.train.batch_size, nce.train.steps) == (1e-5, 128, 80000)
+  fce = configs.for_dataset(dataset, mode='fce')
+  assert fce.optim.ebm_lr == configs.get_config(dataset).optim.ebm_lr
+  assert configs.for_dataset(dataset, None, ['optim.ebm_lr=0.001'], 'nt').optim.ebm_lr == 1e-3

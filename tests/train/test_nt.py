@@ -1,6 +1,7 @@
 """NT-EBM in the trainer: nt (persistent latent HMC chains, NT-EBM Alg. 1) and nt_nce (eq. 10) on
 a frozen backbone from --init_flow, resume, and the errors of a bad backbone."""
 
+import json
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 import configs
 from configs import overrides
+from eval import run as eval_run
 from train import trainer as trainer_lib
 
 
@@ -88,3 +90,25 @@ def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
   with pytest.raises(trainer_lib.TrainingError, match='NaN or Inf.*diverged'):
     trainer_lib.Trainer(_config(), 'nt', str(tmp_path / 'y'), init_flow=diverged)
   assert not os.path.exists(os.path.join(tmp_path, 'y', 'config.json'))
+
+
+def test_nt_run_is_sampled_by_neural_transport_and_evaluated_normalised(tmp_path, backbone):
+  workdir = str(tmp_path / 'nt')
+  trainer_lib.Trainer(_config(**{'train.steps': 2}), 'nt', workdir, init_flow=backbone).run()
+  # 6 steps: 3 adapting, then 3 with states kept every 2 (after steps 2 and 3).
+  path, png = eval_run.sample(workdir, num_samples=50, hmc_steps=6, thin=2)
+  x = np.load(path)
+  assert x.shape == (100, 2) and np.isfinite(x).all() and os.path.exists(png)
+  with open(path.replace('.npy', '.json')) as f:
+    info = json.load(f)
+  assert info['samples'] == 100 and 0 <= info['acceptance_after_adaptation'] <= 1
+  # The run's own adapted step size is the default start.
+  assert info['step_size_start'] == pytest.approx(float(tf.train.load_variable(
+      tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')),
+      'hmc_step_size/.ATTRIBUTES/VARIABLE_VALUE')))
+  metrics = eval_run.evaluate(workdir)
+  arrays = np.load(os.path.join(workdir, 'eval', 'density.npz'))
+  cell = float(arrays['grid_x'][1] - arrays['grid_x'][0]) ** 2
+  # ebm_logp is the tilted model f + log q - log Z, normalised by its Z on the grid.
+  np.testing.assert_allclose(np.exp(arrays['ebm_logp']).sum() * cell, 1., rtol=1e-6)
+  assert np.isfinite(metrics['log_z_grid']) and 'ebm_logp_mse' in metrics

@@ -9,8 +9,8 @@ from models import noise as noise_lib
 from train import steps as steps_lib
 
 
-def _setup(name, batch):
-  config = configs.get_config(name)
+def _setup(name, batch, mode=None):
+  config = configs.for_dataset(name, mode=mode) if mode else configs.get_config(name)
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
@@ -52,6 +52,36 @@ def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   metrics = flow_step(batch)
   assert np.isfinite(float(metrics['value']))
   assert sum(_changed(before, flow.trainable_variables)) > 0.9 * len(before)
+
+
+@pytest.mark.parametrize('name', ['svhn', 'celeba64', 'cifar10'])
+def test_full_size_config_takes_nt_and_nt_nce_steps_at_batch_two(name):
+  """NT-EBM's LipSwish EBM on the full-size Glow: one HMC step of the latent chains (3
+  leapfrog steps) and the update of eq. 6; then an update of eq. 10."""
+  config, flow, ebm, x = _setup(name, batch=2, mode='nt')
+  assert config.model.ebm.arch == 'lipswish'
+  optimizer = steps_lib.make_optimizers(config.optim)['ebm']
+  optimizer.build(ebm.trainable_variables)  # as the trainer does
+  chains = tf.Variable(flow.sample_latent(2, generator=tf.random.Generator.from_seed(0)))
+  step_size = tf.Variable(0.15)
+  start = chains.numpy().copy()
+  nt = steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,
+                              lambda: tf.constant([0, 1]), hmc_steps=1)
+  flow_before, ebm_before = _snapshot(flow.trainable_variables), _snapshot(ebm.trainable_variables)
+  metrics = nt({'x': x})
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert float(step_size.numpy()) != 0.15 and np.isfinite(chains.numpy()).all()
+  assert float(metrics['acceptance']) == 0. or not np.array_equal(chains.numpy(), start)
+  # Eq. 6 is blind to constant shifts of f: the head's bias and c stay, every weight moves.
+  assert [v.name for v in ebm.trainable_variables[-2:]] == ['head/bias:0', 'log_normalizer:0']
+  assert _changed(ebm_before, ebm.trainable_variables) == [True] * (len(ebm_before) - 2) + [
+      False, False]
+  assert not any(_changed(flow_before, flow.trainable_variables))
+  ebm_before = _snapshot(ebm.trainable_variables)
+  nce = steps_lib.make_nt_nce_step(ebm, flow, optimizer)
+  metrics = nce({'x': x, 'z': flow.sample_latent(2)})
+  assert np.isfinite(float(metrics['value']))
+  assert all(_changed(ebm_before, ebm.trainable_variables))
 
 
 def test_compiled_mle_steps_lower_the_loss_on_a_fixed_batch():

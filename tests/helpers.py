@@ -90,3 +90,25 @@ def tiny_inception_numpy(images):
   if x.shape[-1] == 1:
     x = np.repeat(x, 3, axis=-1)
   return np.maximum((x - 128.) / 128. @ _W + _B, 0.).mean(axis=(1, 2))
+
+
+class AffineFlow(tf.Module):
+  """A stand-in flow g(z) = mu + s z on vectors, so q = N(mu, s^2 I): tilts of it have known
+  answers (tests of models/transport.py and eval/mixing.py)."""
+
+  def __init__(self, mu, s):
+    super().__init__()
+    self.mu, self.s = tf.constant(mu, tf.float32), float(s)
+    self.latent_dim = int(self.mu.shape[0])
+    self.event_shape = (self.latent_dim,)
+
+  def generate(self, z):
+    x = self.mu + self.s * z
+    return x, self._log_normal(z)
+
+  def log_prob(self, x):
+    return self._log_normal((x - self.mu) / self.s)
+
+  def _log_normal(self, z):
+    return (-0.5 * tf.reduce_sum(tf.square(z), axis=1)
+            - self.latent_dim * (0.5 * np.log(2 * np.pi) + np.log(self.s)))

@@ -7,22 +7,7 @@ from losses import nt
 from models import ebm as ebm_lib
 from models import glow
 from models import transport
-
-
-class _AffineFlow(tf.Module):
-  """g(z) = mu + s z, so q = N(mu, s^2 I)."""
-
-  def __init__(self, mu, s):
-    super().__init__()
-    self.mu, self.s = tf.constant(mu, tf.float32), float(s)
-
-  def generate(self, z):
-    x = self.mu + self.s * z
-    return x, glow.standard_normal_log_prob(z) - z.shape[1] * np.log(self.s)
-
-  def log_prob(self, x):
-    z = (x - self.mu) / self.s
-    return glow.standard_normal_log_prob(z) - x.shape[1] * np.log(self.s)
+from tests import helpers
 
 
 def _quadratic(a, b):
@@ -34,7 +19,7 @@ def test_latent_hmc_samples_a_gaussian_tilt_of_a_gaussian_flow():
   # p(z) ~ exp(-a/2 |mu + s z - b|^2) N(z; 0, I) is N(m, v I) with 1/v = 1 + a s^2 and
   # m = v a s (b - mu); pushed through g: N(mu + s m, s^2 v I).
   mu, s, a, b = np.array([1., -2.]), 2., 0.5, np.array([3., 0.])
-  flow = _AffineFlow(mu, s)
+  flow = helpers.AffineFlow(mu, s)
   v = 1. / (1. + a * s * s)
   m = v * a * s * (b - mu)
   z0 = tf.random.stateless_normal([2000, 2], seed=[0, 1])
@@ -77,7 +62,7 @@ def _zero_correction():
 
 
 def test_nce_against_the_backbone_with_f_zero_is_minus_log_4_at_c_zero():
-  correction, flow = _zero_correction(), _AffineFlow([0., 0.], 1.)
+  correction, flow = _zero_correction(), helpers.AffineFlow([0., 0.], 1.)
   x = tf.random.stateless_normal([16, 2], seed=[0, 0])
   z = tf.random.stateless_normal([16, 2], seed=[0, 1])
   loss, metrics = nt.tilt_nce_loss(correction, flow, x, z)
@@ -106,7 +91,7 @@ def test_mle_loss_is_minus_the_gap_of_f_and_its_gradient_is_eq_6():
 
 
 def test_tilted_model_adds_the_backbone_log_density():
-  correction, flow = _zero_correction(), _AffineFlow([1., 0.], 2.)
+  correction, flow = _zero_correction(), helpers.AffineFlow([1., 0.], 2.)
   correction.log_normalizer.assign([0.25])
   model = transport.TiltedModel(correction, flow)
   x = tf.constant([[0., 0.], [1., 3.]])

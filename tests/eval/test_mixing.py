@@ -1,0 +1,51 @@
+"""Mixing diagnostics (eval/mixing.py): R-hat, autocorrelation, and the three samplers."""
+
+import numpy as np
+import tensorflow as tf
+
+from eval import mixing
+from tests import helpers
+
+
+def _two_modes(x):
+  """f such that exp(f) N(x; 0, I) is an even mixture of N(+-4, 0.3^2 I) in 2D."""
+  a = tf.constant([4., 0.])
+  log_mix = tf.reduce_logsumexp(tf.stack([
+      -0.5 * tf.reduce_sum(tf.square((x - a) / 0.3), 1),
+      -0.5 * tf.reduce_sum(tf.square((x + a) / 0.3), 1)]), axis=0)
+  return log_mix + 0.5 * tf.reduce_sum(tf.square(x), 1)
+
+
+def test_rhat_is_near_one_on_one_mode_and_large_for_chains_stuck_in_two():
+  flow = helpers.AffineFlow([0., 0.], 1.)
+  z0 = tf.random.stateless_normal([16, 2], seed=[0, 0])
+  zero = lambda x: tf.zeros(tf.shape(x)[:1])  # p = q = N(0, I)
+  states, rate = mixing.trace('data_hmc', zero, flow, z0, 400, step_size=0.5)
+  rhat = mixing.diagnostics(states)['rhat']
+  assert rate > 0.4 and np.all(rhat < 1.1), rhat
+  # Half the chains start at each mode, 8 standard deviations of 0.3 apart twice over.
+  starts = tf.constant([[4., 0.]] * 8 + [[-4., 0.]] * 8)
+  states, _ = mixing.trace('data_hmc', _two_modes, flow, starts, 400, step_size=0.1)
+  rhat = mixing.diagnostics(states)['rhat']
+  assert rhat[0] > 3, rhat  # the axis that separates the modes
+  assert np.all(np.sign(states[-1, :8, 0]) > 0) and np.all(np.sign(states[-1, 8:, 0]) < 0)
+
+
+def test_autocorrelation_of_an_ar1_process_decays_as_its_coefficient():
+  rng = np.random.default_rng(0)
+  phi, x = 0.8, np.zeros((20000, 4))
+  for t in range(1, len(x)):
+    x[t] = phi * x[t - 1] + rng.standard_normal(4)
+  acf = mixing.autocorrelation(x, 5)
+  np.testing.assert_allclose(acf, phi ** np.arange(6), atol=0.03)
+
+
+def test_the_three_samplers_start_together_and_report(tmp_path):
+  flow = helpers.AffineFlow([0., 0.], 1.)
+  results = mixing.report(lambda x: tf.zeros(tf.shape(x)[:1]), flow, str(tmp_path), num_chains=8,
+                          num_steps=40, dataset='8gaussians')
+  assert set(results) == set(mixing.SAMPLERS)
+  for r in results.values():
+    assert np.isfinite([r['rhat_median'], r['ess_per_chain_median']]).all()
+    assert r['autocorrelation'][0] == 1. and 0 <= r['chains_visiting_all_8'] <= 8
+  assert (tmp_path / 'mixing.json').exists() and (tmp_path / 'mixing_paths.png').exists()

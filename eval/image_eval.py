@@ -188,6 +188,9 @@ class Evaluator:
     self.config, self.mode, self.options = config, mode, options
     spec = modes.get(mode)
     self.has_ebm, self.has_flow = spec.trains_ebm, spec.has_flow(config)
+    # The FID of an nt / nt_nce run is that of its model's neural-transport samples (NT-EBM
+    # Table 1), not yet computed here; its flow's samples would only score the frozen backbone.
+    self.fid = not spec.tilt
     self._network = None
 
   @functools.cached_property
@@ -285,8 +288,8 @@ class Evaluator:
     fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
                     'reference_split': options.fid_reference, 'seed': options.seed,
                     'network': options.fid_network, 'reference_stats': options.fid_stats}
-    if has_flow and options.fid_samples > 0 and report.get('fid', {}).get('settings') != \
-        fid_settings:
+    if has_flow and self.fid and options.fid_samples > 0 and \
+        report.get('fid', {}).get('settings') != fid_settings:
       t = time.perf_counter()
       try:
         network = self.network

@@ -526,7 +526,7 @@ class Trainer:
     trains and evaluates without FID."""
     t = self.config.train
     if (not self.is_chief or len(self.config.data.shape) != 3 or not t.fid_samples or
-        not self.spec.has_flow(self.config)):
+        not self.spec.has_flow(self.config) or not self._image_evaluator.fid):
       return
     evaluator = self._image_evaluator
     try:

@@ -46,7 +46,8 @@ flags.DEFINE_integer('fid_samples', 50000, 'With --mode=eval on images: Glow sam
                      '(the convention: 50k against the training split; 0 skips FID).')
 flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras'], 'ttur: the standard Inception graph '
                   '(TTUR, classify_image_graph_def.pb); keras: tf_keras InceptionV3, a fallback '
-                  'whose numbers are not comparable to published FIDs (reports say so).')
+                  'whose numbers are not comparable to published FIDs (reports say so). For '
+                  '--mode=eval and the FID that training writes on images.')
 flags.DEFINE_string('inception_graph', '', 'Path of classify_image_graph_def.pb (from '
                     'inception-2015-12-05.tgz), for --mode=eval and for the FID that training '
                     'writes on images; default: the cache, downloaded once if possible.')
@@ -104,6 +105,8 @@ def main(argv):
     raise app.UsageError(str(e))
   if FLAGS.inception_graph:
     config.train.inception_graph = FLAGS.inception_graph
+  if FLAGS['fid_network'].present:
+    config.train.fid_network = FLAGS.fid_network
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)

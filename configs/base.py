@@ -51,6 +51,8 @@ def get_base_config():
                                # fixed, seeded subset; 0 = the whole split)
   train.fid_samples = 5000  # images: flow samples for FID/KID at each evaluation (0 = no FID;
                             # --mode=eval uses 50,000, the published convention)
+  train.eval_is_samples = 1000  # images, nt (which learns no c): flow proposals of the
+                                # importance-sampled log Z behind its bits/dim in the loop
   train.fid_network = 'ttur'  # 'ttur' (the standard Inception graph) or 'keras' (not comparable)
   train.inception_graph = ''  # classify_image_graph_def.pb ('' = the cache; main.py's
                               # --inception_graph sets it)

@@ -62,13 +62,14 @@ class Options:
   seed: int = 0
 
   @classmethod
-  def for_training(cls, train_config):
+  def for_training(cls, train_config, learns_c=True):
     """What the training loop computes every train.eval_every steps (its sample grids are the
-    trainer's own, so none here)."""
+    trainer's own, so none here). A model that learns no c (nt) gets its log Z by importance
+    sampling from train.eval_is_samples flow proposals."""
     t = train_config
     return cls(fid_samples=t.fid_samples, fid_network=t.fid_network,
-               inception_graph=t.inception_graph, is_samples=0, test_examples=t.eval_examples,
-               temperatures=())
+               inception_graph=t.inception_graph, test_examples=t.eval_examples,
+               is_samples=0 if learns_c else t.eval_is_samples, temperatures=())
 
 
 class ReportError(RuntimeError):
@@ -191,7 +192,15 @@ class Evaluator:
     # The FID of an nt / nt_nce run is that of its model's neural-transport samples (NT-EBM
     # Table 1), not yet computed here; its flow's samples would only score the frozen backbone.
     self.fid = not spec.tilt
+    # nt never learns c (eq. 6 is blind to it): its f - c + log q is not normalised.
+    self.learns_c = not spec.persistent_chains
     self._network = None
+    # npy: and folder: sources have no test split: both names give all of the data.
+    self.split = 'test'
+    if config.data.name.startswith(('npy:', 'folder:')):
+      self.split = 'all of the data (the source has no test split)'
+      logging.warning('%s has no test split: its "held-out" bits/dim are measured on the '
+                      'training data.', config.data.name)
 
   @functools.cached_property
   def test_set(self):
@@ -229,7 +238,7 @@ class Evaluator:
     num_bins = config.data.num_bins or 256
     to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, num_bins)
 
-    bpd_settings = {'split': 'test', 'dequantization_samples': 1, 'seed': options.seed}
+    bpd_settings = {'split': self.split, 'dequantization_samples': 1, 'seed': options.seed}
     if options.test_examples:
       bpd_settings['subset'] = len(self.test_set[0])
     want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
@@ -244,7 +253,8 @@ class Evaluator:
                               'settings': bpd_settings}
       if want_ebm:
         bpd_c = float(np.mean(to_bpd(ebm_lp)))
-        block = {'learned_c': bpd_c, 'num_examples': n, 'settings': ebm_settings,
+        block = {'learned_c' if self.learns_c else 'unnormalised': bpd_c,
+                 'num_examples': n, 'settings': ebm_settings,
                  'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
         if has_flow and options.is_samples > 1:
           corr, se, ess = log_normalizer_correction(flow, ebm, options.is_samples,
@@ -255,11 +265,12 @@ class Evaluator:
                        num_proposals=options.is_samples)
         report['ebm_bpd'] = block
       _write(path, report)
-      logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM (learned c) %s', n,
-                   time.perf_counter() - t,
+      ebm_block = report.get('ebm_bpd', {})
+      logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM %s (learned c), %s '
+                   '(importance-sampled log Z)', n, time.perf_counter() - t,
                    *(f'{v:.4f}' if v is not None else '-' for v in (
-                       report.get('flow_bpd', {}).get('value'),
-                       report.get('ebm_bpd', {}).get('learned_c'))))
+                       report.get('flow_bpd', {}).get('value'), ebm_block.get('learned_c'),
+                       ebm_block.get('importance_sampled'))))
 
     if has_ebm and ebm.num_classes and 'classification' not in report:
       error, n = test_error(config, ebm, options.batch_size)
@@ -288,6 +299,10 @@ class Evaluator:
     fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
                     'reference_split': options.fid_reference, 'seed': options.seed,
                     'network': options.fid_network, 'reference_stats': options.fid_stats}
+    if not self.fid and options.fid_samples > 0 and 'fid' not in report:
+      report['fid'] = {'skipped': 'the FID of an nt / nt_nce model needs its neural-transport '
+                                  'samples (not built yet); the flow is its frozen backbone'}
+      _write(path, report)
     if has_flow and self.fid and options.fid_samples > 0 and \
         report.get('fid', {}).get('settings') != fid_settings:
       t = time.perf_counter()
@@ -317,10 +332,11 @@ class Evaluator:
     return report
 
 
-def evaluate(workdir, config, mode, flow, ebm, step, options):
+def evaluate(workdir, config, mode, flow, ebm, step, options, has_ebm=None):
   """`--mode=eval` of one checkpoint: WORKDIR/eval/report_<step>.json (see the module
-  docstring); returns the report."""
-  return Evaluator(config, mode, options).evaluate(workdir, flow, ebm, step)
+  docstring); returns the report. `has_ebm=False` leaves the EBM out (a checkpoint of the MLE
+  phase)."""
+  return Evaluator(config, mode, options).evaluate(workdir, flow, ebm, step, has_ebm=has_ebm)
 
 
 def scalars(report):

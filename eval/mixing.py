@@ -20,6 +20,7 @@ data the chains' paths. For 8 gaussians it also counts the modes each chain visi
 
 import json
 import os
+import warnings
 
 from train import startup
 
@@ -72,7 +73,9 @@ def trace(sampler, correction, flow, z0, num_steps, seed=0, step_size=0.1, leapf
     kernel = _hmc_kernel(latent_target, step_size, leapfrog_steps, burn_in)
   else:
     kernel = tfp.mcmc.UncalibratedLangevin(latent_target, langevin_step_size)
-  states, rate = tf.function(lambda: _run_kernel(kernel, z0, num_steps, seed))()
+  with warnings.catch_warnings():  # Langevin is uncalibrated on purpose (no MH correction)
+    warnings.filterwarnings('ignore', message='supplied `TransitionKernel` is not calibrated')
+    states, rate = tf.function(lambda: _run_kernel(kernel, z0, num_steps, seed))()
   x = tf.map_fn(lambda z: flow.generate(z)[0], states)
   return x.numpy(), 1. if sampler == 'latent_langevin' else float(rate)
 

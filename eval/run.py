@@ -60,6 +60,14 @@ def checkpoints(workdir, which='latest'):
   return sorted(paths, key=step_of)
 
 
+def mle_phase_length(checkpoint):
+  """The MLE steps before FCE of the run that saved `checkpoint` (0 if it had none)."""
+  key = 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE'
+  if key not in dict(tf.train.list_variables(checkpoint)):
+    return 0
+  return int(tf.train.load_variable(checkpoint, key))
+
+
 def restore_models(config, workdir, checkpoint=None, mode=None):
   """The run's flow and EBM at `checkpoint` (default: the latest), and its step. For a
   correction of the flow (nt, nt_nce: `mode`), the EBM is the tilted model exp(f - c) q."""
@@ -90,8 +98,10 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     for path in checkpoints(workdir, which):
       flow, ebm, step = restore_models(config, workdir, path, mode)
       try:
+        # A checkpoint of fce / ssl's MLE phase has no trained EBM yet: the flow only.
         reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step,
-                                            options or image_eval.Options())
+                                            options or image_eval.Options(),
+                                            has_ebm=step > mle_phase_length(path))
       except image_eval.ReportError as e:
         raise EvalError(str(e)) from e
     return reports

@@ -6,8 +6,8 @@ For each toy with an exact log-density and each seed:
   nt         its correction by maximum likelihood with neural-transport HMC (--mode=nt)
   nt_nce     its correction by NCE against it (--mode=nt_nce)
   large      Glow-MLE with the toy2d default K=10, as large a budget of MLE steps
-scored on held-out points by the mean log-density (the tilted models normalised by their Z on
-the plotting grid) and FCE Figure 2's log-density MSE. On 8 gaussians, eval/mixing.py runs the
+scored on held-out points by the mean log-density (every model normalised by its Z on the
+plotting grid) and FCE Figure 2's log-density MSE. On 8 gaussians, eval/mixing.py runs the
 three samplers of the nt model from the same starts (R-hat, ESS, modes visited).
 
   python -m experiments.nt2d --seeds=0,1,2 --outdir=docs/nt2d
@@ -60,13 +60,14 @@ def _train(toy, seed, mode, steps, name, extra=(), init_flow=None):
 
 
 def _scores(workdir, test, true):
-  """Held-out mean log-density and MSE of the run's model (tilted models grid-normalised)."""
+  """Held-out mean log-density and MSE of the run's model, every model normalised on the
+  plotting grid (the tilted models have no other Z; the flows get the same treatment, so that
+  mass outside the grid favours none of them)."""
   config, mode = eval_run.load_run(workdir)
   flow, model, _ = eval_run.restore_models(config, workdir, mode=mode)
   fn = flow.log_prob if mode == 'mle' else model.marginal_log_prob
   grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
-  log_z = 0. if mode == 'mle' else density2d.grid_log_normalizer(density2d.evaluate(fn, grid),
-                                                                   cell)
+  log_z = density2d.grid_log_normalizer(density2d.evaluate(fn, grid), cell)
   logp = density2d.evaluate(fn, test) - log_z
   return {'test_logp': float(np.mean(logp)), 'logp_mse': density2d.log_density_mse(logp, true)}
 

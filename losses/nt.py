@@ -25,16 +25,17 @@ def tilt_mle_loss(correction, x, samples, global_batch_size=None):
   return f_samples_mean - f_data_mean, {'f_data': f_data_mean, 'f_samples': f_samples_mean}
 
 
-def tilt_nce_loss(correction, flow, x, z, global_batch_size=None):
+def tilt_nce_loss(correction, flow, x, z, global_batch_size=None, nu=1.):
   """Minus the NCE objective of the correction against the frozen backbone (NT-EBM eq. 10).
 
-  The noise is q itself, so the classifier's logit log p(x) - log q(x) is f(x) - c: the log q
-  terms of `contrastive.nce_objective` are zero, and the backbone's samples g(z) are the noise.
+  The noise is q itself, so the classifier's logit log p(x) - log q(x) is f(x) - c (minus
+  log nu, eq. 10's log rho / (1 - rho)): the log q terms of `contrastive.nce_objective` are
+  zero, and the backbone's samples g(z) are the noise; z holds nu latents per example.
   """
-  samples = tf.stop_gradient(flow.generate(z)[0])
+  samples = tf.stop_gradient(flow.generate(tf.reshape(z, [-1, flow.latent_dim]))[0])
   logit_data = correction.log_prob(x, training=True)
   logit_noise = correction.log_prob(samples, training=True)
   objective, metrics = contrastive.nce_objective(
-      logit_data, tf.zeros_like(logit_data), logit_noise, tf.zeros_like(logit_noise),
+      logit_data, tf.zeros_like(logit_data), logit_noise, tf.zeros_like(logit_noise), nu=nu,
       global_batch_size=global_batch_size)
   return -objective, metrics

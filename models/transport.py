@@ -80,11 +80,11 @@ def sample(correction, flow, num_chains, num_steps, step_size, seed, thin=0, ada
 
   The step size adapts (towards TARGET_ACCEPT) during the first `adapt_steps` steps (default:
   half of num_steps) and is fixed after. With `thin` = k > 0, every k-th state after the
-  adaptation is kept from each chain; else only the last one.
+  adaptation is kept from each chain (k, 2k, ... steps after it); else only the last one.
 
   Returns:
-    (x [kept * num_chains, ...] in chain-major order of time, the acceptance rate after the
-    adaptation, the final step size).
+    (x [kept * num_chains, ...], time-major: all chains at the first kept time, then at the
+    next; the acceptance rate after the adaptation; the final step size).
   """
   adapt_steps = num_steps // 2 if adapt_steps is None else adapt_steps
   target = latent_log_prob(correction, flow)
@@ -94,16 +94,13 @@ def sample(correction, flow, num_chains, num_steps, step_size, seed, thin=0, ada
   size, kept, accepted = tf.constant(step_size, tf.float32), [], []
   if adapt_steps:
     z, _, size = run(z, size, adapt_steps, tf.constant([seed, 1]), True)
-  left, chunk, i = num_steps - adapt_steps, thin or num_steps - adapt_steps, 0
-  while left > 0:
-    n = min(chunk, left)
+  after = num_steps - adapt_steps  # with thin = k, the steps after the last multiple of k are
+  chunks = [thin] * (after // thin) if thin else [after] * (after > 0)  # not run
+  for i, n in enumerate(chunks):
     z, acceptance, _ = run(z, size, n, tf.constant([seed, 2 + i]), False)
     accepted.append(float(acceptance) * n)
-    left, i = left - n, i + 1
-    if thin or left == 0:
+    if thin:
       kept.append(z)
-  if not kept:
-    kept = [z]
-  x = tf.concat([flow.generate(k)[0] for k in kept], axis=0)
-  rate = sum(accepted) / max(num_steps - adapt_steps, 1) if accepted else float('nan')
+  x = tf.concat([flow.generate(k)[0] for k in kept or [z]], axis=0)
+  rate = sum(accepted) / sum(chunks) if chunks else float('nan')
   return x, rate, float(size)

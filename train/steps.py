@@ -143,11 +143,11 @@ def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_st
   return step
 
 
-def make_nt_nce_step(correction, flow, optimizer, global_batch_size=None):
+def make_nt_nce_step(correction, flow, optimizer, nu=1., global_batch_size=None):
   """NCE of the correction against the frozen backbone (NT-EBM eq. 10); the batch's z give the
-  backbone's samples."""
+  backbone's samples (nu per example)."""
   def loss_fn(batch):
-    return nt.tilt_nce_loss(correction, flow, batch['x'], batch['z'], global_batch_size)
+    return nt.tilt_nce_loss(correction, flow, batch['x'], batch['z'], global_batch_size, nu)
 
   return _descend(loss_fn, optimizer, correction.trainable_variables)
 

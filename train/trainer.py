@@ -36,6 +36,7 @@ from data import pipeline
 from eval import fid as fid_lib
 from eval import figures
 from eval import image_eval
+from eval import run as eval_run
 from models import build
 from models import noise as noise_lib
 from models import transport
@@ -118,8 +119,8 @@ def _is_chief(strategy):
 
 
 class Trainer:
-  """Builds models, data and steps for `mode` (a name of `train/modes.py`); `run()` trains to
-  `config.train.steps`. `self.config` is `config` with what the mode implies (e.g. ssl's
+  """Builds models, data and steps for `mode` (a name of `train/modes.py`); `run()` trains
+  `config.train.steps` steps after the MLE phase (`train.mle_pretrain_steps`, fce / ssl). `self.config` is `config` with what the mode implies (e.g. ssl's
   class-conditional EBM); the caller's config is not changed."""
 
   def __init__(self, config, mode, workdir, strategy=None, init_flow=None):
@@ -225,10 +226,10 @@ class Trainer:
     latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
     if latest is None:
       return int(self.config.train.mle_pretrain_steps), True
-    key = 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE'
-    if key not in dict(tf.train.list_variables(latest)):
+    if 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE' not in dict(
+        tf.train.list_variables(latest)):
       return 0, False
-    steps = int(tf.train.load_variable(latest, key))
+    steps = eval_run.mle_phase_length(latest)
     if steps != self.config.train.mle_pretrain_steps:
       logging.info('This run began with %d MLE steps before FCE; train.mle_pretrain_steps=%d '
                    'applies to new runs only.', steps, self.config.train.mle_pretrain_steps)
@@ -285,7 +286,8 @@ class Trainer:
     """NT-EBM's backbone must be a density model: finite log q on data, and finite samples."""
     x = tf.constant(self._first_batch['x'])
     log_q = self.flow.log_prob(x)
-    samples, log_q_samples = self.flow.generate(tf.constant(self._first_batch['z']))
+    z = tf.reshape(self._first_batch['z'], [-1, self.flow.latent_dim])  # nu latents per example
+    samples, log_q_samples = self.flow.generate(z)
     if not (np.all(np.isfinite(log_q)) and np.all(np.isfinite(samples)) and
             np.all(np.isfinite(log_q_samples))):
       raise TrainingError(f'The flow of --init_flow={init_flow} gives NaN or Inf (log q on the '
@@ -322,7 +324,8 @@ class Trainer:
           self.ebm, self.flow, opt['ebm'], self.chains, self.hmc_step_size, seed, t.hmc_steps,
           t.hmc_leapfrog_steps, t.hmc_target_accept > 0, t.hmc_target_accept or 0.5, gb))}
     if self.spec.tilt:
-      return {'ebm': compile_(steps_lib.make_nt_nce_step(self.ebm, self.flow, opt['ebm'], gb))}
+      return {'ebm': compile_(steps_lib.make_nt_nce_step(self.ebm, self.flow, opt['ebm'], nu,
+                                                         gb))}
     if self.spec.noise is None:
       return {'flow': mle()}
     if self.spec.noise == 'fixed':
@@ -398,7 +401,8 @@ class Trainer:
     elif self.fce_start:
       logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
                    'step %d.', self.mode, self.fce_start, self.mode, total, step)
-    self._check_fid_network()
+    if not finished():
+      self._check_fid_network()
     t_last, s_last = time.perf_counter(), step
     logged = {}
     while not finished():
@@ -410,7 +414,9 @@ class Trainer:
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
-        hint = ('Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.')
+        hint = ('Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.'
+                if phase != 'mle' else 'Lower the MLE phase\'s learning rate (--set '
+                'optim.flow_mle_lr=...) and re-run.')
         if 'accuracy_noise' in bad and 'accuracy_data' not in bad:
           hint = ('The flow produced a non-finite sample (its forward pass overflowed; affine '
                   'couplings can, additive ones rarely do): re-run with a lower flow learning '
@@ -447,10 +453,10 @@ class Trainer:
             tf.summary.scalar('phase', 0 if in_mle else 1)
           for k, v in self._learning_rates().items():
             tf.summary.scalar(k, v)
+      if step % t.checkpoint_every == 0 or last or step == self.fce_start:
+        self._save(step)  # before evaluating: an evaluation never costs a checkpoint
       if step % t.eval_every == 0 or last or step == self.fce_start:
         logged.update(self.evaluate(step, writer))
-      if step % t.checkpoint_every == 0 or last or step == self.fce_start:
-        self._save(step)
     writer.flush()
     return logged
 
@@ -518,8 +524,8 @@ class Trainer:
 
   @functools.cached_property
   def _image_evaluator(self):
-    return image_eval.Evaluator(self.config, self.mode,
-                                image_eval.Options.for_training(self.config.train))
+    return image_eval.Evaluator(self.config, self.mode, image_eval.Options.for_training(
+        self.config.train, learns_c=not self.spec.persistent_chains))
 
   def _check_fid_network(self):
     """On images, loads the FID network once at the start; without it, one warning, and the run
@@ -546,11 +552,18 @@ class Trainer:
                                           image_eval.TRAIN_REPORT,
                                           has_ebm=step > self.fce_start, writer=writer)
     try:
-      report = evaluate()
-    except image_eval.ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
-      logging.warning('step %d: %s. Training goes on without FID.', step, e)
-      evaluator.options = dataclasses.replace(evaluator.options, fid_samples=0)
-      report = evaluate()
+      try:
+        report = evaluate()
+      except image_eval.ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
+        logging.warning('step %d: %s. Training goes on without FID.', step, e)
+        evaluator.options = dataclasses.replace(evaluator.options, fid_samples=0)
+        report = evaluate()
+    except Exception as e:  # pylint: disable=broad-except
+      # An evaluation must never stop a run (the checkpoint of this step is already saved).
+      logging.warning('step %d: the evaluation failed (%s: %s); training goes on. What it '
+                      'wrote is in %s.', step, type(e).__name__, e,
+                      os.path.join(self.workdir, 'eval'))
+      return {}
     self._latest_eval = image_eval.scalars(report)
     return dict(self._latest_eval)
 

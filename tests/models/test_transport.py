@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from losses import nt
 from models import ebm as ebm_lib
-from models import glow
 from models import transport
 from tests import helpers
 
@@ -73,6 +72,13 @@ def test_nce_against_the_backbone_with_f_zero_is_minus_log_4_at_c_zero():
   _, metrics = nt.tilt_nce_loss(correction, flow, x, z)
   expected = -np.log1p(np.exp(1.5)) - np.log1p(np.exp(-1.5))
   np.testing.assert_allclose(float(metrics['value']), expected, rtol=1e-6)
+  # nu = 2 noise samples per example: the logit is f - c - log 2, and
+  # V = log sigmoid(-log 2) + 2 log sigmoid(log 2) = log(1/3) + 2 log(2/3) at c = 0.
+  correction.log_normalizer.assign([0.])
+  z2 = tf.random.stateless_normal([16, 2, 2], seed=[0, 2])
+  _, metrics = nt.tilt_nce_loss(correction, flow, x, z2, nu=2.)
+  np.testing.assert_allclose(float(metrics['value']), np.log(1 / 3) + 2 * np.log(2 / 3),
+                             rtol=1e-6)
 
 
 def test_mle_loss_is_minus_the_gap_of_f_and_its_gradient_is_eq_6():

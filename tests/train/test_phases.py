@@ -228,3 +228,29 @@ def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
   assert resumed.fce_start == 0 and int(resumed.step.numpy()) == 2
   resumed.run()
   assert int(resumed.step.numpy()) == 4 and 'flow_mle' not in resumed.optimizer_names
+
+
+def test_mode_eval_leaves_the_ebm_out_of_checkpoints_of_the_mle_phase(tmp_path):
+  workdir = str(tmp_path / 'run')
+  trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2,
+                                 'train.snapshot_every': 2}), 'fce', workdir).run()
+  reports = eval_run.evaluate(workdir, options=image_eval.Options(
+      fid_samples=0, is_samples=0, temperatures=()), which='all')
+  assert sorted(reports) == [2, 4]
+  assert 'flow_bpd' in reports[2] and 'ebm_bpd' not in reports[2]  # the MLE phase's end
+  assert 'ebm_bpd' in reports[4]
+
+
+def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, monkeypatch):
+  caplog.set_level('INFO', logger='absl')
+
+  def broken(*args, **kwargs):
+    raise MemoryError('out of memory in Inception')
+
+  monkeypatch.setattr(image_eval.Evaluator, 'evaluate', broken)
+  run = trainer_lib.Trainer(_digits(**{'train.steps': 2, 'train.eval_every': 1,
+                                       'train.mle_pretrain_steps': 0}), 'fce', str(tmp_path / 'r'))
+  run.run()
+  assert run.manager.latest_checkpoint.endswith('ckpt-2')
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert len(warnings) == 2 and all('evaluation failed (MemoryError' in w for w in warnings)

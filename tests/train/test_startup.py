@@ -26,8 +26,13 @@ def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
           'tf.constant(1.) + 1.; os.write(2, b"E my own error\\n")')
   env = dict(os.environ)
   env.pop('TF_CPP_MIN_LOG_LEVEL', None)
-  out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, env=env)
+  run = lambda: subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                               text=True, timeout=120, env=env)
+  out = run()
+  if "No module named 'tensorflow.python'" in out.stderr:
+    # Seen once in a fresh clone under load (the child's import of TensorFlow itself failed,
+    # before any code of ours ran); not what this test is about, so it gets a second try.
+    out = run()
   assert out.returncode == 0, out.stderr
   assert 'E my own error' in out.stderr
   if not os.path.exists('/proc/driver/nvidia'):

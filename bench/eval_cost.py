@@ -27,13 +27,13 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench import common  # noqa: E402
 import configs  # noqa: E402
 from configs import overrides  # noqa: E402
 from data import images as images_lib  # noqa: E402
 from data import pipeline  # noqa: E402
 from eval import fid as fid_lib  # noqa: E402
 from losses import flow as flow_losses  # noqa: E402
-from models import build  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
 flags.DEFINE_enum('config', 'celeba', configs.CONFIGS, 'Config to build.')
@@ -54,21 +54,17 @@ def _per_call(fn, calls):
 def main(_):
   config = configs.get_config(FLAGS.config)
   overrides.apply(config, FLAGS.set)
-  shape, b, num_bins = tuple(config.data.shape), FLAGS.batch, config.data.num_bins
-  flow = build.build_flow(config.model.flow, shape)
-  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
-  rng = np.random.default_rng(0)
-  ints = rng.integers(0, num_bins, (b, *shape))
-  x = tf.constant(flow_losses.dequantize(ints, num_bins, rng.random(ints.shape)))
-  flow.data_init(x)
-  batch = {'x': x, 'z': flow.sample_latent(b)}
+  b, num_bins = FLAGS.batch, config.data.num_bins
+  flow, ebm, batch = common.models_and_batch(config, b)
+  x = batch['x']
   optimizers = steps_lib.make_optimizers(config.optim)
   ebm_step, flow_step = map(steps_lib.compile_step, steps_lib.make_fce_steps(
       ebm, flow, optimizers['ebm'], optimizers['flow']))
   log_probs = tf.function(lambda: (flow.log_prob(x), ebm.marginal_log_prob(x)))
   sample = tf.function(lambda: flow.sample(b))
   network = fid_lib.load_network('keras', keras_weights=None)
-  images = flow_losses.to_8bit(ints, num_bins).astype(np.uint8)
+  images = flow_losses.to_8bit(flow_losses.quantize(x, num_bins).numpy(), num_bins).astype(
+      np.uint8)
 
   n = FLAGS.steps
   per_image = {

@@ -24,10 +24,9 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench import common  # noqa: E402
 import configs  # noqa: E402
 from configs import overrides  # noqa: E402
-from losses import flow as flow_losses  # noqa: E402
-from models import build  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
 flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Config to build.')
@@ -58,17 +57,7 @@ def main(_):
   if FLAGS.mode == 'nt':
     overrides.apply(config, configs.mode_defaults(FLAGS.config, 'nt'))
   overrides.apply(config, FLAGS.set)
-  shape = tuple(config.data.shape)
-  flow = build.build_flow(config.model.flow, shape)
-  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
-  rng = np.random.default_rng(0)
-  if config.data.num_bins:
-    ints = rng.integers(0, config.data.num_bins, (FLAGS.batch, *shape))
-    x = tf.constant(flow_losses.dequantize(ints, config.data.num_bins, rng.random(ints.shape)))
-  else:
-    x = tf.constant(rng.standard_normal((FLAGS.batch, *shape)).astype(np.float32))
-  flow.data_init(x)
-  batch = {'x': x, 'z': flow.sample_latent(FLAGS.batch)}
+  flow, ebm, batch = common.models_and_batch(config, FLAGS.batch)
   optimizers = steps_lib.make_optimizers(config.optim)
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=FLAGS.jit)
   if FLAGS.mode == 'nt':

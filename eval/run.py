@@ -60,12 +60,18 @@ def checkpoints(workdir, which='latest'):
   return sorted(paths, key=step_of)
 
 
+def saved_value(checkpoint, name):
+  """The value of the top-level variable `name` (a tf.train.Checkpoint keyword) saved in
+  `checkpoint`, or None if that checkpoint has none (e.g. it predates the variable)."""
+  key = f'{name}/.ATTRIBUTES/VARIABLE_VALUE'
+  if key not in dict(tf.train.list_variables(checkpoint)):
+    return None
+  return tf.train.load_variable(checkpoint, key).item()
+
+
 def mle_phase_length(checkpoint):
   """The MLE steps before FCE of the run that saved `checkpoint` (0 if it had none)."""
-  key = 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE'
-  if key not in dict(tf.train.list_variables(checkpoint)):
-    return 0
-  return int(tf.train.load_variable(checkpoint, key))
+  return int(saved_value(checkpoint, 'mle_pretrain_steps') or 0)
 
 
 def restore_models(config, workdir, checkpoint=None, mode=None):
@@ -184,12 +190,9 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step
 
 def _sample_tilted(config, workdir, flow, correction, step, out_dir, num_chains, seed, hmc_steps,
                    step_size, thin):
-  if not step_size:
-    latest = checkpoints(workdir)[0]
-    saved = dict(tf.train.list_variables(latest))
-    key = 'hmc_step_size/.ATTRIBUTES/VARIABLE_VALUE'
-    step_size = (float(tf.train.load_variable(latest, key)) if key in saved
-                 else config.train.hmc_step_size)
+  if not step_size:  # the run's adapted one (nt), else the config's
+    step_size = saved_value(checkpoints(workdir)[0], 'hmc_step_size') or \
+        config.train.hmc_step_size
   x, acceptance, final_size = transport.sample(
       correction, flow, num_chains, hmc_steps, step_size, seed, thin,
       leapfrog_steps=config.train.hmc_leapfrog_steps)

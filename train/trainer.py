@@ -226,10 +226,9 @@ class Trainer:
     latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
     if latest is None:
       return int(self.config.train.mle_pretrain_steps), True
-    if 'mle_pretrain_steps/.ATTRIBUTES/VARIABLE_VALUE' not in dict(
-        tf.train.list_variables(latest)):
+    steps = eval_run.saved_value(latest, 'mle_pretrain_steps')
+    if steps is None:
       return 0, False
-    steps = eval_run.mle_phase_length(latest)
     if steps != self.config.train.mle_pretrain_steps:
       logging.info('This run began with %d MLE steps before FCE; train.mle_pretrain_steps=%d '
                    'applies to new runs only.', steps, self.config.train.mle_pretrain_steps)
@@ -429,8 +428,9 @@ class Trainer:
         self.schedule.record(out['accuracy'], hold=self._fce_init(step))
       step += 1
       self.step.assign(step)
-      last = finished()
-      if step % t.log_every == 0 or last or step == self.fce_start:
+      # The run's last step and the MLE phase's last one are logged, saved and evaluated.
+      milestone = finished() or step == self.fce_start
+      if step % t.log_every == 0 or milestone:
         now = time.perf_counter()
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
@@ -453,9 +453,9 @@ class Trainer:
             tf.summary.scalar('phase', 0 if in_mle else 1)
           for k, v in self._learning_rates().items():
             tf.summary.scalar(k, v)
-      if step % t.checkpoint_every == 0 or last or step == self.fce_start:
+      if step % t.checkpoint_every == 0 or milestone:
         self._save(step)  # before evaluating: an evaluation never costs a checkpoint
-      if step % t.eval_every == 0 or last or step == self.fce_start:
+      if step % t.eval_every == 0 or milestone:
         logged.update(self.evaluate(step, writer))
     writer.flush()
     return logged

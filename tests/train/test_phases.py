@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import configs
+import experiments
 from eval import image_eval
 from eval import run as eval_run
 from tests import helpers
@@ -24,17 +25,6 @@ SMALL = ['model.flow.steps_per_level=2', 'model.flow.width=16', 'train.batch_siz
 
 def _digits(**fields):
   return configs.for_dataset('digits', None, SMALL + [f'{k}={v}' for k, v in fields.items()])
-
-
-def _scalars(workdir):
-  """{tag: {step: value}} of the run's TensorBoard scalars."""
-  out = {}
-  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tensor.dtype == tf.float32.as_datatype_enum and not v.tensor.tensor_shape.dim:
-          out.setdefault(v.tag, {})[event.step] = float(tf.make_ndarray(v.tensor))
-  return out
 
 
 def _values(*modules):
@@ -57,13 +47,13 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   assert int(run.optimizers['flow_mle'].iterations.numpy()) == 3
   assert sum(run.schedule.updates.values()) == 3
   assert int(run.optimizers['ebm'].iterations.numpy()) == run.schedule.updates['ebm'] >= 1
-  logged = _scalars(workdir)
-  assert logged['phase'] == {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1}
-  assert sorted(logged['mle_pretrain/bpd']) == [1, 2, 3]
-  assert sorted(logged['accuracy']) == [4, 5, 6]
+  logged = lambda tag: experiments.scalars(workdir, tag)  # {step: value}
+  assert logged('phase') == {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1}
+  assert sorted(logged('mle_pretrain/bpd')) == [1, 2, 3]
+  assert sorted(logged('accuracy')) == [4, 5, 6]
   # Held-out bits/dim at the end of the MLE phase (the flow only) and at the end.
-  assert sorted(logged['eval/flow_bpd']) == [3, 6]
-  assert sorted(logged['eval/ebm_bpd_learned_c']) == [6]
+  assert sorted(logged('eval/flow_bpd')) == [3, 6]
+  assert sorted(logged('eval/ebm_bpd_learned_c')) == [6]
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['config']['train']['mle_pretrain_steps'] == 3
 
@@ -74,7 +64,7 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   other.run()
   names = [n for n, _ in tf.train.list_variables(other.manager.latest_checkpoint)]
   assert not any(n.startswith('flow_mle_optimizer') for n in names)
-  assert int(other.step.numpy()) == 2 and 'phase' not in _scalars(str(tmp_path / 'from_flow'))
+  assert int(other.step.numpy()) == 2 and not experiments.scalars(str(tmp_path / 'from_flow'), 'phase')
 
 
 def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
@@ -165,13 +155,13 @@ def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
   with open(os.path.join(workdir, 'eval', 'train_eval_4.json')) as f:
     during = json.load(f)
   assert during['flow_bpd']['num_examples'] == 50 and 'ebm_bpd' in during
-  logged = _scalars(workdir)
+  logged = lambda tag: experiments.scalars(workdir, tag)  # {step: value}
   for step in (2, 4):
     with open(os.path.join(workdir, 'eval', f'train_eval_{step}.json')) as f:
       report = json.load(f)
-    np.testing.assert_allclose(logged['eval/flow_bpd'][step], report['flow_bpd']['value'],
+    np.testing.assert_allclose(logged('eval/flow_bpd')[step], report['flow_bpd']['value'],
                                rtol=1e-6)
-  np.testing.assert_allclose(logged['eval/ebm_bpd_learned_c'][4],
+  np.testing.assert_allclose(logged('eval/ebm_bpd_learned_c')[4],
                              during['ebm_bpd']['learned_c'], rtol=1e-6)
   options = image_eval.Options(fid_samples=0, is_samples=0, test_examples=50, temperatures=())
   after = eval_run.evaluate(workdir, options=options)[4]
@@ -206,7 +196,7 @@ def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, capl
     fid = json.load(f)['fid']
   assert fid['num_samples'] == 20 and fid['reference'] == 'digits train split'
   assert metrics['eval/fid'] == fid['fid'] > 0
-  assert sorted(_scalars(workdir)['eval/fid']) == [1, 2, 3]
+  assert sorted(experiments.scalars(workdir, 'eval/fid')) == [1, 2, 3]
 
 
 def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):

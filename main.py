@@ -77,6 +77,8 @@ FLAGS = flags.FLAGS
 def evaluate_or_sample():
   if not FLAGS.workdir:
     raise app.UsageError(f'--mode={FLAGS.mode} needs --workdir, the run folder to read.')
+  if FLAGS.hmc_steps < 1 or FLAGS.thin < 0 or FLAGS.num_samples < 1:
+    raise app.UsageError('--hmc_steps and --num_samples must be at least 1, --thin at least 0.')
   try:
     if FLAGS.mode == 'eval':
       options = image_eval.Options(

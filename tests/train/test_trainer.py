@@ -165,6 +165,7 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--dataset=npy:/nonexistent.npy'], 'Cannot read /nonexistent.npy'),
     (['--mode=eval'], 'no run'),
     (['--mode=nt'], 'corrects a pretrained flow: pass --init_flow'),
+    (['--mode=sample', '--thin=-1'], '--thin at least 0'),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]

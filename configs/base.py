@@ -25,6 +25,8 @@ def get_base_config():
   model.ebm = ebm = ml_collections.ConfigDict()
   ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
+  ebm.base = 'none'         # 'flow': f = network + log q of a frozen copy of the flow that FCE
+                            # starts from (models/ebm.py); 'none': the paper's f = network
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4

@@ -27,6 +27,7 @@ from eval import figures
 from eval import image_eval
 from losses import flow as flow_losses
 from models import build
+from models import ebm as ebm_lib
 from models import transport
 from train import modes
 
@@ -79,10 +80,11 @@ def restore_models(config, workdir, checkpoint=None, mode=None):
   correction of the flow (nt, nt_nce: `mode`), the EBM is the tilted model exp(f - c) q."""
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
-  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes, config.model.flow)
   step = tf.Variable(0, dtype=tf.int64)
   checkpoint = checkpoint or checkpoints(workdir)[0]
   tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(checkpoint).expect_partial()
+  ebm_lib.restore_legacy_log_normalizer(ebm, checkpoint)
   if mode and modes.get(mode).tilt:
     ebm = transport.TiltedModel(ebm, flow)
   return flow, ebm, int(step.numpy())

@@ -19,10 +19,20 @@ def build_flow(flow_config, data_shape):
   return glow.Flow(bijector, data_shape)
 
 
-def build_ebm(ebm_config, data_shape, num_classes=0):
-  """p_theta for data of `data_shape`; class-conditional with `num_classes` heads if asked."""
+def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
+  """p_theta for data of `data_shape`; class-conditional with `num_classes` heads if asked.
+
+  With ebm_config.base = 'flow', f_theta adds log q of a frozen flow built from `flow_config`
+  (`models.ebm.EnergyModel`); the trainer copies the trained flow into it when FCE begins.
+  """
   classes = num_classes if ebm_config.conditional else 0
   if ebm_config.conditional and num_classes < 2:
     raise ValueError('A class-conditional EBM needs data.num_classes >= 2.')
+  base = ebm_config.get('base', 'none')
+  if base not in ('none', 'flow'):
+    raise ValueError(f"model.ebm.base must be 'none' or 'flow'; got {base!r}.")
+  if base == 'flow' and flow_config is None:
+    raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
   network = ebm_lib.build_network(ebm_config.arch, data_shape, outputs=classes or 1)
-  return ebm_lib.EnergyModel(network, num_classes=classes or None)
+  base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None
+  return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow)

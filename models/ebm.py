@@ -2,7 +2,7 @@
 
 `EnergyModel(x)` returns f_theta(x): one scalar per example ([B]) or, class-conditional, one per
 class ([B, K]) with heads sharing all layers but the top (FCE eq. 16). The log-normalizer c is a
-trainable variable (one per class), estimated by NCE / FCE as in FCE Sec. 3.1.2.
+trained parameter (one per class), estimated by NCE / FCE as in FCE Sec. 3.1.2.
 
 Networks:
   'mlp'        FCE Table 5, 2D: fc128-lReLU x3, fc1 (lReLU slope 0.2).
@@ -143,18 +143,52 @@ def build_network(arch, data_shape, outputs=1, **kwargs):
 
 
 class EnergyModel(keras.Model):
-  """p_theta(x) = exp(f_theta(x) - c) (FCE eqs. 1 and 16), c a free parameter per class."""
+  """p_theta(x) = exp(f_theta(x) - c) (FCE eqs. 1 and 16), c a free parameter per class.
 
-  def __init__(self, network, num_classes=None, **kwargs):
+  c is stored as a fixed offset c0 plus a trained delta (`log_normalizer` is their sum). On
+  32x32x3 images c starts near -1e4 (level with the flow's log q), where float32 values are
+  ~1e-3 apart: an Adam step of 3e-4 on c itself would round to nothing, and c would never move.
+  The delta starts at 0, where Adam's steps register. `set_log_normalizer` moves c0.
+
+  With a `base` flow (model.ebm.base = 'flow'), f_theta(x) = g_theta(x) + log q_base(x): the
+  network learns a correction of a frozen copy of the flow (the pretrained Glow when FCE begins;
+  `train.trainer`), as NT-EBM's tilt does, instead of learning log q's shape from scratch.
+  The base is not trained by the EBM's optimizer.
+  """
+
+  def __init__(self, network, num_classes=None, base=None, **kwargs):
     super().__init__(**kwargs)
     self.network = network
     self.num_classes = num_classes
     outputs = network.output_shape[-1]
     if outputs != (num_classes or 1):
       raise ValueError(f'The network has {outputs} outputs; expected {num_classes or 1}.')
-    self.log_normalizer = self.add_weight(
-        name='log_normalizer', shape=[num_classes or 1], initializer='zeros')
+    shape = [num_classes or 1]
+    self.log_normalizer_offset = self.add_weight(
+        name='log_normalizer_offset', shape=shape, initializer='zeros', trainable=False)
+    self.log_normalizer_delta = self.add_weight(
+        name='log_normalizer_delta', shape=shape, initializer='zeros')
     self.data_shape = tuple(network.input_shape[1:])
+    self.base = base
+
+  @property
+  def trainable_weights(self):
+    """The network's weights and delta; never the base flow's (Keras would list them)."""
+    if self.base is None:
+      return super().trainable_weights
+    frozen = {v.ref() for v in self.base.variables}
+    return [v for v in super().trainable_weights if v.ref() not in frozen]
+
+  @property
+  def log_normalizer(self):
+    """c = c0 + delta, one per class."""
+    return self.log_normalizer_offset + self.log_normalizer_delta
+
+  def set_log_normalizer(self, c):
+    """Sets c (c0 = c, delta = 0), e.g. to start level with the noise."""
+    self.log_normalizer_offset.assign(tf.broadcast_to(
+        tf.cast(c, self.log_normalizer_offset.dtype), self.log_normalizer_offset.shape))
+    self.log_normalizer_delta.assign(tf.zeros_like(self.log_normalizer_delta))
 
   @property
   def has_dropout(self):
@@ -171,6 +205,8 @@ class EnergyModel(keras.Model):
     """f_theta(x): [B] for an unconditional EBM, [B, K] class-conditional."""
     self._check(x)
     f = self.network(x, training=training)
+    if self.base is not None:
+      f = f + self.base.log_prob(x)[:, None]
     return f if self.num_classes else f[:, 0]
 
   def log_prob(self, x, training=False):
@@ -184,3 +220,15 @@ class EnergyModel(keras.Model):
     if not self.num_classes:
       return lp
     return tf.reduce_logsumexp(lp, axis=-1) - np.log(self.num_classes)
+
+
+def restore_legacy_log_normalizer(ebm, checkpoint, prefix='ebm'):
+  """Sets c from a checkpoint saved when c was one variable ('log_normalizer', before the
+  offset + delta split); returns whether it was one (the caller then skips the restore's
+  completeness check, which the missing offset and delta would fail)."""
+  names = dict(tf.train.list_variables(checkpoint))
+  key = f'{prefix}/log_normalizer/.ATTRIBUTES/VARIABLE_VALUE'
+  if key not in names or f'{prefix}/log_normalizer_delta/.ATTRIBUTES/VARIABLE_VALUE' in names:
+    return False
+  ebm.set_log_normalizer(tf.train.load_variable(checkpoint, key))
+  return True

@@ -28,7 +28,10 @@ class TiltedModel(tf.Module):
     super().__init__(name='tilted_model')
     self.correction, self.flow = correction, flow
     self.num_classes = None
-    self.log_normalizer = correction.log_normalizer
+
+  @property
+  def log_normalizer(self):
+    return self.correction.log_normalizer
 
   def marginal_log_prob(self, x, training=False):
     return self.correction.marginal_log_prob(x, training) + self.flow.log_prob(x)

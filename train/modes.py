@@ -70,6 +70,8 @@ class Mode:
       config.train.nce_noise = 'flow'
     if init_flow or not self.alternates:
       config.train.mle_pretrain_steps = 0
+    if self.tilt:  # the correction tilts the flow already: a base would count it twice
+      config.model.ebm.base = 'none'
     return config
 
 

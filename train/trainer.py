@@ -38,6 +38,7 @@ from eval import figures
 from eval import image_eval
 from eval import run as eval_run
 from models import build
+from models import ebm as ebm_lib
 from models import noise as noise_lib
 from models import transport
 from train import modes as modes_lib
@@ -151,7 +152,8 @@ class Trainer:
     keras.utils.set_random_seed(config.train.seed)  # the models' initial weights
     with self.strategy.scope():
       self.flow = build.build_flow(config.model.flow, shape)
-      self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+      self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes,
+                                 config.model.flow)
       self.optimizers = steps_lib.make_optimizers(config.optim)
       self.schedule = schedule_lib.AlternationSchedule(**config.train.schedule)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
@@ -237,6 +239,9 @@ class Trainer:
   def _begin_contrastive_phase(self):
     """What the EBM's training starts from: c level with the noise, and the flow's NLL that the
     collapse warning compares with. At step 0, or when the MLE phase ends."""
+    if self.ebm.base is not None:  # the EBM corrects the flow FCE starts from (frozen)
+      for base, v in zip(self.ebm.base.variables, self.flow.variables, strict=True):
+        base.assign(v)
     if self.spec.trains_ebm and self.config.train.init_log_normalizer:
       self._init_log_normalizer()
     if self.spec.alternates:
@@ -258,7 +263,9 @@ class Trainer:
     """
     latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
     if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      status = self.checkpoint.restore(latest)
+      if not ebm_lib.restore_legacy_log_normalizer(self.ebm, latest):  # a pre-split c: set
+        status.assert_existing_objects_matched()
       # The checkpoint stores the learning rates too; the config's values win, so that a
       # resumed run can lower them (e.g. after a divergence).
       for name, lr in steps_lib.learning_rates(self.config.optim).items():
@@ -307,7 +314,7 @@ class Trainer:
     log_q = tf.zeros_like(f) if self.spec.tilt else self.noise.log_prob(x)
     f = f if self.ebm.num_classes else f[:, None]
     c = tf.reduce_mean(f - log_q[:, None], axis=0)
-    self.ebm.log_normalizer.assign(c)
+    self.ebm.set_log_normalizer(c)
     logging.info('EBM log-normalizer c initialised to %s (data log q: mean %.4g)',
                  np.round(c.numpy(), 3).tolist(), float(tf.reduce_mean(log_q)))
 

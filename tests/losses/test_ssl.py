@@ -15,7 +15,7 @@ def _conditional_ebm(classes=3):
 
 def test_label_loss_is_cross_entropy_of_f_minus_c_by_hand():
   ebm = _conditional_ebm()
-  ebm.log_normalizer.assign([0.3, -0.2, 1.0])
+  ebm.set_log_normalizer([0.3, -0.2, 1.0])
   x = tf.random.stateless_normal([5, 2], seed=[0, 1])
   y = np.array([0, 1, 2, 1, 0])
   loss, metrics = ssl.label_loss(ebm, x, y)

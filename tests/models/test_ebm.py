@@ -41,7 +41,7 @@ def test_output_shapes_and_every_variable_gets_a_gradient(arch, shape, classes):
 
 def test_log_prob_subtracts_the_log_normalizer_per_class():
   model = _ebm('mlp', (2,), 3)
-  model.log_normalizer.assign([0.5, -1., 2.])
+  model.set_log_normalizer([0.5, -1., 2.])
   x = tf.random.stateless_normal([4, 2], seed=[1, 2])
   f = model(x).numpy()
   lp = f - [0.5, -1., 2.]
@@ -96,3 +96,60 @@ def test_bad_input_is_refused():
   with pytest.raises(ValueError, match='num_classes >= 2'):
     build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=True)), (2,),
                     num_classes=0)
+
+
+def _adam_steps_on_c(ebm, steps):
+  """`steps` Adam updates (lr 3e-4, FCE's) of a loss whose gradient on c is -1."""
+  opt = keras.optimizers.Adam(3e-4)
+  x = tf.zeros([4, 2])
+  for _ in range(steps):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(ebm.log_prob(x))
+    opt.apply_gradients(zip(tape.gradient(loss, ebm.trainable_variables),
+                            ebm.trainable_variables))
+
+
+def test_c_learns_at_the_scale_of_image_log_densities():
+  """At |c| = 1e4 (32x32x3 images) float32 values are ~1e-3 apart, more than an Adam step: c0 +
+  delta moves by the steps' sum, where a single float32 c would not move at all."""
+  ebm = _ebm('mlp', (2,), 0)
+  ebm.set_log_normalizer([-1e4])
+  _adam_steps_on_c(ebm, 10)
+  moved = float(ebm.log_normalizer_delta.numpy()[0])
+  np.testing.assert_allclose(moved, 10 * 3e-4, rtol=0.05)  # Adam steps of lr each, upwards
+  np.testing.assert_allclose(ebm.log_normalizer.numpy(), [-1e4 + 3e-3], atol=1e-3)
+  single = tf.Variable([-1e4])  # what c was before the split, for contrast
+  for _ in range(10):
+    single.assign_add([3e-4])
+  assert single.numpy()[0] == np.float32(-1e4)
+
+
+def test_a_flow_base_adds_a_frozen_log_q():
+  """With base='flow', f = network + log q_base, and the base is not among the EBM's trainable
+  variables (the EBM's optimizer must not move it)."""
+  flow_config = ml_collections.ConfigDict(dict(
+      levels=1, steps_per_level=2, width=8, coupling='affine', seed=0, scale_floor=0.))
+  config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False, base='flow'))
+  ebm = build.build_ebm(config, (2,), flow_config=flow_config)
+  plain = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  x = tf.random.stateless_normal([5, 2], seed=[3, 4])
+  np.testing.assert_allclose(ebm(x).numpy(), ebm.network(x).numpy()[:, 0] +
+                             ebm.base.log_prob(x).numpy(), rtol=1e-6)
+  frozen = {v.ref() for v in ebm.base.variables}
+  assert ebm.base.trainable_variables and not any(v.ref() in frozen
+                                                  for v in ebm.trainable_variables)
+  assert len(ebm.trainable_variables) == len(plain.trainable_variables)
+  with pytest.raises(ValueError, match='base'):
+    build.build_ebm(config, (2,))
+
+
+def test_a_checkpoint_with_a_single_c_restores_its_value(tmp_path):
+  """Checkpoints saved before c was split into c0 + delta hold one variable, 'log_normalizer'."""
+  legacy = tf.Module()
+  legacy.log_normalizer = tf.Variable([-123.5])
+  path = tf.train.Checkpoint(ebm=legacy).save(str(tmp_path / 'old'))
+  ebm = _ebm('mlp', (2,), 0)
+  assert ebm_lib.restore_legacy_log_normalizer(ebm, path)
+  np.testing.assert_array_equal(ebm.log_normalizer.numpy(), [-123.5])
+  current = tf.train.Checkpoint(ebm=ebm).save(str(tmp_path / 'new'))
+  assert not ebm_lib.restore_legacy_log_normalizer(_ebm('mlp', (2,), 0), current)

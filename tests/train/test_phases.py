@@ -244,3 +244,26 @@ def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, m
   assert run.manager.latest_checkpoint.endswith('ckpt-2')
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   assert len(warnings) == 2 and all('evaluation failed (MemoryError' in w for w in warnings)
+
+
+def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path):
+  """model.ebm.base='flow': when FCE begins, the EBM's base is a copy of the MLE flow, so the
+  EBM and the noise start level (V = -log 4 up to the network's spread); FCE then moves the
+  flow and the EBM's network, never the base."""
+  workdir = str(tmp_path / 'based')
+  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 4, 'model.ebm.base': 'flow'})
+  run = trainer_lib.Trainer(config, 'fce', workdir)
+  run.run(until_step=2)
+  mle_flow = [v.numpy() for v in run.flow.variables]
+  run = trainer_lib.Trainer(config, 'fce', workdir)  # resumed at the boundary
+  run.run()
+  for base, flow in zip(run.ebm.base.variables, mle_flow, strict=True):
+    np.testing.assert_array_equal(base.numpy(), flow)
+  assert run.schedule.updates['flow'] >= 1
+  assert any(not np.array_equal(v.numpy(), m) for v, m in zip(run.flow.variables, mle_flow))
+  first_value = experiments.scalars(workdir, 'value')[3]
+  assert abs(first_value + np.log(4.)) < 0.05, first_value
+  # The evaluation restores the base with the rest.
+  _, ebm, _ = eval_run.restore_models(run.config, workdir)
+  x = tf.constant(run.source.batch(0)['x'])
+  np.testing.assert_allclose(ebm.log_prob(x).numpy(), run.ebm.log_prob(x).numpy(), rtol=1e-5)

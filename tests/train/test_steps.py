@@ -73,7 +73,7 @@ def test_full_size_config_takes_nt_and_nt_nce_steps_at_batch_two(name):
   assert float(step_size.numpy()) != 0.15 and np.isfinite(chains.numpy()).all()
   assert float(metrics['acceptance']) == 0. or not np.array_equal(chains.numpy(), start)
   # Eq. 6 is blind to constant shifts of f: the head's bias and c stay, every weight moves.
-  assert [v.name for v in ebm.trainable_variables[-2:]] == ['head/bias:0', 'log_normalizer:0']
+  assert [v.name for v in ebm.trainable_variables[-2:]] == ['head/bias:0', 'log_normalizer_delta:0']
   assert _changed(ebm_before, ebm.trainable_variables) == [True] * (len(ebm_before) - 2) + [
       False, False]
   assert not any(_changed(flow_before, flow.trainable_variables))

@@ -1,0 +1,142 @@
+"""Does the FCE EBM learn on real images? Variants of FCE from one MLE Glow, measured against the
+bar of the image-scale issue:
+
+  - V within 0.3 of -log 4 over the second half of the run (FCE's equilibrium, FCE eq. 12);
+  - the EBM's bits/dim with an importance-sampled log Z whose ESS is >= 100 of the proposals;
+  - that bits/dim below Glow-MLE's on held-out data (FCE Table 2's ordering), with Glow-FCE within
+    0.1 bits/dim of Glow-MLE.
+
+Variants (--variants; each a list of config overrides on top of the dataset's config):
+  paper        FCE as published: f = the Table 5 ConvNet, from scratch; c starts level with q.
+  fce_init     the same, with the paper's FCE-init: 500 EBM-only updates against the frozen flow.
+  flow_base    f = ConvNet + log q of a frozen copy of the MLE Glow (model.ebm.base=flow): the
+               EBM starts equal to the flow and learns a correction, as NT-EBM's tilt does.
+
+Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
+runs live under --workroot (re-running resumes them).
+
+  python -m experiments.image_fce --dataset=digits --outdir=docs/image_fce/digits
+"""
+
+import json
+import os
+
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+import numpy as np  # noqa: E402
+
+import configs  # noqa: E402
+import experiments  # noqa: E402
+from eval import image_eval  # noqa: E402
+from eval import run as eval_run  # noqa: E402
+from train import trainer as trainer_lib  # noqa: E402
+
+VARIANTS = {
+    'paper': [],
+    'fce_init': ['train.fce_init_steps=500'],
+    'flow_base': ['model.ebm.base=flow'],
+}
+LOG4 = float(np.log(4.))
+
+flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')
+flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; digits for npy:).')
+flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps.')
+flags.DEFINE_integer('fce_steps', 2000, 'FCE updates (EBM + flow) of each variant.')
+flags.DEFINE_list('variants', ['flow_base', 'paper'], f'Of {", ".join(VARIANTS)}.')
+flags.DEFINE_integer('is_samples', 10000, 'Flow proposals of the importance-sampled log Z.')
+flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+experiments.define_run_flags('image_fce')
+FLAGS = flags.FLAGS
+
+
+def _train(name, mode, steps, overrides, init_flow=None):
+  workdir = os.path.join(FLAGS.workroot, name)
+  config = configs.for_dataset(FLAGS.dataset, FLAGS.config, [
+      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
+      f'train.log_every={max(steps // 100, 1)}', f'train.checkpoint_every={max(steps // 5, 1)}',
+      'train.snapshot_every=0', 'train.fid_samples=0', 'train.mle_pretrain_steps=0',
+      *overrides] + FLAGS.set)
+  logging.info('%s: %s for %d steps', name, mode, steps)
+  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
+  return workdir
+
+
+def value_summary(values):
+  """V over the second half of the logged updates: mean, min, and the share within 0.3 of
+  -log 4 (the bar: 'brought up to within 0.3 and held there')."""
+  steps = sorted(values)
+  late = np.array([values[s] for s in steps[len(steps) // 2:]])
+  return {'mean_late': float(late.mean()), 'min_late': float(late.min()),
+          'share_within_0.3': float(np.mean(np.abs(late + LOG4) <= 0.3)),
+          'last': float(values[steps[-1]])}
+
+
+def main(_):
+  os.makedirs(FLAGS.outdir, exist_ok=True)
+  unknown = set(FLAGS.variants) - set(VARIANTS)
+  if unknown:
+    raise app.UsageError(f'Unknown --variants {sorted(unknown)}; valid: {", ".join(VARIANTS)}.')
+  mle = _train('mle', 'mle', FLAGS.mle_steps, [])
+  options = image_eval.Options(fid_samples=0, is_samples=FLAGS.is_samples, temperatures=(1.,))
+  report = lambda w: next(iter(eval_run.evaluate(w, options=options).values()))
+  results = {'dataset': FLAGS.dataset, 'mle_steps': FLAGS.mle_steps,
+             'fce_steps': FLAGS.fce_steps, 'mle': {'flow_bpd': report(mle)['flow_bpd']['value']}}
+  curves = {}
+  for name in FLAGS.variants:
+    workdir = _train(name, 'fce', FLAGS.fce_steps, VARIANTS[name], init_flow=mle)
+    r = report(workdir)
+    curves[name] = experiments.scalars(workdir, 'value')
+    results[name] = {'overrides': VARIANTS[name], 'value': value_summary(curves[name]),
+                     'accuracy': value_summary(experiments.scalars(workdir, 'accuracy'))['last'],
+                     'flow_bpd': r['flow_bpd']['value'], 'ebm_bpd': r['ebm_bpd']}
+    _write(results, curves)
+
+
+def _write(results, curves):
+  with open(os.path.join(FLAGS.outdir, 'results.json'), 'w') as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  with open(os.path.join(FLAGS.outdir, 'results.md'), 'w') as f:
+    f.write(table(results))
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  for name, values in curves.items():
+    steps = sorted(values)
+    ax.plot(steps, [values[s] for s in steps], label=name, lw=1)
+  ax.axhline(-LOG4, color='k', ls='--', lw=0.8, label='-log 4')
+  ax.axhspan(-LOG4 - 0.3, -LOG4 + 0.3, color='0.85')
+  ax.set(xlabel='FCE update', ylabel='V (FCE eq. 12)', title=results['dataset'])
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(FLAGS.outdir, 'value.png'), dpi=120)
+  plt.close(fig)
+
+
+def table(results):
+  mle = results['mle']['flow_bpd']
+  lines = [f'Glow-MLE held-out bits/dim: {mle:.3f}', '',
+           '| variant | V, mean (min) of 2nd half | within 0.3 of -log 4 | Glow-FCE bpd | '
+           'EBM bpd, learned c | EBM bpd, IS log Z (ESS) | EBM < Glow-MLE | '
+           '\\|Glow-FCE - Glow-MLE\\| <= 0.1 |', '|---|---|---|---|---|---|---|---|']
+  for name, r in results.items():
+    if not isinstance(r, dict) or 'value' not in r:
+      continue
+    v, e = r['value'], r['ebm_bpd']
+    is_bpd = e.get('importance_sampled', float('nan'))
+    lines.append(
+        f'| {name} | {v["mean_late"]:.3f} ({v["min_late"]:.3f}) | {v["share_within_0.3"]:.0%} | '
+        f'{r["flow_bpd"]:.3f} | {e["learned_c"]:.3f} | {is_bpd:.3f} '
+        f'({e.get("effective_sample_size", float("nan")):.0f} of {e.get("num_proposals", 0)}) | '
+        f'{"yes" if is_bpd < mle else "no"} | '
+        f'{"yes" if abs(r["flow_bpd"] - mle) <= 0.1 else "no"} |')
+  return '\n'.join(lines) + '\n'
+
+
+if __name__ == '__main__':
+  startup.run(main)

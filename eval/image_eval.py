@@ -117,12 +117,19 @@ def test_error(config, ebm, batch_size):
   return 100. * wrong / len(x), len(x)
 
 
+MIN_ESS = 100  # below this effective sample size an importance-sampled log Z is flagged
+
+
 def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
   """Importance-sampled log(Z / e^c) of the EBM with the flow as proposal.
 
-  Returns (estimate, standard error, effective sample size). With w_i = exp(f(y_i) - c -
-  log q(y_i)), y_i ~ q: Z/e^c ~= mean(w), and by the delta method se(log mean w) =
-  std(w) / (sqrt(N) mean(w)).
+  With w_i = exp(f(y_i) - c - log q(y_i)), y_i ~ q: Z/e^c ~= mean(w), and by the delta method
+  se(log mean w) = std(w) / (sqrt(N) mean(w)). A log-weight of -inf is a weight of 0 and counts
+  as one; a NaN or +inf one (an EBM or a flow that overflowed) makes the estimate meaningless,
+  and it is refused (ReportError) rather than computed from the rest.
+
+  Returns:
+    (estimate, standard error, effective sample size, number of zero weights).
   """
   gen = tf.random.Generator.from_seed(seed)
   log_w = []
@@ -130,15 +137,36 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
     y, log_q = flow.sample_and_log_prob(size, generator=gen)
     log_w.append((ebm.marginal_log_prob(y) - log_q).numpy())
   log_w = np.concatenate(log_w).astype(np.float64)
-  log_w = log_w[np.isfinite(log_w)]
-  if not len(log_w):
-    raise ReportError('every importance weight of the EBM\'s log Z estimate was NaN or Inf.')
+  nan, pos_inf = int(np.isnan(log_w).sum()), int(np.isposinf(log_w).sum())
+  if nan or pos_inf:
+    raise ReportError(f'{nan} NaN and {pos_inf} +inf of the {len(log_w)} importance log-weights '
+                      '(EBM log p - flow log q at flow samples): the models overflow there, so '
+                      'no log Z estimate is given.')
+  zeros = int(np.isneginf(log_w).sum())
+  if zeros == len(log_w):
+    raise ReportError(f'all {len(log_w)} importance weights are 0 (log-weight -inf): no log Z '
+                      'estimate is given.')
   m = log_w.max()
   w = np.exp(log_w - m)
   estimate = m + np.log(w.mean())
   se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
   ess = w.sum() ** 2 / (w ** 2).sum()
-  return float(estimate), float(se), float(ess)
+  return float(estimate), float(se), float(ess), zeros
+
+
+def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
+  """The EBM's bits/dim with the importance-sampled log Z (entries of the report's ebm_bpd), or
+  why there is none."""
+  try:
+    corr, se, ess, zeros = log_normalizer_correction(flow, ebm, options.is_samples,
+                                                     options.batch_size, options.seed)
+  except ReportError as e:
+    return {'importance_sampled': None, 'importance_sampled_refused': str(e),
+            'num_proposals': options.is_samples}
+  scale = num_dims * np.log(2.)
+  return dict(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
+              log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
+              num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= MIN_ESS)
 
 
 def flow_sample_features(flow, network, config, n, temperature, batch_size, seed):
@@ -257,12 +285,7 @@ class Evaluator:
                  'num_examples': n, 'settings': ebm_settings,
                  'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
         if has_flow and options.is_samples > 1:
-          corr, se, ess = log_normalizer_correction(flow, ebm, options.is_samples,
-                                                    options.batch_size, options.seed)
-          scale = num_dims * np.log(2.)
-          block.update(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
-                       log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
-                       num_proposals=options.is_samples)
+          block.update(_importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims))
         report['ebm_bpd'] = block
       _write(path, report)
       ebm_block = report.get('ebm_bpd', {})
@@ -271,6 +294,13 @@ class Evaluator:
                    *(f'{v:.4f}' if v is not None else '-' for v in (
                        report.get('flow_bpd', {}).get('value'), ebm_block.get('learned_c'),
                        ebm_block.get('importance_sampled'))))
+
+      if ebm_block.get('importance_sampled_refused'):
+        logging.warning('No importance-sampled log Z: %s', ebm_block['importance_sampled_refused'])
+      elif ebm_block.get('reliable') is False:
+        logging.warning('The importance-sampled EBM bits/dim is unreliable: ESS %.1f of %d '
+                        'proposals (below %d); the flow is a poor proposal for this EBM.',
+                        ebm_block['effective_sample_size'], ebm_block['num_proposals'], MIN_ESS)
 
     if has_ebm and ebm.num_classes and 'classification' not in report:
       error, n = test_error(config, ebm, options.batch_size)
@@ -345,6 +375,7 @@ def scalars(report):
       'eval/flow_bpd': report.get('flow_bpd', {}).get('value'),
       'eval/ebm_bpd_learned_c': report.get('ebm_bpd', {}).get('learned_c'),
       'eval/ebm_bpd_importance_sampled': report.get('ebm_bpd', {}).get('importance_sampled'),
+      'eval/ebm_is_ess': report.get('ebm_bpd', {}).get('effective_sample_size'),
       'eval/fid': report.get('fid', {}).get('fid'),
       'eval/kid': report.get('fid', {}).get('kid'),
       'eval/test_error': report.get('classification', {}).get('test_error')}

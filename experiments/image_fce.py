@@ -128,7 +128,7 @@ def table(results):
     if not isinstance(r, dict) or 'value' not in r:
       continue
     v, e = r['value'], r['ebm_bpd']
-    is_bpd = e.get('importance_sampled', float('nan'))
+    is_bpd = e.get('importance_sampled') or float('nan')  # None: refused (non-finite weights)
     lines.append(
         f'| {name} | {v["mean_late"]:.3f} ({v["min_late"]:.3f}) | {v["share_within_0.3"]:.0%} | '
         f'{r["flow_bpd"]:.3f} | {e["learned_c"]:.3f} | {is_bpd:.3f} '

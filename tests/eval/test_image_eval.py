@@ -71,10 +71,10 @@ class _GaussianEnergy(tf.Module):
 def test_importance_sampled_log_normalizer_matches_the_closed_form():
   d, s, c = 6, 0.8, 1.3
   proposal = noise_lib.GaussianNoise((d,), 0., 1.)
-  estimate, se, ess = image_eval.log_normalizer_correction(proposal, _GaussianEnergy(s, c),
-                                                           20000, 5000, seed=0)
+  estimate, se, ess, zeros = image_eval.log_normalizer_correction(
+      proposal, _GaussianEnergy(s, c), 20000, 5000, seed=0)
   true = 0.5 * d * np.log(2 * np.pi * s ** 2) - c
-  assert 0 < se < 0.02 and 1000 < ess <= 20000
+  assert 0 < se < 0.02 and 1000 < ess <= 20000 and zeros == 0
   assert abs(estimate - true) < 4 * se
 
 
@@ -82,11 +82,42 @@ def test_importance_sampling_of_a_perfect_proposal_is_exact():
   d = 3
   proposal = noise_lib.GaussianNoise((d,), 0., 1.)
   c = 0.5 * d * np.log(2 * np.pi)  # f - c is then exactly the proposal's log-density
-  estimate, se, ess = image_eval.log_normalizer_correction(proposal, _GaussianEnergy(1., c), 100,
-                                                           64, seed=1)
+  estimate, se, ess, _ = image_eval.log_normalizer_correction(
+      proposal, _GaussianEnergy(1., c), 100, 64, seed=1)
   # The log-weights are differences of float32 log-densities of size about c + d/2 (seen: 1e-7).
   tol = 1e-6 * (c + d / 2)
   assert abs(estimate) < tol and se < tol and ess == pytest.approx(100)
+
+
+class _Broken(_GaussianEnergy):
+  """The Gaussian energy with `value` in place of log p where x_0 > `above`."""
+
+  def __init__(self, value, above):
+    super().__init__(1., 0.)
+    self.value, self.above = value, above
+
+  def marginal_log_prob(self, x):
+    lp = super().marginal_log_prob(x)
+    return tf.where(x[:, 0] > self.above, tf.constant(self.value, tf.float32), lp)
+
+
+@pytest.mark.parametrize('value', [np.nan, np.inf])
+def test_nan_or_infinite_importance_weights_refuse_the_estimate(value):
+  proposal = noise_lib.GaussianNoise((2,), 0., 1.)
+  # About 2 % of the samples have x_0 > 2: the others' estimate is not given either.
+  match = '[1-9][0-9]* NaN and 0 \\+inf' if np.isnan(value) else '^0 NaN and [1-9][0-9]* \\+inf'
+  with pytest.raises(image_eval.ReportError, match=match):
+    image_eval.log_normalizer_correction(proposal, _Broken(value, 2.), 10000, 5000, seed=0)
+
+
+def test_zero_importance_weights_are_counted_not_dropped():
+  proposal = noise_lib.GaussianNoise((2,), 0., 1.)
+  energy = _Broken(-np.inf, 0.)  # about half of the weights are 0
+  estimate, _, ess, zeros = image_eval.log_normalizer_correction(proposal, energy, 4000, 1000,
+                                                                 seed=0)
+  assert 1800 < zeros < 2200
+  # Z/e^c of the half-space x_0 <= 0 under the Gaussian energy, (2 pi) / 2.
+  assert abs(estimate - np.log(np.pi)) < 0.05 and ess < 4000 - zeros + 1
 
 
 @pytest.mark.parametrize('levels,expected', [(17, [0, 16, 255]), (256, [0, 16, 255])])
@@ -133,6 +164,8 @@ def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
   np.testing.assert_allclose(ebm['importance_sampled'] - ebm['learned_c'],
                              ebm['log_z_minus_c'] / (64 * np.log(2)), rtol=1e-9,
                              atol=1e-12 * abs(ebm['learned_c']))
+  # An ESS below 100 is flagged; the zero weights are counted.
+  assert ebm['reliable'] == (ebm['effective_sample_size'] >= 100) and ebm['zero_weights'] == 0
   fid = report['fid']
   assert fid['fid'] > 0 and fid['num_samples'] == 40 and fid['standard']
   assert fid['reference'] == 'digits train split' and fid['kid'] is not None

@@ -29,8 +29,10 @@ from train import modes  # noqa: E402
 from train import trainer  # noqa: E402
 
 flags.DEFINE_string('dataset', '8gaussians', f'One of {", ".join(configs.DATASETS)}, or '
-                    'npy:PATH ((N, D) float vectors or (N, H, W, C) uint8 images), or '
-                    'folder:PATH.')
+                    'npy:PATH ((N, D) float vectors or (N, H, W, C) uint8 images), folder:PATH '
+                    '(image files), npz:PATH (x, and y labels with -1 = unlabeled); a held-out '
+                    'split as a second path (npy:TRAIN.npy,TEST.npy) or in the npz (x_test, '
+                    'y_test), or cut by --set data.test_fraction=0.1.')
 flags.DEFINE_enum('mode', 'fce', modes.NAMES + ('eval', 'sample'), '; '.join(
     f'{m.name}: {m.help}' for m in modes.MODES.values()) + '; eval / sample: evaluate / sample '
                   'the latest checkpoint of --workdir.')

@@ -5,7 +5,7 @@ import json
 
 CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits',
            'smoke')
-# Built-in datasets (besides npy:PATH and folder:PATH): the 2D toys of FCE Figure 1, the 2D
+# Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1, the 2D
 # benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
             'unequal2', 'sharp_broad', 'aniso_rotated', 'grid25', 'student_t', 'sine', 'banana',
@@ -61,15 +61,15 @@ def mode_defaults(name, mode):
 
 def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   """The config for `dataset`: its own default (or `config_name`), with the data fields of a
-  user source (npy:/folder:) read from the data, then the config's defaults for `mode`
+  user source (npy:/folder:/npz:) read from the data, then the config's defaults for `mode`
   (`mode_defaults`), then the `key=value` overrides."""
   from configs import overrides  # pylint: disable=g-import-not-at-top
   from data import images  # pylint: disable=g-import-not-at-top
   from data import toys  # pylint: disable=g-import-not-at-top
-  user_source = dataset.startswith(('npy:', 'folder:'))
+  user_source = images.is_user_source(dataset)
   if not (dataset in DATASETS or user_source):
     raise ValueError(f'Unknown dataset {dataset!r}; valid: {", ".join(DATASETS)}, npy:PATH, '
-                     'folder:PATH.')
+                     'folder:PATH, npz:PATH.')
   shape = images.infer_shape(dataset) if user_source else None
   if config_name is None:
     if dataset in toys.ALL or (shape is not None and len(shape) == 1):
@@ -82,7 +82,7 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
     config.data.num_classes = 2  # the arms (FCE Figure 5)
   if shape is not None:
     config.data.shape = shape
-    config.data.num_classes = 0
+    config.data.num_classes = images.user_num_classes(dataset)  # npz: labels
     config.data.num_bins = 256 if len(shape) == 3 else 0
   overrides.apply(config, mode_defaults(config_name, mode) + list(assignments))
   return config

@@ -12,6 +12,8 @@ def get_base_config():
   data.num_bins = 0         # quantization levels of discrete data (256 for 8-bit); 0 = continuous
   data.num_classes = 0      # classes, for ssl / feature probes; 0 = unlabeled
   data.data_dir = ''        # TFDS data_dir ('' = TFDS's default, ~/tensorflow_datasets)
+  data.test_fraction = 0.   # user sources without a test split: hold out this share of the
+                            # data (a seeded split, the same in every run; data/images.py)
 
   config.model = model = ml_collections.ConfigDict()
   model.flow = flow = ml_collections.ConfigDict()

@@ -14,6 +14,12 @@ Dataset names:
                                  stratified split of 1437 train / 360 test (36 per class).
   npy:PATH                       (N, D) float vectors or (N, H, W, C) uint8 images.
   folder:PATH                    a folder of image files (png, jpg, bmp, gif), all one size.
+  npz:PATH                       an .npz with `x` (as npy:), optionally `y` (int labels, -1 for
+                                 unlabeled) and `x_test` / `y_test` (a held-out split).
+User sources take a held-out split as a second path (npy:TRAIN.npy,TEST.npy or
+folder:TRAIN_DIR,TEST_DIR), from the .npz's x_test, or cut from the data by
+`data.test_fraction` (a seeded split, the same in every run). With none of these, both split
+names give all of the data.
 """
 
 import functools
@@ -67,13 +73,7 @@ def load_npy(path):
     array = np.load(path, mmap_mode='r', allow_pickle=False)
   except (OSError, ValueError) as e:
     raise DataError(f'Cannot read {path} as a .npy array: {e}.') from e
-  if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
-    return np.asarray(array, np.float32)
-  if array.ndim == 4 and array.dtype == np.uint8:
-    return np.asarray(array)
-  raise DataError(
-      f'{path} holds a {array.dtype} array of shape {array.shape}; expected (N, D) float vectors '
-      'or (N, H, W, C) uint8 images.')
+  return _check_array(path, array)
 
 
 def load_folder(path):
@@ -101,27 +101,119 @@ def load_folder(path):
   return array[..., None] if array.ndim == 3 else array
 
 
-def _from_array(array):
-  labels = np.full(len(array), -1, np.int32)
-  return tf.data.Dataset.from_tensor_slices((array, labels))
+USER_KINDS = ('npy:', 'folder:', 'npz:')
+SPLIT_SEED = 0  # the permutation behind data.test_fraction: fixed, so every run cuts the same
 
 
-def infer_shape(name):
-  """The example shape of a user source (npy: / folder:), read from the data."""
-  return tuple(_load_array(name).shape[1:])
+def is_user_source(name):
+  return name.startswith(USER_KINDS)
+
+
+def _check_labels(path, x, y):
+  if y is None:
+    return np.full(len(x), -1, np.int32)
+  y = np.asarray(y)
+  if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (y < -1).any():
+    raise DataError(f'{path}: labels must be {len(x)} integers >= -1 (-1 = unlabeled); got '
+                    f'{y.dtype} of shape {y.shape}.')
+  return y.astype(np.int32)
+
+
+def load_npz(path):
+  """Reads an .npz of `x` (as load_npy), optional `y` labels (-1 unlabeled) and a held-out
+  `x_test` / `y_test`; returns {'train': (x, y)} and 'test' if it has one."""
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except (OSError, ValueError) as e:
+    raise DataError(f'Cannot read {path} as an .npz archive: {e}.') from e
+  if 'x' not in arrays:
+    raise DataError(f'{path} has no array `x` (it has {sorted(arrays)}); save the examples as x '
+                    '(and labels as y, -1 for unlabeled).')
+  out = {}
+  for split, xk, yk in (('train', 'x', 'y'), ('test', 'x_test', 'y_test')):
+    if xk in arrays:
+      x = _check_array(f'{path}[{xk}]', arrays[xk])
+      out[split] = (x, _check_labels(f'{path}[{yk}]', x, arrays.get(yk)))
+  return out
+
+
+def _check_array(path, array):
+  if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
+    array = np.asarray(array, np.float32)
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+      raise DataError(f'{path} holds NaN or Inf in {int(bad.sum())} of its {len(array)} rows (the '
+                      f'first: row {int(np.argmax(bad))}); remove or replace them.')
+    return array
+  if array.ndim == 4 and array.dtype == np.uint8:
+    return np.asarray(array)
+  raise DataError(
+      f'{path} holds a {array.dtype} array of shape {array.shape}; expected (N, D) float vectors '
+      'or (N, H, W, C) uint8 images.')
 
 
 @functools.lru_cache(maxsize=2)
-def _load_array(name):
-  """The whole user source; cached, since the config reads its shape before training reads it."""
-  kind, _, path = name.partition(':')
-  return load_npy(path) if kind == 'npy' else load_folder(path)
+def _load_user(name):
+  """{'train': (x, labels)[, 'test': ...]} of a user source, as given (no test_fraction cut);
+  cached, since the config reads its shape before training reads it."""
+  kind, _, paths = name.partition(':')
+  if kind == 'npz':
+    return load_npz(paths)
+  read = load_npy if kind == 'npy' else load_folder
+  parts = paths.split(',')
+  if len(parts) > 2:
+    raise DataError(f'{name}: give one path, or two (TRAIN,TEST) separated by a comma.')
+  out = {}
+  for split, path in zip(('train', 'test'), parts):
+    x = read(path)
+    out[split] = (x, np.full(len(x), -1, np.int32))
+  if len(parts) == 2 and out['train'][0].shape[1:] != out['test'][0].shape[1:]:
+    raise DataError(f'{name}: the train examples are {out["train"][0].shape[1:]} and the test '
+                    f'ones {out["test"][0].shape[1:]}; they must match.')
+  return out
 
 
-def load(name, split, shape, data_dir=None, shuffle_files=False):
+def user_splits(name, test_fraction=0.):
+  """{'train': (x, y), 'test': (x, y)} of a user source: its own test split, or the seeded cut
+  of `test_fraction` of it, or (neither) all of the data under both names."""
+  parts = _load_user(name)
+  if 'test' in parts:
+    return parts
+  x, y = parts['train']
+  if not test_fraction:
+    return {'train': (x, y), 'test': (x, y)}
+  if not 0 < test_fraction < 1:
+    raise DataError(f'data.test_fraction must be in (0, 1); got {test_fraction}.')
+  order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+  n_test = int(round(test_fraction * len(x)))
+  if not 0 < n_test < len(x):
+    raise DataError(f'data.test_fraction={test_fraction} of {len(x)} examples leaves an empty '
+                    'split.')
+  test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+  return {'train': (x[train], y[train]), 'test': (x[test], y[test])}
+
+
+def has_test_split(name, test_fraction=0.):
+  """Whether `name` has held-out data (built-in sets do; user sources as the docstring says)."""
+  return not is_user_source(name) or bool(test_fraction) or 'test' in _load_user(name)
+
+
+def user_num_classes(name):
+  """Classes of a user source's labels (max label + 1), 0 if it has none."""
+  y = _load_user(name)['train'][1]
+  return int(y.max()) + 1 if len(y) and y.max() >= 0 else 0
+
+
+def infer_shape(name):
+  """The example shape of a user source (npy: / folder: / npz:), read from the data."""
+  return tuple(_load_user(name)['train'][0].shape[1:])
+
+
+def load(name, split, shape, data_dir=None, shuffle_files=False, test_fraction=0.):
   """An unbatched dataset of (x, label) for `name` and `split` ('train' or 'test').
 
-  User sources (npy:, folder:) have no splits: both names give all of the data.
+  User sources (npy:, folder:, npz:) split as the module docstring says.
   """
   if name in TFDS_NAMES:
     return _load_tfds(name, split, tuple(shape), data_dir, shuffle_files)
@@ -133,12 +225,14 @@ def load(name, split, shape, data_dir=None, shuffle_files=False):
     if tuple(x.shape[1:]) != tuple(shape):
       raise DataError(f'digits are {x.shape[1:]} images; the config expects {tuple(shape)}.')
     return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.int32)))
-  if name.startswith(('npy:', 'folder:')):
-    array = _load_array(name)
-    if tuple(array.shape[1:]) != tuple(shape):
-      raise DataError(f'{name} holds examples of shape {array.shape[1:]}, but the config expects '
+  if is_user_source(name):
+    if split not in ('train', 'test'):
+      raise DataError(f'{name} has the splits train and test, not {split!r}.')
+    x, labels = user_splits(name, test_fraction)[split]
+    if tuple(x.shape[1:]) != tuple(shape):
+      raise DataError(f'{name} holds examples of shape {x.shape[1:]}, but the config expects '
                       f'{tuple(shape)}; set data.shape to match.')
-    return _from_array(array)
+    return tf.data.Dataset.from_tensor_slices((x, labels))
   raise DataError(f'Unknown image dataset {name!r}; valid: {", ".join(TFDS_NAMES)}, digits, '
-                  'npy:PATH, folder:PATH.')
+                  'npy:PATH, folder:PATH, npz:PATH.')
 

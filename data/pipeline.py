@@ -25,14 +25,14 @@ TOY_TRAIN_SIZE = 1_000_000
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_arrays(name, split, shape, num_bins, seed, data_dir):
+def _cached_arrays(name, split, shape, num_bins, seed, data_dir, test_fraction):
   if name in toys.ALL:
     rng = np.random.default_rng([seed, 0 if split == 'train' else 1])
     if name == '2spirals':  # the arms are the classes (FCE Figure 5)
       return toys.spirals_with_labels(TOY_TRAIN_SIZE, rng)
     x = toys.sample(name, TOY_TRAIN_SIZE, rng)
     return x, np.full(len(x), -1, np.int32)
-  ds = images.load(name, split, shape, data_dir or None).batch(4096)
+  ds = images.load(name, split, shape, data_dir or None, test_fraction=test_fraction).batch(4096)
   batches = list(ds.as_numpy_iterator())
   if not batches:
     return np.zeros((0, *shape)), np.zeros((0,), np.int32)
@@ -44,7 +44,7 @@ def load_arrays(config, split='train'):
   """All of `split` as numpy arrays (x as stored: uint8 images or float32 vectors, labels)."""
   d = config.data
   x, labels = _cached_arrays(d.name, split, tuple(d.shape), d.num_bins, config.train.seed,
-                             d.data_dir)
+                             d.data_dir, float(d.get('test_fraction', 0.)))
   if len(x) == 0:
     raise images.DataError(f'Dataset {d.name} split {split!r} is empty.')
   return x, labels

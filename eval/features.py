@@ -26,6 +26,7 @@ from train import startup
 startup.quiet()  # before anything imports TensorFlow
 
 from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import exceptions  # noqa: E402
 from sklearn import linear_model  # noqa: E402
@@ -290,15 +291,20 @@ def train_supervised(config, y, labels, steps, batch_size, lr, seed):
 
 
 def _labeled_split(config, split):
-  """(x, labels) of `split`, with an EvalError if any example has no label."""
+  """(x, labels) of the labeled examples of `split` (an npz: source marks unlabeled ones -1);
+  an EvalError if it has none, or labels outside 0..num_classes - 1."""
   x, labels = pipeline.load_arrays(config, split)
   num_classes = config.data.num_classes
-  if np.any(labels < 0) or np.any(labels >= num_classes):
+  labeled = labels >= 0
+  if not labeled.any() or np.any(labels >= num_classes):
     raise eval_run.EvalError(
         f'The {split} split of {config.data.name} has examples without a label in '
         f'0..{num_classes - 1} '
         f'(labels seen: {np.unique(labels)[:12].tolist()}); a feature probe needs labeled data.')
-  return x, labels
+  if not labeled.all():
+    logging.info('%s split of %s: %d of %d examples are unlabeled (-1); the probe uses the '
+                 'labeled ones.', split, config.data.name, int((~labeled).sum()), len(labels))
+  return x[labeled], labels[labeled]
 
 
 def _error(predictions, labels):

@@ -35,6 +35,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import images
 from data import pipeline
 from eval import batching
 from eval import figures
@@ -223,12 +224,13 @@ class Evaluator:
     # nt never learns c (eq. 6 is blind to it): its f - c + log q is not normalised.
     self.learns_c = not spec.persistent_chains
     self._network = None
-    # npy: and folder: sources have no test split: both names give all of the data.
+    # A user source without a test split gives all of its data under both names.
     self.split = 'test'
-    if config.data.name.startswith(('npy:', 'folder:')):
+    if not images.has_test_split(config.data.name, config.data.get('test_fraction', 0.)):
       self.split = 'all of the data (the source has no test split)'
       logging.warning('%s has no test split: its "held-out" bits/dim are measured on the '
-                      'training data.', config.data.name)
+                      'training data. Give one (npy:TRAIN.npy,TEST.npy) or hold some out '
+                      '(--set data.test_fraction=0.1).', config.data.name)
 
   @functools.cached_property
   def test_set(self):

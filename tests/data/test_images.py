@@ -91,3 +91,68 @@ def test_builtin_digits_have_17_levels_and_a_disjoint_balanced_test_split():
     images.load('digits', 'validation', (8, 8, 1))
   with pytest.raises(images.DataError, match='expects'):
     images.load('digits', 'train', (28, 28, 1))
+
+
+def _all(name, split, shape, **kwargs):
+  x, y = next(iter(images.load(name, split, shape, **kwargs).batch(10_000)))
+  return x.numpy(), y.numpy()
+
+
+def test_npy_with_a_test_file_has_two_splits(tmp_path):
+  rng = np.random.default_rng(0)
+  train, test = (rng.integers(0, 256, (n, 4, 4, 1), dtype=np.uint8) for n in (6, 3))
+  np.save(tmp_path / 'train.npy', train)
+  np.save(tmp_path / 'test.npy', test)
+  name = f'npy:{tmp_path}/train.npy,{tmp_path}/test.npy'
+  np.testing.assert_array_equal(_all(name, 'train', (4, 4, 1))[0], train)
+  np.testing.assert_array_equal(_all(name, 'test', (4, 4, 1))[0], test)
+  assert images.has_test_split(name) and images.infer_shape(name) == (4, 4, 1)
+  np.save(tmp_path / 'other.npy', np.zeros((2, 5, 5, 1), np.uint8))
+  with pytest.raises(images.DataError, match='must match'):
+    images.infer_shape(f'npy:{tmp_path}/train.npy,{tmp_path}/other.npy')
+
+
+def test_test_fraction_holds_out_a_disjoint_split_that_is_the_same_every_time(tmp_path):
+  vecs = np.arange(200, dtype=np.float32).reshape(100, 2)  # rows are distinct
+  np.save(tmp_path / 'v.npy', vecs)
+  name = f'npy:{tmp_path}/v.npy'
+  assert not images.has_test_split(name) and images.has_test_split(name, 0.2)
+  train, _ = _all(name, 'train', (2,), test_fraction=0.2)
+  test, _ = _all(name, 'test', (2,), test_fraction=0.2)
+  assert len(train) == 80 and len(test) == 20
+  rows = lambda a: {tuple(r) for r in a}
+  assert not rows(train) & rows(test) and rows(train) | rows(test) == rows(vecs)
+  images._load_user.cache_clear()  # as a new process would read it
+  np.testing.assert_array_equal(_all(name, 'test', (2,), test_fraction=0.2)[0], test)
+  # Without a fraction both names give all of the data.
+  np.testing.assert_array_equal(_all(name, 'test', (2,))[0], vecs)
+  with pytest.raises(images.DataError, match='test_fraction'):
+    _all(name, 'test', (2,), test_fraction=1.5)
+
+
+def test_npz_with_labels_and_a_test_split(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (8, 4, 4, 1), dtype=np.uint8)
+  y = np.array([0, 1, 2, -1, -1, 1, 0, -1])
+  np.savez(tmp_path / 'd.npz', x=x, y=y, x_test=x[:3], y_test=y[:3])
+  name = f'npz:{tmp_path}/d.npz'
+  got_x, got_y = _all(name, 'train', (4, 4, 1))
+  np.testing.assert_array_equal(got_x, x)
+  np.testing.assert_array_equal(got_y, y)
+  np.testing.assert_array_equal(_all(name, 'test', (4, 4, 1))[1], y[:3])
+  assert images.user_num_classes(name) == 3
+  np.savez(tmp_path / 'bad.npz', x=x, y=y[:5])
+  with pytest.raises(images.DataError, match='labels must be 8 integers'):
+    images.infer_shape(f'npz:{tmp_path}/bad.npz')
+  np.savez(tmp_path / 'nox.npz', images=x)
+  with pytest.raises(images.DataError, match='no array `x`'):
+    images.infer_shape(f'npz:{tmp_path}/nox.npz')
+
+
+def test_nan_in_vector_data_is_refused_when_loading(tmp_path):
+  vecs = np.zeros((10, 2), np.float32)
+  vecs[7, 1] = np.nan
+  vecs[8, 0] = np.inf
+  np.save(tmp_path / 'v.npy', vecs)
+  with pytest.raises(images.DataError, match='2 of its 10 rows \\(the first: row 7\\)'):
+    images.infer_shape(f'npy:{tmp_path}/v.npy')

@@ -280,3 +280,23 @@ def test_probe_errors(labeled_run, tmp_path, capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 3 and all(line.startswith('error: ') for line in err)
   assert 'no class labels' in err[0] and 'no run' in err[1]
+
+
+def test_ssl_and_the_feature_probe_run_on_a_users_npz_with_unlabeled_examples(tmp_path):
+  """npz:PATH with y = -1 for the unlabeled: the classes come from the labels, ssl draws its
+  labeled subset from the labeled examples only, and the probe uses the labeled ones."""
+  rng = np.random.default_rng(0)
+  y = np.repeat([0, 1, 2], 20)
+  x = (rng.integers(0, 60, (60, 8, 8, 1)) + 90 * y[:, None, None, None]).astype(np.uint8)
+  y_train = y.copy()
+  y_train[rng.permutation(60)[:30]] = -1
+  np.savez(tmp_path / 'mine.npz', x=x, y=y_train, x_test=x[::2], y_test=y[::2])
+  config = configs.for_dataset(f'npz:{tmp_path}/mine.npz', 'smoke', [
+      'train.steps=2', 'train.ssl_labels_per_class=2', 'train.eval_every=1000'])
+  assert config.data.num_classes == 3 and tuple(config.data.shape) == (8, 8, 1)
+  workdir = str(tmp_path / 'ssl')
+  run = trainer_lib.Trainer(config, 'ssl', workdir)
+  assert np.all(run.source.labels[run.source.labeled_index] >= 0)
+  run.run()
+  report = features.probe(workdir, labels=(6,), protocol='linear', supervised_steps=3)
+  assert report['test_examples'] == 30 and np.isfinite(report['results']['6']['error'])

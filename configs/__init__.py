@@ -63,6 +63,7 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   """The config for `dataset`: its own default (or `config_name`), with the data fields of a
   user source (npy:/folder:/npz:) read from the data, then the config's defaults for `mode`
   (`mode_defaults`), then the `key=value` overrides."""
+  from configs import checks  # pylint: disable=g-import-not-at-top
   from configs import overrides  # pylint: disable=g-import-not-at-top
   from data import images  # pylint: disable=g-import-not-at-top
   from data import toys  # pylint: disable=g-import-not-at-top
@@ -85,4 +86,5 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
     config.data.num_classes = images.user_num_classes(dataset)  # npz: labels
     config.data.num_bins = 256 if len(shape) == 3 else 0
   overrides.apply(config, mode_defaults(config_name, mode) + list(assignments))
+  checks.check(config)
   return config

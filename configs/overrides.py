@@ -27,4 +27,8 @@ def apply(config, assignments):
       raise ValueError(f'Config field {key!r} is {type(old).__name__}; got {text!r}.')
     if isinstance(old, float) and isinstance(value, int):
       value = float(value)
+    if isinstance(old, int) and not isinstance(old, bool) and isinstance(value, float):
+      if not value.is_integer():
+        raise ValueError(f'Config field {key!r} is an integer; got {text!r}.')
+      value = int(value)
     node[leaf] = value

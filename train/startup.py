@@ -82,8 +82,20 @@ def without_notices(lines):
 
 
 def run(main, **kwargs):
-  """absl's app.run(main) with the project's logging: INFO and above, in every entry point."""
+  """absl's app.run(main) with the project's logging (INFO and above), in every entry point.
+
+  A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
+  the whole flag list before it.
+  """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
-  app.run(main, **kwargs)
+
+  def main_with_short_usage_errors(argv):
+    try:
+      return main(argv)
+    except app.UsageError as e:
+      sys.stderr.write(f'error: {e}\nSee {os.path.basename(sys.argv[0])} --help for the flags.\n')
+      sys.exit(e.exitcode)
+
+  app.run(main_with_short_usage_errors, **kwargs)

@@ -32,6 +32,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import configs
+from configs import checks as config_checks
 from data import pipeline
 from eval import fid as fid_lib
 from eval import figures
@@ -126,6 +127,7 @@ class Trainer:
 
   def __init__(self, config, mode, workdir, strategy=None, init_flow=None):
     self.spec = modes_lib.get(mode)
+    config_checks.check(config)  # before anything is written
     config = self.spec.configure(config, init_flow)
     self.config, self.mode, self.workdir = config, mode, workdir
     self.strategy = strategy or tf.distribute.get_strategy()
@@ -185,6 +187,9 @@ class Trainer:
     self.source = pipeline.BatchSource(config, self.global_batch, latent_shape,
                                        labels_per_class=labels_per_class,
                                        labeled_batch_size=self.labeled_batch)
+    if self.global_batch > self.source.n:
+      raise TrainingError(f'train.batch_size={self.global_batch} is larger than the '
+                          f'{self.source.n} training examples of {config.data.name}: lower it.')
     phase = {'mle_pretrain_steps': self.mle_pretrain_steps} if phase_in_checkpoint else {}
     self.checkpoint = tf.train.Checkpoint(
         step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,

@@ -166,11 +166,15 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--mode=eval'], 'no run'),
     (['--mode=nt'], 'corrects a pretrained flow: pass --init_flow'),
     (['--mode=sample', '--thin=-1'], '--thin at least 0'),
+    (['--set', 'train.steps=1.5'], "'train.steps' is an integer; got '1.5'"),
+    (['--set', 'train.checkpoint_every=0'], 'train.checkpoint_every=0 (must be an integer >= 1)'),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]
   assert message in out
   assert 'Traceback' not in out
+  assert '--fid_samples:' not in out  # no flag list (absl's usage) before the error
+  assert not os.path.exists(tmp_path / 'run' / 'config.json')
 
 
 def test_ssl_on_two_spirals_trains_both_models(tmp_path):

@@ -98,7 +98,14 @@ def restore_flow_from(flow, workdir, config):
   if not tf.io.gfile.exists(path):
     raise TrainingError(f'--init_flow={workdir}: no run there (no config.json). Train a flow '
                         'first, e.g. with --mode=mle --workdir=' + workdir)
-  old = saved_identity(path)
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  their_mode, their_config = saved['identity']['mode'], configs.with_defaults(saved['config'])
+  old = run_identity(their_config, their_mode)
+  if not modes_lib.get(their_mode).has_flow(their_config):
+    raise TrainingError(f'--init_flow={workdir} is a --mode={their_mode} run whose noise is a '
+                        'Gaussian: it has no trained flow. Pass the workdir of a --mode=mle (or '
+                        'fce) run.')
   ours = run_identity(config, 'mle')
   diff = sorted(k for k in ours if k.startswith(('model.flow', 'data.shape', 'data.num_bins'))
                 and old.get(k) != ours[k])

@@ -103,6 +103,13 @@ def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
   with pytest.raises(trainer_lib.TrainingError, match='different flow'):
     trainer_lib.Trainer(_toy_config(**{'model.flow.steps_per_level': 3}), 'fce',
                         str(tmp_path / 'y'), init_flow=mle_dir)
+  # An NCE run with Gaussian noise has an untrained flow: it is refused as a flow to start from
+  # (an NCE run against a flow holds that flow, and may be).
+  gaussian = str(tmp_path / 'nce_gaussian')
+  trainer_lib.Trainer(_toy_config(**{'train.steps': 1}), 'nce', gaussian).run()
+  with pytest.raises(trainer_lib.TrainingError, match='no trained flow'):
+    trainer_lib.Trainer(_toy_config(), 'fce', str(tmp_path / 'z'), init_flow=gaussian)
+  trainer_lib.Trainer(_toy_config(), 'fce', str(tmp_path / 'w'), init_flow=str(tmp_path / 'nce'))
 
 
 def test_tensorboard_and_figures_are_written(tmp_path):

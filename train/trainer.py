@@ -42,6 +42,7 @@ from models import build
 from models import ebm as ebm_lib
 from models import noise as noise_lib
 from models import transport
+from train import lock as lock_lib
 from train import modes as modes_lib
 from train import schedule as schedule_lib
 from train import steps as steps_lib
@@ -219,6 +220,15 @@ class Trainer:
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
     check_workdir(workdir, config, mode, write=self.is_chief)
+    self._lock()
+
+  def _lock(self):
+    """One process trains in a workdir (train/lock.py); the chief holds the lock."""
+    if self.is_chief:
+      try:
+        lock_lib.acquire(self.workdir)
+      except lock_lib.LockError as e:
+        raise TrainingError(str(e)) from e
 
   def _checkpoint_dir(self, name):
     if self.is_chief:
@@ -401,6 +411,14 @@ class Trainer:
   def run(self, until_step=None):
     """Trains to config.train.steps (after the MLE phase, if any), or to step `until_step`,
     saving a checkpoint there; returns the last logged metrics."""
+    self._lock()
+    try:
+      return self._run(until_step)
+    finally:
+      if self.is_chief:
+        lock_lib.release(self.workdir)
+
+  def _run(self, until_step):
     t = self.config.train
     writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
               if self.is_chief else tf.summary.create_noop_writer())

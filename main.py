@@ -73,6 +73,9 @@ flags.DEFINE_integer('thin', 0, 'With --mode=sample on an nt / nt_nce run: keep 
                      'state of each chain after the adaptation (0: the last state only).')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
                   'multi-worker if TF_CONFIG is set, else mirrored over the GPUs, else one device.')
+flags.DEFINE_integer('rollback', 0, 'Resume from the checkpoint N before the newest (the newer '
+                     'ones are set aside in WORKDIR/rolled_back/): for a run that diverges right '
+                     'after resuming. train.keep_checkpoints sets how many are kept.')
 FLAGS = flags.FLAGS
 
 
@@ -103,6 +106,8 @@ def main(argv):
   del argv
   if FLAGS.mode in ('eval', 'sample'):
     return evaluate_or_sample()
+  if FLAGS.rollback < 0:
+    raise app.UsageError('--rollback must be 0 or more (checkpoints to go back).')
   try:
     config = configs.for_dataset(FLAGS.dataset, FLAGS.config, FLAGS.set, FLAGS.mode)
   except (ValueError, images.DataError) as e:
@@ -117,7 +122,8 @@ def main(argv):
   try:
     strategy = distribute.make_strategy(FLAGS.strategy)
     try:
-      run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow)
+      run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow,
+                            rollback=FLAGS.rollback)
     except ValueError as e:  # bad shapes, architectures or data, found while building
       raise trainer.TrainingError(str(e)) from e
     metrics = run.run()

@@ -46,7 +46,9 @@ def get_base_config():
   train.ebm_updates = 0     # fce/ssl: stop after this many EBM updates (0 = train.steps decides)
   train.seed = 0            # data order, dequantization noise and latents
   train.log_every = 100     # steps between log lines and TensorBoard scalars
-  train.checkpoint_every = 1000  # steps between checkpoints (the latest one is kept)
+  train.checkpoint_every = 1000  # steps between checkpoints
+  train.keep_checkpoints = 3  # the newest checkpoints kept: a damaged one falls back to the one
+                              # before, and --rollback=N can go back N
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
   train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample

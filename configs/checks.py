@@ -13,6 +13,7 @@ RULES = {
     'train.batch_size': _POSITIVE_INT,
     'train.log_every': _POSITIVE_INT,
     'train.checkpoint_every': _POSITIVE_INT,
+    'train.keep_checkpoints': (lambda v: v >= 2, 'an integer >= 2 (one to fall back to)'),
     'train.eval_every': _POSITIVE_INT,
     'train.snapshot_every': _NON_NEGATIVE,
     'train.ebm_updates': _NON_NEGATIVE,

@@ -29,6 +29,7 @@ from losses import flow as flow_losses
 from models import build
 from models import ebm as ebm_lib
 from models import transport
+from train import checkpoints as ckpt_lib
 from train import modes
 
 
@@ -48,7 +49,10 @@ def load_run(workdir):
 
 def checkpoints(workdir, which='latest'):
   """Checkpoint paths to evaluate: the latest, or ('all') every kept snapshot and the latest."""
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  try:  # the newest that reads whole: a damaged one is named, and the one before it used
+    latest, _ = ckpt_lib.latest_readable(os.path.join(workdir, 'checkpoints'))
+  except ckpt_lib.CheckpointError as e:
+    raise EvalError(str(e)) from e
   if latest is None:
     raise EvalError(f'{workdir} has no checkpoint yet.')
   if which == 'latest':

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import time
 
 from absl import logging
@@ -42,6 +43,7 @@ from models import build
 from models import ebm as ebm_lib
 from models import noise as noise_lib
 from models import transport
+from train import checkpoints as ckpt_lib
 from train import lock as lock_lib
 from train import modes as modes_lib
 from train import schedule as schedule_lib
@@ -112,7 +114,10 @@ def restore_flow_from(flow, workdir, config):
                 and old.get(k) != ours[k])
   if diff:
     raise TrainingError(f'--init_flow={workdir} has a different flow or data ({", ".join(diff)}).')
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  try:
+    latest, _ = ckpt_lib.latest_readable(os.path.join(workdir, 'checkpoints'))
+  except ckpt_lib.CheckpointError as e:
+    raise TrainingError(f'--init_flow={workdir}: {e}') from e
   if latest is None:
     raise TrainingError(f'--init_flow={workdir} has no checkpoint yet.')
   tf.train.Checkpoint(flow=flow).restore(latest).expect_partial().assert_existing_objects_matched()
@@ -133,7 +138,7 @@ class Trainer:
   `config.train.steps` steps after the MLE phase (`train.mle_pretrain_steps`, fce / ssl). `self.config` is `config` with what the mode implies (e.g. ssl's
   class-conditional EBM); the caller's config is not changed."""
 
-  def __init__(self, config, mode, workdir, strategy=None, init_flow=None):
+  def __init__(self, config, mode, workdir, strategy=None, init_flow=None, rollback=0):
     self.spec = modes_lib.get(mode)
     config_checks.check(config)  # before anything is written
     config = self.spec.configure(config, init_flow)
@@ -141,6 +146,9 @@ class Trainer:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.is_chief = _is_chief(self.strategy)
     check_workdir(workdir, config, mode, write=False)
+    if tf.io.gfile.exists(workdir):
+      self._lock()  # before anything in it changes (a roll-back, damaged checkpoints set aside)
+    self._resume_from = self._readable_checkpoint(rollback)
     labels_per_class = 0
     if self.spec.conditional_ebm:
       if config.data.num_classes < 2:
@@ -204,7 +212,8 @@ class Trainer:
         flow_nll_start=self.flow_nll_start, **phase, **chains,
         **{f'{k}_optimizer': self.optimizers[k] for k in self.optimizer_names})
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, self._checkpoint_dir('checkpoints'), max_to_keep=1)
+        self.checkpoint, self._checkpoint_dir('checkpoints'),
+        max_to_keep=config.train.keep_checkpoints)
     self.snapshots = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir('snapshots'), max_to_keep=None)
     fresh = not self._restore_or_initialise(init_flow)
@@ -221,6 +230,23 @@ class Trainer:
     # run folder behind to refuse its corrected version.
     check_workdir(workdir, config, mode, write=self.is_chief)
     self._lock()
+
+  def _readable_checkpoint(self, rollback):
+    """The checkpoint to resume from: the newest that reads whole, after setting aside the
+    newest `rollback` ones (--rollback) and any damaged one (train/checkpoints.py)."""
+    try:
+      if rollback:
+        if not self.is_chief:
+          raise TrainingError('--rollback is for the chief (or a single process).')
+        ckpt_lib.roll_back(self.workdir, rollback)
+      latest, damaged = ckpt_lib.latest_readable(os.path.join(self.workdir, 'checkpoints'))
+    except ckpt_lib.CheckpointError as e:
+      raise TrainingError(str(e)) from e
+    if damaged and self.is_chief:
+      ckpt_lib.set_aside(self.workdir, damaged, 'damaged')
+      logging.warning('Set the damaged checkpoint(s) aside in %s; resuming from %s.',
+                      os.path.join(self.workdir, 'damaged'), latest)
+    return latest
 
   def _lock(self):
     """One process trains in a workdir (train/lock.py); the chief holds the lock."""
@@ -247,7 +273,7 @@ class Trainer:
     """
     if not self.spec.alternates:
       return 0, False
-    latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
+    latest = self._resume_from
     if latest is None:
       return int(self.config.train.mle_pretrain_steps), True
     steps = eval_run.saved_value(latest, 'mle_pretrain_steps')
@@ -283,7 +309,7 @@ class Trainer:
     saves are temporary), so under multi-worker training the workdir must be on storage that
     every worker reads.
     """
-    latest = tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints'))
+    latest = self._resume_from
     if latest:
       status = self.checkpoint.restore(latest)
       if not ebm_lib.restore_legacy_log_normalizer(self.ebm, latest):  # a pre-split c: set
@@ -389,11 +415,55 @@ class Trainer:
             for n in self.optimizer_names}
 
   def _save(self, step):
-    self.manager.save(checkpoint_number=step)
+    """Saves the state after `step` updates if it is sound: finite variables, and finite model
+    outputs on the next batch (a state that overflows there would stop every resumed run).
+    A failed write (a full disk) removes its partial files and keeps the previous checkpoint."""
+    problem = self._unsound_state(step)
+    if problem:
+      raise TrainingError(
+          f'The state after step {step} is not sound ({problem}); it was not saved. The last '
+          f'good checkpoint in {self.manager.directory} is intact: re-run with lower learning '
+          'rates, or from an earlier checkpoint with --rollback=1.')
+    managers = [self.manager]
     if self.config.train.snapshot_every and step % self.config.train.snapshot_every == 0:
-      self.snapshots.save(checkpoint_number=step)
+      managers.append(self.snapshots)
+    for manager in managers:
+      try:
+        manager.save(checkpoint_number=step)
+      except (tf.errors.OpError, OSError) as e:
+        ckpt_lib.remove_partial_saves(manager.directory)
+        reason = _one_line(e)
+        previous = ckpt_lib.kept(manager.directory)
+        raise TrainingError(
+            f'Could not save the checkpoint of step {step} in {manager.directory} ({reason}); '
+            'its partial files were removed. '
+            + (f'The previous checkpoint, {os.path.basename(previous[0])}, is intact: free '
+               'disk space and re-run to resume from it.' if previous else
+               'Free disk space and re-run.')) from e
     if not self.is_chief:
       tf.io.gfile.rmtree(os.path.join(self.workdir, 'tmp'))
+
+  def _unsound_state(self, step):
+    """What is not finite in the state after `step` updates ('' if nothing): the models'
+    variables, then their outputs on the batch of update step + 1."""
+    variables = {'flow': self.flow.variables, 'ebm': self.ebm.variables,
+                 'chains': [self.chains] if self.chains is not None else []}
+    for name, vs in variables.items():
+      for v in vs:
+        if not np.all(np.isfinite(v.numpy())):
+          return f'the {name} variable {v.name} holds NaN or Inf'
+    batch = self.source.batch(step)
+    x = tf.constant(batch['x'])
+    samples, log_q_samples = self.flow.generate(
+        tf.reshape(tf.constant(batch['z']), [-1, self.flow.latent_dim]))
+    outputs = {'log q of the next batch': self.flow.log_prob(x), 'flow samples': samples,
+               'log q of the flow samples': log_q_samples}
+    if self.spec.trains_ebm and step > self.fce_start:
+      outputs['f of the next batch'] = self.ebm(x)
+    for name, value in outputs.items():
+      if not np.all(np.isfinite(value.numpy())):
+        return f'{name} would hold NaN or Inf'
+    return ''
 
   def _phase(self, step):
     """The update of step `step` + 1: 'mle' (the MLE phase), 'ebm' or 'flow' (alternating modes),
@@ -460,7 +530,8 @@ class Trainer:
         raise TrainingError(
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
-            + hint)
+            + hint + ' If it diverges again right after resuming, resume from an earlier '
+            'checkpoint: --rollback=1.')
       if phase != 'mle' and self.spec.alternates:
         self.schedule.record(out['accuracy'], hold=self._fce_init(step))
       step += 1
@@ -603,6 +674,12 @@ class Trainer:
       return {}
     self._latest_eval = image_eval.scalars(report)
     return dict(self._latest_eval)
+
+
+def _one_line(error):
+  """A TF error's message without the op-wrapper decoration ('{{function_node ...}} ... [Op:X]')."""
+  text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  return re.sub(r'\s*\[Op:\w+\]$', '', re.sub(r'^\{\{[^}]*\}\}\s*', '', text))
 
 
 def _eta(seconds):

@@ -51,6 +51,8 @@ def get_base_config():
                               # before, and --rollback=N can go back N
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
+  train.deterministic = False  # TF's op determinism: the same command and seed give the same
+                               # run bit for bit (cost: docs/benchmarks.md)
   train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample
                             # grid, held-out bits/dim and FID (eval/image_eval.py)
   train.eval_examples = 10000  # images: held-out bits/dim on this many test-split images (a

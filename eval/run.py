@@ -117,6 +117,16 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
       except image_eval.ReportError as e:
         raise EvalError(str(e)) from e
     return reports
+  points = None
+  if eval_points:  # checked before anything is written
+    try:
+      points = images.load_npy(eval_points)
+    except images.DataError as e:
+      raise EvalError(f'--eval_points: {e}') from e
+    if points.ndim != 2 or points.shape[1:] != tuple(config.data.shape):
+      raise EvalError(f'--eval_points={eval_points} holds shape {points.shape}; this run models '
+                      f'vectors of shape {tuple(config.data.shape)}: give an (N, '
+                      f'{config.data.shape[0]}) float array.')
   flow, ebm, step = restore_models(config, workdir, mode=mode)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)
@@ -144,11 +154,7 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     report, png = figures.density_report(config, flow, ebm, mode, out_dir, step)
     tf.io.gfile.rename(png, os.path.join(out_dir, 'density.png'), overwrite=True)
     metrics.update(report)
-  if eval_points:
-    points = images.load_npy(eval_points)
-    if points.ndim != 2 or points.shape[1:] != tuple(config.data.shape):
-      raise EvalError(f'--eval_points={eval_points} holds shape {points.shape}; this run models '
-                      f'vectors of shape {tuple(config.data.shape)}.')
+  if points is not None:
     arrays = {}
     if has_ebm:
       arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, points) - log_z

@@ -168,6 +168,8 @@ class Trainer:
                           'are not split over replicas): pass --strategy=one_device.')
 
     keras.utils.set_random_seed(config.train.seed)  # the models' initial weights
+    if config.train.deterministic:  # process-wide; there is no switching it off again
+      tf.config.experimental.enable_op_determinism()
     with self.strategy.scope():
       self.flow = build.build_flow(config.model.flow, shape)
       self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes,

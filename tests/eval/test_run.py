@@ -103,3 +103,20 @@ def test_a_run_made_before_a_config_field_existed_still_loads(fce_run, tmp_path)
   config, mode = eval_run.load_run(old)
   assert mode == 'fce' and config.model.flow.scale_floor == 0.
   assert config.model.flow.steps_per_level == 2 and config.model.flow.width == 8
+
+
+@pytest.mark.parametrize('points,match', [
+    (np.zeros((5, 3), np.float32), r'holds shape \(5, 3\); this run models vectors of shape'),
+    (np.zeros((5, 2), np.int64), 'expected'),
+])
+def test_bad_eval_points_are_refused_before_anything_is_written(tmp_path_factory, points, match):
+  workdir = str(tmp_path_factory.mktemp('run'))
+  config = configs.get_config('toy2d')
+  overrides.apply(config, ['model.flow.steps_per_level=1', 'model.flow.width=8',
+                           'train.steps=1', 'train.eval_every=1000'])
+  trainer_lib.Trainer(config, 'fce', workdir).run()
+  path = os.path.join(workdir, 'points.npy')
+  np.save(path, points)
+  with pytest.raises(eval_run.EvalError, match=match):
+    eval_run.evaluate(workdir, path)
+  assert not os.path.exists(os.path.join(workdir, 'eval'))

@@ -11,6 +11,9 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
   fce_init     the same, with the paper's FCE-init: 500 EBM-only updates against the frozen flow.
   flow_base    f = ConvNet + log q of a frozen copy of the MLE Glow (model.ebm.base=flow): the
                EBM starts equal to the flow and learns a correction, as NT-EBM's tilt does.
+  flow_base_alt  flow_base, with the flow handing back to the EBM after every update
+               (schedule.max_flow_updates=1): the EBM gets at least half of the updates.
+  flow_base_slow flow_base with the flow's learning rate 1e-6 (the paper's 1e-5 / 10).
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -40,6 +43,8 @@ VARIANTS = {
     'paper': [],
     'fce_init': ['train.fce_init_steps=500'],
     'flow_base': ['model.ebm.base=flow'],
+    'flow_base_alt': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1'],
+    'flow_base_slow': ['model.ebm.base=flow', 'optim.flow_lr=1e-6'],
 }
 LOG4 = float(np.log(4.))
 

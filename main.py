@@ -64,11 +64,11 @@ flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=
                   'the latest checkpoint, or every kept snapshot too (one report each).')
 flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
 flags.DEFINE_float('temperature', 1.0, 'With --mode=sample: the latent temperature.')
-flags.DEFINE_integer('hmc_steps', 200, 'With --mode=sample on an nt / nt_nce run: HMC steps of '
-                     'each latent chain (--num_samples chains); the step size adapts in the first '
-                     'half.')
-flags.DEFINE_float('hmc_step_size', 0., 'With --mode=sample on an nt / nt_nce run: the initial '
-                   'HMC step size (0: the run\'s adapted one, or train.hmc_step_size).')
+flags.DEFINE_integer('hmc_steps', 200, 'With --mode=sample or eval on an nt / nt_nce run: HMC '
+                     'steps of each latent chain (--num_samples chains, or one per FID sample); '
+                     'the step size adapts in the first half.')
+flags.DEFINE_float('hmc_step_size', 0., 'With --mode=sample or eval on an nt / nt_nce run: the '
+                   'initial HMC step size (0: the run\'s adapted one, or train.hmc_step_size).')
 flags.DEFINE_integer('thin', 0, 'With --mode=sample on an nt / nt_nce run: keep every THIN-th '
                      'state of each chain after the adaptation (0: the last state only).')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
@@ -89,7 +89,8 @@ def evaluate_or_sample():
       options = image_eval.Options(
           fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
           inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
-          is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples)
+          is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples,
+          hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size)
       result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
                                  FLAGS.eval_checkpoints)
     else:

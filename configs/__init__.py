@@ -5,8 +5,8 @@ import json
 
 CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits',
            'smoke')
-# Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1, the 2D
-# benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
+# Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1,
+# the 2D benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
             'unequal2', 'sharp_broad', 'aniso_rotated', 'grid25', 'student_t', 'sine', 'banana',
             'far_mode', 'ring_blob', 'cross', 'mixed', 'unequal8',

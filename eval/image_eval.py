@@ -7,10 +7,14 @@ Glow samples, and sample grids. One report per checkpoint, WORKDIR/eval/report_<
              importance-sampled estimate of the normalizer with the flow as proposal,
                log Z/e^c ~= log mean_i exp(f(y_i) - c - log q(y_i)),  y_i ~ q,
              its standard error (delta method) and the effective sample size. The estimate of
-             log Z is biased low when q misses mass of p: a small ESS says not to trust it.
+             log Z is biased low when q misses mass of p: a small ESS says not to trust it
+             (`reliable` is false below 100); NaN or +inf weights refuse the estimate.
   fid        FID and KID of N Glow samples (T = 1) against the reference split's statistics,
              naming N, the reference set and the Inception network (TTUR's graph is the standard;
-             the Keras InceptionV3 fallback is labelled as not comparable)
+             the Keras InceptionV3 fallback is labelled as not comparable). For a tilted model
+             (nt, nt_nce) `fid` scores its neural-transport samples (HMC chains in the flow's
+             latent space) and `fid_backbone` the frozen flow's ancestral samples (NT-EBM
+             Table 1's comparison)
   samples    PNG grids of Glow samples at several temperatures (also in TensorBoard)
   classification  for a class-conditional EBM (ssl): test error of argmax_k f_k(x) - c_k
              (FCE eq. 15) on the test split's bin centres
@@ -41,6 +45,7 @@ from eval import batching
 from eval import figures
 from eval import fid as fid_lib
 from losses import flow as flow_losses
+from models import transport
 from train import modes
 
 REPORT = 'report_{step}.json'
@@ -61,14 +66,17 @@ class Options:
   grid_samples: int = 64            # samples per temperature in the grids
   batch_size: int = 256
   seed: int = 0
+  hmc_steps: int = 200              # nt / nt_nce: HMC steps of each neural-transport chain
+  hmc_step_size: float = 0.         # nt / nt_nce: its initial step size (0: train.hmc_step_size)
 
   @classmethod
-  def for_training(cls, train_config, learns_c=True):
+  def for_training(cls, train_config, learns_c=True, tilt=False):
     """What the training loop computes every train.eval_every steps (its sample grids are the
     trainer's own, so none here). A model that learns no c (nt) gets its log Z by importance
-    sampling from train.eval_is_samples flow proposals."""
+    sampling from train.eval_is_samples flow proposals. A tilted model (nt, nt_nce) gets no FID
+    in the loop: its samples need HMC chains, which would cost more than the training."""
     t = train_config
-    return cls(fid_samples=t.fid_samples, fid_network=t.fid_network,
+    return cls(fid_samples=0 if tilt else t.fid_samples, fid_network=t.fid_network,
                inception_graph=t.inception_graph, test_examples=t.eval_examples,
                is_samples=0 if learns_c else t.eval_is_samples, temperatures=())
 
@@ -170,6 +178,34 @@ def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
               num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= MIN_ESS)
 
 
+def _fid_block(feats, ref, ref_path, network, config, options, settings):
+  mu, sigma = fid_lib.statistics(feats)
+  scores = fid_lib.fid_from({'mu': mu, 'sigma': sigma, 'features': feats}, ref)
+  return {'fid': scores['fid'], 'kid': scores['kid'], 'kid_std': scores['kid_std'],
+          'num_samples': len(feats),
+          'reference': f'{config.data.name} {options.fid_reference} split',
+          'reference_stats': ref_path, 'network': network.name, 'standard': network.standard,
+          'settings': settings}
+
+
+def nt_sample_features(model, network, config, options):
+  """Inception features of options.fid_samples samples of a tilted model exp(f - c) q (nt,
+  nt_nce) by neural transport (models.transport.sample): one latent chain per sample, from q0,
+  options.hmc_steps HMC steps with the step size adapted in the first half, pushed through g and
+  quantized as the flow's samples are. Returns (features, mean acceptance after adaptation)."""
+  num_bins = config.data.num_bins or 256
+  feats, rates = [], []
+  for i, (_, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
+    x, rate, _ = transport.sample(
+        model.correction, model.flow, size, options.hmc_steps,
+        options.hmc_step_size or config.train.hmc_step_size, seed=options.seed * 100003 + i,
+        leapfrog_steps=config.train.hmc_leapfrog_steps)
+    x = flow_losses.quantize(x, num_bins).numpy()
+    feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
+    rates.append(rate)
+  return np.concatenate(feats), float(np.nanmean(rates))
+
+
 def flow_sample_features(flow, network, config, n, temperature, batch_size, seed):
   """Inception features of n Glow samples, quantized to the data's levels (then 8 bits)."""
   gen = tf.random.Generator.from_seed(seed)
@@ -218,9 +254,10 @@ class Evaluator:
     self.config, self.mode, self.options = config, mode, options
     spec = modes.get(mode)
     self.has_ebm, self.has_flow = spec.trains_ebm, spec.has_flow(config)
-    # The FID of an nt / nt_nce run is that of its model's neural-transport samples (NT-EBM
-    # Table 1), not yet computed here; its flow's samples would only score the frozen backbone.
-    self.fid = not spec.tilt
+    self.fid = options.fid_samples > 0
+    # The FID of an nt / nt_nce run is that of its model's neural-transport samples, beside its
+    # backbone's ancestral samples (NT-EBM Table 1).
+    self.tilt = spec.tilt
     # nt never learns c (eq. 6 is blind to it): its f - c + log q is not normalised.
     self.learns_c = not spec.persistent_chains
     self._network = None
@@ -331,12 +368,11 @@ class Evaluator:
     fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
                     'reference_split': options.fid_reference, 'seed': options.seed,
                     'network': options.fid_network, 'reference_stats': options.fid_stats}
-    if not self.fid and options.fid_samples > 0 and 'fid' not in report:
-      report['fid'] = {'skipped': 'the FID of an nt / nt_nce model needs its neural-transport '
-                                  'samples (not built yet); the flow is its frozen backbone'}
-      _write(path, report)
-    if has_flow and self.fid and options.fid_samples > 0 and \
-        report.get('fid', {}).get('settings') != fid_settings:
+    if self.tilt:
+      fid_settings.update(sampler='neural-transport HMC', hmc_steps=options.hmc_steps,
+                          hmc_step_size=options.hmc_step_size,
+                          leapfrog_steps=config.train.hmc_leapfrog_steps)
+    if has_flow and self.fid and report.get('fid', {}).get('settings') != fid_settings:
       t = time.perf_counter()
       try:
         network = self.network
@@ -344,19 +380,21 @@ class Evaluator:
       except fid_lib.FIDError as e:
         raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
                           '--fid_samples=0 to skip FID)') from e
-      feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
-                                   options.batch_size, options.seed)
-      mu, sigma = fid_lib.statistics(feats)
-      scores = fid_lib.fid_from({'mu': mu, 'sigma': sigma, 'features': feats}, ref)
-      report['fid'] = {
-          'fid': scores['fid'], 'kid': scores['kid'], 'kid_std': scores['kid_std'],
-          'num_samples': options.fid_samples,
-          'reference': f'{config.data.name} {options.fid_reference} split',
-          'reference_stats': ref_path, 'network': network.name, 'standard': network.standard,
-          'settings': fid_settings}
+      flow_feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
+                                        options.batch_size, options.seed)
+      block = lambda feats: _fid_block(feats, ref, ref_path, network, config, options,
+                                       fid_settings)
+      if self.tilt:
+        feats, acceptance = nt_sample_features(ebm, network, config, options)
+        report['fid'] = dict(block(feats), acceptance_after_adaptation=acceptance)
+        report['fid_backbone'] = dict(block(flow_feats), sampler='the backbone flow, ancestral')
+      else:
+        report['fid'] = block(flow_feats)
       _write(path, report)
-      logging.info('FID %.3f (N=%d vs %s, %s, %.0fs)', scores['fid'], options.fid_samples,
-                   report['fid']['reference'], network.name, time.perf_counter() - t)
+      logging.info('FID %.3f%s (N=%d vs %s, %s, %.0fs)', report['fid']['fid'],
+                   f' (its backbone: {report["fid_backbone"]["fid"]:.3f})' if self.tilt else '',
+                   options.fid_samples, report['fid']['reference'], network.name,
+                   time.perf_counter() - t)
     with writer.as_default(step=step):
       for name, value in scalars(report).items():
         tf.summary.scalar(name, value)
@@ -380,5 +418,6 @@ def scalars(report):
       'eval/ebm_is_ess': report.get('ebm_bpd', {}).get('effective_sample_size'),
       'eval/fid': report.get('fid', {}).get('fid'),
       'eval/kid': report.get('fid', {}).get('kid'),
+      'eval/fid_backbone': report.get('fid_backbone', {}).get('fid'),
       'eval/test_error': report.get('classification', {}).get('test_error')}
   return {k: v for k, v in values.items() if v is not None}

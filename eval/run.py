@@ -14,6 +14,7 @@ Images: bits/dim, FID/KID and sample grids in WORKDIR/eval/report_<step>.json, o
 checkpoint (the latest, or every kept snapshot too); see eval/image_eval.py.
 """
 
+import dataclasses
 import json
 import os
 
@@ -107,12 +108,15 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     if eval_points:
       raise EvalError('--eval_points is for vector data; this run models images.')
     reports = {}
+    options = options or image_eval.Options()
     for path in checkpoints(workdir, which):
       flow, ebm, step = restore_models(config, workdir, path, mode)
+      if modes.get(mode).tilt and not options.hmc_step_size:  # nt's adapted one, or the config's
+        options = dataclasses.replace(options, hmc_step_size=float(
+            saved_value(path, 'hmc_step_size') or config.train.hmc_step_size))
       try:
         # A checkpoint of fce / ssl's MLE phase has no trained EBM yet: the flow only.
-        reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step,
-                                            options or image_eval.Options(),
+        reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step, options,
                                             has_ebm=step > mle_phase_length(path))
       except image_eval.ReportError as e:
         raise EvalError(str(e)) from e

@@ -635,7 +635,7 @@ class Trainer:
   @functools.cached_property
   def _image_evaluator(self):
     return image_eval.Evaluator(self.config, self.mode, image_eval.Options.for_training(
-        self.config.train, learns_c=not self.spec.persistent_chains))
+        self.config.train, learns_c=not self.spec.persistent_chains, tilt=self.spec.tilt))
 
   def _check_fid_network(self):
     """On images, loads the FID network once at the start; without it, one warning, and the run

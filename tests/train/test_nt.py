@@ -11,6 +11,7 @@ import tensorflow as tf
 import configs
 from configs import overrides
 from eval import run as eval_run
+from tests import helpers
 from train import trainer as trainer_lib
 
 
@@ -129,15 +130,23 @@ def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path
   # nt learns no c: the loop reports the bits/dim with an importance-sampled log Z, and no
   # "learned c" figure.
   assert 'learned_c' not in during['ebm_bpd'] and 'fid' not in during
-  assert np.isfinite([during['ebm_bpd']['importance_sampled'], during['ebm_bpd']['unnormalised']]).all()
+  assert np.isfinite([during['ebm_bpd']['importance_sampled'],
+                      during['ebm_bpd']['unnormalised']]).all()
   assert during['ebm_bpd']['num_proposals'] == config.train.eval_is_samples
   from eval import image_eval  # pylint: disable=g-import-not-at-top
+  graph = str(tmp_path / 'graph.pb')
+  helpers.write_tiny_inception_graph(graph)
   report = eval_run.evaluate(workdir, options=image_eval.Options(
-      fid_samples=8, is_samples=16, batch_size=8, temperatures=(1.0,), grid_samples=4))[2]
+      fid_samples=8, is_samples=16, batch_size=8, temperatures=(1.0,), grid_samples=4,
+      inception_graph=graph, hmc_steps=4))[2]
   ebm = report['ebm_bpd']
   # log Z of exp(f - c) q by importance sampling with q as the proposal: the weights are
   # exp(f - c), finite, and the two figures differ by exactly that estimate.
   assert np.isfinite([ebm['importance_sampled'], ebm['effective_sample_size']]).all()
   np.testing.assert_allclose(ebm['importance_sampled'] - ebm['unnormalised'],
                              ebm['log_z_minus_c'] / (8 * 8 * 3 * np.log(2)), rtol=1e-6)
-  assert 'skipped' in report['fid']  # the model's FID needs its neural-transport samples
+  # FID of the model's neural-transport samples, beside its backbone's ancestral ones (Table 1).
+  assert report['fid']['settings']['sampler'] == 'neural-transport HMC'
+  assert report['fid']['num_samples'] == report['fid_backbone']['num_samples'] == 8
+  assert report['fid']['fid'] != report['fid_backbone']['fid']
+  assert 0 < report['fid']['acceptance_after_adaptation'] <= 1

@@ -1,0 +1,69 @@
+"""Long-run chains and magnetized Langevin interpolation (eval/longrun.py, NT-EBM Secs. 4.1-4.3)."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import configs
+from eval import image_eval
+from eval import longrun
+from tests import helpers
+from tests.models.test_transport import _quadratic
+from train import trainer as trainer_lib
+
+
+def test_one_long_chain_samples_a_gaussian_tilt():
+  # As in tests/models/test_transport.py: the latent target is N(m, v I).
+  mu, s, a, b = np.array([1., -2.]), 2., 0.5, np.array([3., 0.])
+  flow = helpers.AffineFlow(mu, s)
+  v = 1. / (1. + a * s * s)
+  m = v * a * s * (b - mu)
+  states, acceptance = longrun.long_chain(_quadratic(a, b.astype(np.float32)), flow, 3000,
+                                          step_size=0.6, seed=1)
+  assert states.shape == (3000, 2) and 0.5 < acceptance <= 1
+  late = states[500:]
+  # One autocorrelated chain: a loose tolerance (2500 states, ESS of several hundred).
+  np.testing.assert_allclose(late.mean(0), m, atol=0.15)
+  np.testing.assert_allclose(late.var(0), v, rtol=0.25)
+
+
+def test_magnetized_langevin_travels_from_z1_to_z2_and_reports_the_energy():
+  flow = helpers.AffineFlow(np.zeros(4), 1.)
+  zero = lambda x: tf.zeros([tf.shape(x)[0]])  # U(z) = log N(z; 0, I)
+  z1, z2 = np.full(4, -2., np.float32), np.full(4, 2., np.float32)
+  path, energy, gamma = longrun.magnetized_langevin(zero, flow, z1, z2, num_steps=400,
+                                                    step_size=0.05)
+  assert path.shape == (401, 4) and energy.shape == (401,)
+  np.testing.assert_array_equal(path[0], z1)
+  assert np.linalg.norm(path[-1] - z2) < 0.2 * np.linalg.norm(z1 - z2)
+  # U along the path is log N(z; 0, I): highest mid-way, where the path passes the origin.
+  expected = -0.5 * np.sum(path ** 2, 1) - 2 * np.log(2 * np.pi)
+  np.testing.assert_allclose(energy, expected, rtol=1e-5, atol=1e-5)
+  assert gamma > 0 and energy[200] > energy[0]
+
+
+def test_report_on_an_nt_image_run_writes_the_strip_the_fid_and_the_interpolation(tmp_path):
+  np.save(tmp_path / 'images.npy',
+          np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
+  config = configs.get_config('smoke')
+  config.data.name = f'npy:{tmp_path}/images.npy'
+  config.train.update(hmc_steps=1, steps=1)
+  trainer_lib.Trainer(config, 'mle', str(tmp_path / 'mle')).run()
+  workdir = str(tmp_path / 'nt')
+  trainer_lib.Trainer(config, 'nt', workdir, init_flow=str(tmp_path / 'mle')).run()
+  graph = str(tmp_path / 'graph.pb')
+  helpers.write_tiny_inception_graph(graph)
+  result = longrun.report(workdir, chain_steps=30, strip_every=3, fid_every=10,
+                          interpolate_steps=10, fid_options=image_eval.Options(
+                              inception_graph=graph, batch_size=16))
+  assert list(result['fid_of_first_n']) == ['10', '20', '30']
+  assert all(np.isfinite(list(result['fid_of_first_n'].values())))
+  assert result['strip_frames'] == 10 and 0 <= result['acceptance'] <= 1
+  out = os.path.join(workdir, 'eval')
+  for name in ('long_chain_1.png', 'interpolation_1.png', 'interpolation_1.npz'):
+    assert os.path.exists(os.path.join(out, name)), name
+  with open(os.path.join(out, 'long_chain_1.json')) as f:
+    assert json.load(f) == result
+  assert np.load(os.path.join(out, 'interpolation_1.npz'))['z'].shape == (11, 8 * 8 * 3)

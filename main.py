@@ -46,10 +46,12 @@ flags.DEFINE_string('eval_points', None, 'With --mode=eval: an .npy of (N, D) po
                     'to write the EBM\'s and the flow\'s log-densities.')
 flags.DEFINE_integer('fid_samples', 50000, 'With --mode=eval on images: Glow samples for FID/KID '
                      '(the convention: 50k against the training split; 0 skips FID).')
-flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras'], 'ttur: the standard Inception graph '
-                  '(TTUR, classify_image_graph_def.pb); keras: tf_keras InceptionV3, a fallback '
-                  'whose numbers are not comparable to published FIDs (reports say so). For '
-                  '--mode=eval and the FID that training writes on images.')
+flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras', 'digits'], 'ttur: the standard '
+                  'Inception graph (TTUR, classify_image_graph_def.pb); keras: tf_keras '
+                  'InceptionV3, a fallback whose numbers are not comparable to published FIDs '
+                  '(reports say so); digits: a small classifier of the 8x8 digits (trained once, '
+                  'cached), for the digits only. For --mode=eval and the FID that training '
+                  'writes on images.')
 flags.DEFINE_string('inception_graph', '', 'Path of classify_image_graph_def.pb (from '
                     'inception-2015-12-05.tgz), for --mode=eval and for the FID that training '
                     'writes on images; default: the cache, downloaded once if possible.')

@@ -49,7 +49,9 @@ KERAS_RANDOM_NAME = ('keras_inception_v3_random_weights (FALLBACK: numbers not c
 KERAS_WEIGHTS_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'
 KERAS_WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/'
                      + KERAS_WEIGHTS_FILE)
-KINDS = ('ttur', 'keras')
+DIGITS_NAME = ('digits_classifier_128d (OURS, a small classifier of the 8x8 digits: numbers not '
+               'comparable to Inception FIDs)')
+KINDS = ('ttur', 'keras', 'digits')
 DOWNLOAD_TIMEOUT = 20  # seconds per socket operation
 MAX_SAVED_FEATURES = 5000
 STATS_HELP = 'make it with: python -m eval.fid SOURCE --save_stats=PATH'
@@ -144,6 +146,7 @@ class InceptionNetwork:
     self.standard = standard
     self.dims = dims
     self._fn = fn  # float32 [n, H, W, 3] in 0..255 -> [n, ...] with dims values per image
+    self.image_shape = None  # the (H, W) it takes, if it takes only one
 
   def features(self, images, batch_size=100):
     """float64 [N, dims] features of uint8 images [N, H, W, C], C in (1, 3)."""
@@ -155,6 +158,8 @@ class InceptionNetwork:
                      f'got {desc}. Quantize images to 0..255 uint8 first.')
     if not len(images):
       raise FIDError('No images to compute Inception features of.')
+    if self.image_shape and images.shape[1:3] != self.image_shape:
+      raise FIDError(f'{self.name} takes {self.image_shape} images; got {images.shape[1:3]}.')
     if batch_size < 1:
       raise FIDError(f'batch_size must be >= 1, got {batch_size}.')
     out = np.empty((len(images), self.dims), np.float64)
@@ -259,8 +264,50 @@ def _load_keras(weights):
   return InceptionNetwork(name, False, int(model.output_shape[-1]), fn)
 
 
+def _load_digits_classifier(epochs=40, seed=0):
+  """A small ConvNet trained to classify the shipped 8x8 digits (train split), whose 128-d
+  penultimate layer serves as the feature space of a digits FID/KID (NT-EBM's digits comparison:
+  Inception does not see 8x8 images). Trained once, seeded, and cached in cache_dir()."""
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  path = os.path.join(cache_dir(), f'digits_classifier_e{epochs}_s{seed}', 'weights')
+
+  def build():
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(32, 3, padding='same', activation='relu')(inputs)
+    h = keras.layers.Conv2D(64, 3, strides=2, padding='same', activation='relu')(h)
+    h = keras.layers.Flatten()(h)
+    feats = keras.layers.Dense(128, activation='relu', name='features')(h)
+    return keras.Model(inputs, [feats, keras.layers.Dense(10)(feats)])
+
+  with np.load(images_lib.DIGITS_PATH) as f:
+    x_train, y_train, x_test, y_test = (f[k] for k in ('train_x', 'train_y', 'test_x', 'test_y'))
+  scale = lambda x: x.astype(np.float32) / 16.
+  model = build()
+  if tf.io.gfile.exists(path + '.index'):
+    model.load_weights(path)
+  else:
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(keras.optimizers.Adam(1e-3),
+                  loss=[None, keras.losses.SparseCategoricalCrossentropy(from_logits=True)])
+    model.fit(scale(x_train), y_train, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    model.save_weights(path)
+  accuracy = float(np.mean(np.argmax(model(scale(x_test))[1], 1) == y_test))
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+  def fn(images):
+    grey = tf.reduce_mean(images, axis=-1, keepdims=True) / 255.  # back to 0..1 of 8x8 digits
+    return model(grey)[0]
+
+  network = InceptionNetwork(f'{DIGITS_NAME}, test accuracy {accuracy:.3f}', False, 128, fn)
+  network.image_shape = (8, 8)
+  return network
+
+
 def load_network(kind='ttur', graph_path=None, download=True, keras_weights='imagenet'):
-  """The FID network: 'ttur' (TTUR's graph, the standard) or 'keras' (a labelled fallback).
+  """The FID network: 'ttur' (TTUR's graph, the standard), 'keras' (a labelled fallback) or
+  'digits' (a classifier of the 8x8 digits, for them only).
 
   For 'ttur', a missing graph at the default path (default_graph_path()) is downloaded once when
   `download`; an explicit `graph_path` must exist.
@@ -269,6 +316,8 @@ def load_network(kind='ttur', graph_path=None, download=True, keras_weights='ima
     return _load_ttur(graph_path, download)
   if kind == 'keras':
     return _load_keras(keras_weights)
+  if kind == 'digits':
+    return _load_digits_classifier()
   raise FIDError(f'Unknown FID network {kind!r}; valid: {", ".join(repr(k) for k in KINDS)}.')
 
 
@@ -397,8 +446,9 @@ def fid_from(a, b):
 _FLAGS = flags.FlagValues()  # not the global FLAGS: main.py, which imports this, has its own
 flags.DEFINE_string('inception_graph', None, 'TTUR\'s classify_image_graph_def.pb (default: '
                     'the cache, downloaded once).', flag_values=_FLAGS)
-flags.DEFINE_enum('fid_network', 'ttur', KINDS, 'ttur (standard) or keras (non-standard '
-                  'fallback, not comparable to published FIDs).', flag_values=_FLAGS)
+flags.DEFINE_enum('fid_network', 'ttur', KINDS, 'ttur (standard), keras (non-standard '
+                  'fallback, not comparable to published FIDs) or digits (8x8 digits only).',
+                  flag_values=_FLAGS)
 flags.DEFINE_string('keras_weights', 'imagenet', 'With --fid_network=keras: imagenet, or the '
                     f'path of {KERAS_WEIGHTS_FILE}.', flag_values=_FLAGS)
 flags.DEFINE_string('save_stats', None, 'Also write the statistics of A to this .npz.',

@@ -11,7 +11,9 @@ import pytest
 import scipy.linalg
 import tensorflow as tf
 
+from data import images
 from eval import fid
+from losses import flow as flow_losses
 from tests import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -321,3 +323,20 @@ def test_keras_fallback_without_weights_says_how_to_provide_them(monkeypatch):
   monkeypatch.setattr(keras.applications, 'InceptionV3', no_internet)
   with pytest.raises(fid.FIDError, match='URL fetch failure.*--keras_weights=PATH'):
     fid.load_network('keras')
+
+
+def test_the_digits_classifier_network_gives_128d_features_and_knows_its_digits(tmp_path,
+                                                                                  monkeypatch):
+  monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path))
+  network = fid.load_network('digits')
+  assert not network.standard and 'not comparable' in network.name
+  accuracy = float(network.name.rsplit('test accuracy ', 1)[1])
+  assert accuracy > 0.9
+  with np.load(images.DIGITS_PATH) as f:
+    x = flow_losses.to_8bit(f['test_x'], 17)
+  feats = network.features(x[:50])
+  assert feats.shape == (50, 128) and np.isfinite(feats).all()
+  # Cached: the second load reads the same weights.
+  np.testing.assert_allclose(fid.load_network('digits').features(x[:50]), feats, rtol=1e-5)
+  with pytest.raises(fid.FIDError, match=r'takes \(8, 8\) images'):
+    network.features(np.zeros((2, 32, 32, 3), np.uint8))

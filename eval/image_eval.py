@@ -8,7 +8,9 @@ Glow samples, and sample grids. One report per checkpoint, WORKDIR/eval/report_<
                log Z/e^c ~= log mean_i exp(f(y_i) - c - log q(y_i)),  y_i ~ q,
              its standard error (delta method) and the effective sample size. The estimate of
              log Z is biased low when q misses mass of p: a small ESS says not to trust it
-             (`reliable` is false below 100); NaN or +inf weights refuse the estimate.
+             (`reliable` is false below 100); NaN or +inf weights refuse the estimate. An EBM on a
+             frozen flow base (model.ebm.base=flow) is importance-sampled with its base as the
+             proposal (settings.proposal), where the weights are exp(g - c) alone.
   fid        FID and KID of N Glow samples (T = 1) against the reference split's statistics,
              naming N, the reference set and the Inception network (TTUR's graph is the standard;
              the Keras InceptionV3 fallback is labelled as not comparable). For a tilted model
@@ -164,8 +166,8 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
 
 
 def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
-  """The EBM's bits/dim with the importance-sampled log Z (entries of the report's ebm_bpd), or
-  why there is none."""
+  """The EBM's bits/dim with the log Z importance-sampled with `flow` as the proposal (entries of
+  the report's ebm_bpd), or why there is none."""
   try:
     corr, se, ess, zeros = log_normalizer_correction(flow, ebm, options.is_samples,
                                                      options.batch_size, options.seed)
@@ -309,7 +311,11 @@ class Evaluator:
     if options.test_examples:
       bpd_settings['subset'] = len(self.test_set[0])
     want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
-    ebm_settings = dict(bpd_settings, is_samples=options.is_samples)
+    # The proposal of the importance-sampled log Z: the flow, or for an EBM built on a frozen
+    # flow base (model.ebm.base=flow) that base, under which the weights are exp(g - c) alone.
+    proposal = flow if getattr(ebm, 'base', None) is None else ebm.base
+    ebm_settings = dict(bpd_settings, is_samples=options.is_samples,
+                        proposal='flow' if proposal is flow else 'ebm_base')
     want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
     if want_flow or want_ebm:
       t = time.perf_counter()
@@ -324,7 +330,7 @@ class Evaluator:
                  'num_examples': n, 'settings': ebm_settings,
                  'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
         if has_flow and options.is_samples > 1:
-          block.update(_importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims))
+          block.update(_importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims))
         report['ebm_bpd'] = block
       _write(path, report)
       ebm_block = report.get('ebm_bpd', {})

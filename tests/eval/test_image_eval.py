@@ -230,3 +230,26 @@ def test_full_size_configs_evaluate_end_to_end(dataset, tmp_path, monkeypatch):
   assert np.isfinite(report['ebm_bpd']['importance_sampled'])
   assert np.isfinite(report['fid']['fid']) and report['fid']['num_samples'] == 4
   assert report['fid']['reference'] == f'{dataset} train split'
+
+
+def test_an_ebm_on_a_flow_base_is_importance_sampled_from_its_base(tmp_path):
+  """With g = 0 the EBM is exactly its base: log Z - c = -c, and every weight is equal (ESS
+  = N), whatever the (different) flow of the run."""
+  config = configs.for_dataset('digits', None, ['model.flow.width=8',
+                                                'model.flow.steps_per_level=1',
+                                                'model.ebm.base=flow'])
+  shape = tuple(config.data.shape)
+  flow = build.build_flow(config.model.flow, shape)
+  ebm = build.build_ebm(config.model.ebm, shape, 0, config.model.flow)
+  x = tf.constant(pipeline.BatchSource(config, 16, [flow.latent_dim]).batch(0)['x'])
+  flow.data_init(x)
+  ebm.base.data_init(x * 0.5)  # another flow
+  for w in ebm.network.weights:
+    w.assign(tf.zeros_like(w))
+  ebm.set_log_normalizer([0.7])
+  options = image_eval.Options(fid_samples=0, is_samples=64, batch_size=32, temperatures=())
+  report = image_eval.evaluate(str(tmp_path), config, 'fce', flow, ebm, 1, options)
+  block = report['ebm_bpd']
+  assert block['settings']['proposal'] == 'ebm_base'
+  np.testing.assert_allclose(block['log_z_minus_c'], -0.7, atol=1e-5)
+  np.testing.assert_allclose(block['effective_sample_size'], 64, rtol=1e-6)

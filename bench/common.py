@@ -12,7 +12,7 @@ def models_and_batch(config, batch_size):
   uint8 images, or Gaussian vectors) on which the flow's ActNorms are initialised."""
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
-  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes, config.model.flow)
   rng = np.random.default_rng(0)
   if config.data.num_bins:
     ints = rng.integers(0, config.data.num_bins, (batch_size, *shape))

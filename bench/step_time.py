@@ -57,6 +57,9 @@ def main(_):
   if FLAGS.mode == 'nt':
     overrides.apply(config, configs.mode_defaults(FLAGS.config, 'nt'))
   overrides.apply(config, FLAGS.set)
+  if config.train.deterministic:  # as the trainer does (--set train.deterministic=True)
+    tf.random.set_seed(config.train.seed)  # determinism refuses unseeded random ops
+    tf.config.experimental.enable_op_determinism()
   flow, ebm, batch = common.models_and_batch(config, FLAGS.batch)
   optimizers = steps_lib.make_optimizers(config.optim)
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=FLAGS.jit)

@@ -447,7 +447,7 @@ class Trainer:
 
   def _unsound_state(self, step):
     """What is not finite in the state after `step` updates ('' if nothing): the models'
-    variables, then their outputs on the batch of update step + 1."""
+    variables, then their outputs on (one replica's share of) the batch of update step + 1."""
     variables = {'flow': self.flow.variables, 'ebm': self.ebm.variables,
                  'chains': [self.chains] if self.chains is not None else []}
     for name, vs in variables.items():
@@ -455,9 +455,10 @@ class Trainer:
         if not np.all(np.isfinite(v.numpy())):
           return f'the {name} variable {v.name} holds NaN or Inf'
     batch = self.source.batch(step)
-    x = tf.constant(batch['x'])
+    n = self.global_batch // self.strategy.num_replicas_in_sync  # one replica's share fits
+    x = tf.constant(batch['x'][:n])
     samples, log_q_samples = self.flow.generate(
-        tf.reshape(tf.constant(batch['z']), [-1, self.flow.latent_dim]))
+        tf.reshape(tf.constant(batch['z'][:n]), [-1, self.flow.latent_dim]))
     outputs = {'log q of the next batch': self.flow.log_prob(x), 'flow samples': samples,
                'log q of the flow samples': log_q_samples}
     if self.spec.trains_ebm and step > self.fce_start:

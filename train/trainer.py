@@ -457,12 +457,15 @@ class Trainer:
     batch = self.source.batch(step)
     n = self.global_batch // self.strategy.num_replicas_in_sync  # one replica's share fits
     x = tf.constant(batch['x'][:n])
-    samples, log_q_samples = self.flow.generate(
-        tf.reshape(tf.constant(batch['z'][:n]), [-1, self.flow.latent_dim]))
-    outputs = {'log q of the next batch': self.flow.log_prob(x), 'flow samples': samples,
-               'log q of the flow samples': log_q_samples}
-    if self.spec.trains_ebm and step > self.fce_start:
-      outputs['f of the next batch'] = self.ebm(x)
+    try:
+      samples, log_q_samples = self.flow.generate(
+          tf.reshape(tf.constant(batch['z'][:n]), [-1, self.flow.latent_dim]))
+      outputs = {'log q of the next batch': self.flow.log_prob(x), 'flow samples': samples,
+                 'log q of the flow samples': log_q_samples}
+      if self.spec.trains_ebm and step > self.fce_start:
+        outputs['f of the next batch'] = self.ebm(x)
+    except tf.errors.OpError as e:  # e.g. a 1x1 convolution no longer invertible
+      return f'the models fail on the next batch: {_one_line(e)}'
     for name, value in outputs.items():
       if not np.all(np.isfinite(value.numpy())):
         return f'{name} would hold NaN or Inf'

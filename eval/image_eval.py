@@ -256,7 +256,6 @@ class Evaluator:
     self.config, self.mode, self.options = config, mode, options
     spec = modes.get(mode)
     self.has_ebm, self.has_flow = spec.trains_ebm, spec.has_flow(config)
-    self.fid = options.fid_samples > 0
     # The FID of an nt / nt_nce run is that of its model's neural-transport samples, beside its
     # backbone's ancestral samples (NT-EBM Table 1).
     self.tilt = spec.tilt
@@ -270,6 +269,11 @@ class Evaluator:
       logging.warning('%s has no test split: its "held-out" bits/dim are measured on the '
                       'training data. Give one (npy:TRAIN.npy,TEST.npy) or hold some out '
                       '(--set data.test_fraction=0.1).', config.data.name)
+
+  @property
+  def fid(self):
+    """Whether FID is asked for (the trainer turns it off when the network is missing)."""
+    return self.options.fid_samples > 0
 
   @functools.cached_property
   def test_set(self):

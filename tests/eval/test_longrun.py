@@ -6,12 +6,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import configs
 from eval import image_eval
 from eval import longrun
 from tests import helpers
 from tests.models.test_transport import _quadratic
-from train import trainer as trainer_lib
+from tests.train import test_nt
 
 
 def test_one_long_chain_samples_a_gaussian_tilt():
@@ -45,14 +44,7 @@ def test_magnetized_langevin_travels_from_z1_to_z2_and_reports_the_energy():
 
 
 def test_report_on_an_nt_image_run_writes_the_strip_the_fid_and_the_interpolation(tmp_path):
-  np.save(tmp_path / 'images.npy',
-          np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
-  config = configs.get_config('smoke')
-  config.data.name = f'npy:{tmp_path}/images.npy'
-  config.train.update(hmc_steps=1, steps=1)
-  trainer_lib.Trainer(config, 'mle', str(tmp_path / 'mle')).run()
-  workdir = str(tmp_path / 'nt')
-  trainer_lib.Trainer(config, 'nt', workdir, init_flow=str(tmp_path / 'mle')).run()
+  _, workdir = test_nt.nt_image_run(tmp_path, steps=1)
   graph = str(tmp_path / 'graph.pb')
   helpers.write_tiny_inception_graph(graph)
   result = longrun.report(workdir, chain_steps=30, strip_every=3, fid_every=10,

@@ -115,16 +115,23 @@ def test_nt_run_is_sampled_by_neural_transport_and_evaluated_normalised(tmp_path
   assert np.isfinite(metrics['log_z_grid']) and 'ebm_logp_mse' in metrics
 
 
-def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path):
+def nt_image_run(tmp_path, steps):
+  """(config, workdir) of an nt run of `steps` updates on 8x8 random images (the smoke config),
+  on a backbone of `steps` MLE updates."""
   np.save(tmp_path / 'images.npy',
           np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
   config = configs.get_config('smoke')
   config.data.name = f'npy:{tmp_path}/images.npy'
-  config.train.update(hmc_steps=1, steps=2)
+  config.train.update(hmc_steps=1, steps=steps)
   backbone = str(tmp_path / 'mle')
   trainer_lib.Trainer(config, 'mle', backbone).run()
   workdir = str(tmp_path / 'nt')
   trainer_lib.Trainer(config, 'nt', workdir, init_flow=backbone).run()
+  return config, workdir
+
+
+def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path):
+  config, workdir = nt_image_run(tmp_path, steps=2)
   with open(os.path.join(workdir, 'eval', 'train_eval_2.json')) as f:
     during = json.load(f)
   # nt learns no c: the loop reports the bits/dim with an importance-sampled log Z, and no

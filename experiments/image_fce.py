@@ -49,8 +49,8 @@ VARIANTS = {
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')
-flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; svhn for user images, so '
-                    'pass --config=digits for 8x8 data).')
+flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; svhn for user '
+                    'images, so pass --config=digits for 8x8 data).')
 flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps.')
 flags.DEFINE_integer('fce_steps', 2000, 'FCE updates (EBM + flow) of each variant.')
 flags.DEFINE_list('variants', ['flow_base', 'paper'], f'Of {", ".join(VARIANTS)}.')

@@ -14,6 +14,7 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
   flow_base_alt  flow_base, with the flow handing back to the EBM after every update
                (schedule.max_flow_updates=1): the EBM gets at least half of the updates.
   flow_base_slow flow_base with the flow's learning rate 1e-6 (the paper's 1e-5 / 10).
+  flow_base_alt_slow  both: the flow hands back after every update, at learning rate 1e-6.
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -45,6 +46,8 @@ VARIANTS = {
     'flow_base': ['model.ebm.base=flow'],
     'flow_base_alt': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1'],
     'flow_base_slow': ['model.ebm.base=flow', 'optim.flow_lr=1e-6'],
+    'flow_base_alt_slow': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1',
+                           'optim.flow_lr=1e-6'],
 }
 LOG4 = float(np.log(4.))
 

@@ -116,7 +116,7 @@ def report(workdir, chain_steps=2000, strip_every=5, strip_frames=100, fid_every
     raise eval_run.EvalError('eval.longrun is for image runs.')
   path = eval_run.checkpoints(workdir)[0]
   flow, correction, step = eval_run.restore_models(config, workdir, path)
-  step_size = float(eval_run.saved_value(path, 'hmc_step_size') or config.train.hmc_step_size)
+  step_size = eval_run.hmc_step_size(config, path)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)
   states, acceptance = long_chain(correction, flow, chain_steps, step_size, seed,

@@ -75,6 +75,12 @@ def saved_value(checkpoint, name):
   return tf.train.load_variable(checkpoint, key).item()
 
 
+def hmc_step_size(config, checkpoint):
+  """The initial HMC step size for sampling an nt / nt_nce model: the one nt adapted and saved in
+  `checkpoint`, or (nt_nce, which adapts none) train.hmc_step_size."""
+  return float(saved_value(checkpoint, 'hmc_step_size') or config.train.hmc_step_size)
+
+
 def mle_phase_length(checkpoint):
   """The MLE steps before FCE of the run that saved `checkpoint` (0 if it had none)."""
   return int(saved_value(checkpoint, 'mle_pretrain_steps') or 0)
@@ -111,12 +117,12 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     options = options or image_eval.Options()
     for path in checkpoints(workdir, which):
       flow, ebm, step = restore_models(config, workdir, path, mode)
-      if modes.get(mode).tilt and not options.hmc_step_size:  # nt's adapted one, or the config's
-        options = dataclasses.replace(options, hmc_step_size=float(
-            saved_value(path, 'hmc_step_size') or config.train.hmc_step_size))
+      ckpt_options = options
+      if modes.get(mode).tilt and not options.hmc_step_size:  # this checkpoint's adapted one
+        ckpt_options = dataclasses.replace(options, hmc_step_size=hmc_step_size(config, path))
       try:
         # A checkpoint of fce / ssl's MLE phase has no trained EBM yet: the flow only.
-        reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step, options,
+        reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step, ckpt_options,
                                             has_ebm=step > mle_phase_length(path))
       except image_eval.ReportError as e:
         raise EvalError(str(e)) from e
@@ -187,12 +193,13 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step
   if not spec.has_flow(config):
     raise EvalError(f'{workdir} is an {mode} run against Gaussian noise: it has no flow to '
                     'sample.')
-  flow, correction, step = restore_models(config, workdir)
+  path = checkpoints(workdir)[0]
+  flow, correction, step = restore_models(config, workdir, path)
   out_dir = os.path.join(workdir, 'samples')
   tf.io.gfile.makedirs(out_dir)
   if spec.tilt:
-    return _sample_tilted(config, workdir, flow, correction, step, out_dir, num_samples, seed,
-                          hmc_steps, step_size, thin)
+    return _sample_tilted(config, flow, correction, step, out_dir, num_samples, seed, hmc_steps,
+                          step_size or hmc_step_size(config, path), thin)
   x = flow.sample(num_samples, temperature, generator=tf.random.Generator.from_seed(seed))
   if len(config.data.shape) == 3:
     x = flow_losses.quantize(x, config.data.num_bins or 256)
@@ -204,11 +211,8 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step
   return [path, png]
 
 
-def _sample_tilted(config, workdir, flow, correction, step, out_dir, num_chains, seed, hmc_steps,
-                   step_size, thin):
-  if not step_size:  # the run's adapted one (nt), else the config's
-    step_size = saved_value(checkpoints(workdir)[0], 'hmc_step_size') or \
-        config.train.hmc_step_size
+def _sample_tilted(config, flow, correction, step, out_dir, num_chains, seed, hmc_steps, step_size,
+                   thin):
   x, acceptance, final_size = transport.sample(
       correction, flow, num_chains, hmc_steps, step_size, seed, thin,
       leapfrog_steps=config.train.hmc_leapfrog_steps)

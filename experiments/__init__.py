@@ -22,3 +22,21 @@ def scalars(workdir, tag):
         if v.tag == tag:
           out[event.step] = float(tf.make_ndarray(v.tensor))
   return out
+
+
+def train_run(workdir, dataset, mode, steps, seed, overrides=(), init_flow=None, config_name=None,
+              log_lines=10):
+  """Trains (or resumes) one run of an experiment in `workdir`, and returns it: `dataset`'s
+  config (or `config_name`) with its defaults for `mode`, `steps` updates from `seed`, about
+  `log_lines` progress lines, five checkpoints and one evaluation at the end, then `overrides`
+  (the script's, then its --set)."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  import configs  # pylint: disable=g-import-not-at-top
+  from train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  config = configs.for_dataset(dataset, config_name, [
+      f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={steps}',
+      f'train.log_every={max(steps // log_lines, 1)}',
+      f'train.checkpoint_every={max(steps // 5, 1)}', *overrides], mode)
+  logging.info('%s: %s for %d steps in %s', dataset, mode, steps, workdir)
+  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
+  return workdir

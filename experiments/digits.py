@@ -23,14 +23,11 @@ from train import startup
 startup.quiet()  # before anything imports TensorFlow
 
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
-import configs  # noqa: E402
 import experiments  # noqa: E402
 from eval import features  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
-from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_integer('mle_steps', 10000, 'Glow MLE steps.')
 flags.DEFINE_integer('fce_steps', 10000, 'FCE updates (EBM + flow).')
@@ -46,15 +43,10 @@ FLAGS = flags.FLAGS
 
 
 def _train(mode, steps, init_flow=None, extra=()):
-  workdir = os.path.join(FLAGS.workroot, mode)
-  config = configs.for_dataset('digits', None, [
-      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
-      f'train.log_every={max(steps // 10, 1)}', f'train.checkpoint_every={steps // 5 or 1}',
-      'train.snapshot_every=0', 'train.fid_samples=0',  # FID: --mode=eval's, below
-      *extra] + FLAGS.set)
-  logging.info('digits: %s for %d steps', mode, steps)
-  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
-  return workdir
+  return experiments.train_run(
+      os.path.join(FLAGS.workroot, mode), 'digits', mode, steps, FLAGS.seed,
+      ['train.snapshot_every=0', 'train.fid_samples=0',  # FID: --mode=eval's, below
+       *extra] + FLAGS.set, init_flow)
 
 
 def main(_):

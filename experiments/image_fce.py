@@ -31,14 +31,11 @@ startup.quiet()  # before anything imports TensorFlow
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 
-import configs  # noqa: E402
 import experiments  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
-from train import trainer as trainer_lib  # noqa: E402
 
 VARIANTS = {
     'paper': [],
@@ -64,15 +61,10 @@ FLAGS = flags.FLAGS
 
 
 def _train(name, mode, steps, overrides, init_flow=None):
-  workdir = os.path.join(FLAGS.workroot, name)
-  config = configs.for_dataset(FLAGS.dataset, FLAGS.config, [
-      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
-      f'train.log_every={max(steps // 100, 1)}', f'train.checkpoint_every={max(steps // 5, 1)}',
-      'train.snapshot_every=0', 'train.fid_samples=0', 'train.mle_pretrain_steps=0',
-      *overrides] + FLAGS.set)
-  logging.info('%s: %s for %d steps', name, mode, steps)
-  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
-  return workdir
+  return experiments.train_run(
+      os.path.join(FLAGS.workroot, name), FLAGS.dataset, mode, steps, FLAGS.seed,
+      ['train.snapshot_every=0', 'train.fid_samples=0', 'train.mle_pretrain_steps=0',
+       *overrides] + FLAGS.set, init_flow, FLAGS.config, log_lines=100)
 
 
 def value_summary(values):

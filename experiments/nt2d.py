@@ -25,14 +25,12 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 
-import configs  # noqa: E402
 import experiments  # noqa: E402
 from data import toys  # noqa: E402
 from eval import density2d  # noqa: E402
 from eval import figures  # noqa: E402
 from eval import mixing  # noqa: E402
 from eval import run as eval_run  # noqa: E402
-from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_list('toys', ['8gaussians', 'checkerboard', 'rings', 'banana'],
                   'Densities with an exact log-density (the toys and data/suite2d.py).')
@@ -50,13 +48,8 @@ NUM_TEST_POINTS = 20000
 
 
 def _train(toy, seed, mode, steps, name, extra=(), init_flow=None):
-  workdir = os.path.join(FLAGS.workroot, f'{toy}_s{seed}', name)
-  config = configs.for_dataset(toy, None, [
-      f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={steps}',
-      f'train.log_every={max(steps // 5, 1)}', f'train.checkpoint_every={max(steps // 5, 1)}',
-      *extra] + FLAGS.set, mode)
-  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
-  return workdir
+  return experiments.train_run(os.path.join(FLAGS.workroot, f'{toy}_s{seed}', name), toy, mode,
+                               steps, seed, list(extra) + FLAGS.set, init_flow, log_lines=5)
 
 
 def _scores(workdir, test, true):

@@ -23,13 +23,10 @@ from train import startup
 startup.quiet()  # before anything imports TensorFlow
 
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
-import configs  # noqa: E402
 import experiments  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
-from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_string('backbone', '', 'Workdir of a digits --mode=mle run to use as the backbone '
                     '(default: train one for --mle_steps under --workroot).')
@@ -48,14 +45,10 @@ NT_SETTINGS = ['optim.ebm_lr=5e-5', 'optim.ebm_beta1=0.99']
 
 
 def _train(name, mode, steps, init_flow=None, extra=()):
-  workdir = os.path.join(FLAGS.workroot, name)
-  config = configs.for_dataset('digits', None, [
-      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
-      f'train.log_every={max(steps // 20, 1)}', f'train.checkpoint_every={max(steps // 5, 1)}',
-      'train.snapshot_every=0', 'train.mle_pretrain_steps=0', *extra] + FLAGS.set)
-  logging.info('digits: %s for %d steps', mode, steps)
-  trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
-  return workdir
+  return experiments.train_run(
+      os.path.join(FLAGS.workroot, name), 'digits', mode, steps, FLAGS.seed,
+      ['train.snapshot_every=0', 'train.mle_pretrain_steps=0', *extra] + FLAGS.set, init_flow,
+      log_lines=20)
 
 
 def main(_):

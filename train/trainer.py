@@ -101,9 +101,7 @@ def restore_flow_from(flow, workdir, config):
   if not tf.io.gfile.exists(path):
     raise TrainingError(f'--init_flow={workdir}: no run there (no config.json). Train a flow '
                         'first, e.g. with --mode=mle --workdir=' + workdir)
-  with tf.io.gfile.GFile(path) as f:
-    saved = json.load(f)
-  their_mode, their_config = saved['identity']['mode'], configs.with_defaults(saved['config'])
+  their_config, their_mode = eval_run.load_run(workdir)
   old = run_identity(their_config, their_mode)
   if not modes_lib.get(their_mode).has_flow(their_config):
     raise TrainingError(f'--init_flow={workdir} is a --mode={their_mode} run whose noise is a '

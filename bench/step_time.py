@@ -43,6 +43,11 @@ def _count(variables):
   return int(sum(np.prod(v.shape) for v in variables))
 
 
+def _peak_gib():
+  """The process's peak resident memory so far (ru_maxrss, KiB on Linux)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
 def _time(fn, args, steps):
   fn(*args)  # trace / compile
   start = time.perf_counter()
@@ -68,15 +73,18 @@ def main(_):
   mle = compile_(steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins))
   ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'],
                                                                optimizers['flow']))
-  t_mle = _time(mle, (batch,), FLAGS.steps)
-  t_ebm = _time(ebm_step, (batch,), FLAGS.steps)
-  t_flow = _time(flow_step, (batch,), FLAGS.steps)
-  peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  # The peak is a running maximum, so each step's column is the peak up to and including it:
+  # the MLE step's own, then the larger of it and the next kind's.
+  t_mle, peak_mle = _time(mle, (batch,), FLAGS.steps), _peak_gib()
+  t_ebm, peak_ebm = _time(ebm_step, (batch,), FLAGS.steps), _peak_gib()
+  t_flow, peak_gib = _time(flow_step, (batch,), FLAGS.steps), _peak_gib()
   print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} jit={FLAGS.jit}')
   print(f'flow params {_count(flow.trainable_variables):,}  '
         f'EBM params {_count(ebm.trainable_variables):,}')
-  for name, t in (('mle step', t_mle), ('fce ebm step', t_ebm), ('fce flow step', t_flow)):
-    print(f'{name:14s} {t:8.3f} s/step  {FLAGS.batch / t:8.1f} examples/s')
+  for name, t, peak in (('mle step', t_mle, peak_mle), ('fce ebm step', t_ebm, peak_ebm),
+                        ('fce flow step', t_flow, peak_gib)):
+    print(f'{name:14s} {t:8.3f} s/step  {FLAGS.batch / t:8.1f} examples/s  '
+          f'peak RSS so far {peak:.2f} GiB')
   # One FCE iteration is one EBM or one flow update; their mean cost against an MLE step.
   print(f'fce/mle cost ratio {(t_ebm + t_flow) / 2 / t_mle:.2f}  peak RSS {peak_gib:.2f} GiB')
 
@@ -91,7 +99,7 @@ def _time_nt(config, flow, ebm, batch, optimizer, compile_):
   nce = compile_(steps_lib.make_nt_nce_step(ebm, flow, optimizer))
   t_nt = _time(nt, (batch,), FLAGS.steps)
   t_nce = _time(nce, (batch,), FLAGS.steps)
-  peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  peak_gib = _peak_gib()
   print(f'config={FLAGS.config} mode=nt {" ".join(FLAGS.set)} batch={FLAGS.batch} '
         f'jit={FLAGS.jit} ebm={config.model.ebm.arch}')
   print(f'flow params {_count(flow.trainable_variables):,}  '

@@ -136,17 +136,42 @@ def flow_fce_loss(ebm, flow, x, z, global_batch_size=None, mle_weight=0.):
   by itself V gives the flow no gradient to cover a mode it has lost, and the flow then stops
   being a usable density model (docs/bench2d). The metrics include `flow_nll`, the flow's NLL
   on the data per example, whatever the weight.
+
+  The loss is the sum of `flow_fce_data_loss` and `flow_fce_sample_loss`, which the training
+  step differentiates one after the other (`train.steps.make_fce_steps`).
   """
-  samples, logq_samples = flow.generate(z)
+  data_loss, data_side = flow_fce_data_loss(ebm, flow, x, global_batch_size, mle_weight)
+  sample_loss, metrics = flow_fce_sample_loss(ebm, flow, z, data_side, global_batch_size)
+  return data_loss + sample_loss, metrics
+
+
+def flow_fce_data_loss(ebm, flow, x, global_batch_size=None, mle_weight=0.):
+  """The data side of `flow_fce_loss`: the terms of the loss that depend on alpha through the
+  inverse pass log q_alpha(x) (V's data term, and the NLL term if mle_weight > 0).
+
+  Returns (loss, data_side): `data_side` holds log p_theta(x), log q_alpha(x) and the flow's
+  NLL, which `flow_fce_sample_loss` takes as constants.
+  """
   logq_data = flow.log_prob(x)
-  value, metrics = fce_value(ebm.marginal_log_prob(x), logq_data,
-                             ebm.marginal_log_prob(samples), logq_samples, global_batch_size)
+  logp_data = ebm.marginal_log_prob(x)
+  loss = reduce_batch(tf.math.log_sigmoid(logp_data - logq_data), global_batch_size)  # eq. 12
   nll = reduce_batch(-logq_data, global_batch_size)
-  metrics['flow_nll'] = nll
   if mle_weight:
-    num_dims = float(np.prod(x.shape[1:]))
-    return value + mle_weight * nll / num_dims, metrics
-  return value, metrics
+    loss += mle_weight * nll / float(np.prod(x.shape[1:]))
+  data_side = {'logp_data': logp_data, 'logq_data': logq_data, 'flow_nll': nll}
+  return loss, tf.nest.map_structure(tf.stop_gradient, data_side)
+
+
+def flow_fce_sample_loss(ebm, flow, z, data_side, global_batch_size=None):
+  """The sample side of `flow_fce_loss`: V's sample term, whose gradient in alpha flows through
+  the forward pass g_alpha(z) only. Returns (loss, metrics of all of V, with `data_side`)."""
+  samples, logq_samples = flow.generate(z)
+  logp_samples = ebm.marginal_log_prob(samples)
+  loss = reduce_batch(tf.math.log_sigmoid(logq_samples - logp_samples), global_batch_size)
+  _, metrics = fce_value(data_side['logp_data'], data_side['logq_data'], logp_samples,
+                         logq_samples, global_batch_size)
+  metrics['flow_nll'] = data_side['flow_nll']
+  return loss, metrics
 
 
 def ebm_nce_loss(ebm, noise, x, z, global_batch_size=None, nu=1.):

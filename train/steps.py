@@ -97,12 +97,32 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
     return contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,
                                     ebm_f_penalty, aux_noise, aux_weight)
 
-  def flow_loss(batch):
-    return contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,
-                                     flow_mle_weight)
+  flow_variables = flow.trainable_variables
 
-  return (_descend(ebm_loss, ebm_optimizer, ebm.trainable_variables),
-          _descend(flow_loss, flow_optimizer, flow.trainable_variables))
+  def flow_step(batch):
+    """Descends V's two sides one after the other: the data side's inverse pass and its
+    gradient, then the samples' forward pass and its gradient. V is their sum, so the update
+    is the same as differentiating V at once, but the activations of the two passes are never
+    held together, which halves the step's peak memory (docs/benchmarks.md)."""
+    with tf.GradientTape() as tape:
+      data_loss, data_side = contrastive.flow_fce_data_loss(ebm, flow, batch['x'],
+                                                            global_batch_size, flow_mle_weight)
+    data_grads = tape.gradient(data_loss, flow_variables)
+    with tf.control_dependencies([g for g in data_grads if g is not None]):
+      z = tf.identity(batch['z'])  # the sample pass starts once the data side's gradient exists
+    with tf.GradientTape() as tape:
+      sample_loss, metrics = contrastive.flow_fce_sample_loss(ebm, flow, z, data_side,
+                                                              global_batch_size)
+    sample_grads = tape.gradient(sample_loss, flow_variables)
+    flow_optimizer.apply_gradients(zip(map(_add, data_grads, sample_grads), flow_variables))
+    return metrics
+
+  return _descend(ebm_loss, ebm_optimizer, ebm.trainable_variables), flow_step
+
+
+def _add(a, b):
+  """a + b for two gradients of one variable, either of which may be None (no path)."""
+  return b if a is None else a if b is None else a + b
 
 
 def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,

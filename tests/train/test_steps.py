@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 import configs
 from data import pipeline
+from losses import contrastive
 from models import build
 from models import noise as noise_lib
 from train import steps as steps_lib
@@ -109,6 +111,29 @@ def test_compiled_fce_steps_move_the_value_function_in_opposite_directions():
   flow_step = steps_lib.compile_step(flow_step)
   values = [float(flow_step(batch)['value']) for _ in range(20)]
   assert values[-1] < values[0]  # the flow descends it
+
+
+@pytest.mark.parametrize('mle_weight', [0., 0.5])
+def test_two_pass_flow_step_applies_the_gradient_of_the_whole_value_function(mle_weight):
+  """The flow step differentiates V's data side and sample side one after the other (to hold
+  one pass's activations at a time); with SGD at lr 1 its update must be minus the gradient of
+  V (+ the MLE term) taken at once, for every flow variable."""
+  config, flow, ebm, x = _setup('smoke', batch=8)
+  z = flow.sample_latent(8, generator=tf.random.Generator.from_seed(1))
+  for v in flow.trainable_variables:  # move the zero-initialised layers off zero
+    v.assign(v + 0.05 * tf.random.stateless_normal(v.shape, seed=[v.shape.rank, 3]))
+  with tf.GradientTape() as tape:
+    loss, metrics = contrastive.flow_fce_loss(ebm, flow, x, z, mle_weight=mle_weight)
+  grads = tape.gradient(loss, flow.trainable_variables)
+  assert all(g is not None and np.any(g.numpy() != 0) for g in grads)
+  before = _snapshot(flow.trainable_variables)
+  _, flow_step = steps_lib.make_fce_steps(ebm, flow, None, keras.optimizers.SGD(1.),
+                                          flow_mle_weight=mle_weight)
+  step_metrics = steps_lib.compile_step(flow_step)({'x': x, 'z': z})
+  for b, g, v in zip(before, grads, flow.trainable_variables):
+    np.testing.assert_allclose(b - v.numpy(), g.numpy(), rtol=1e-4, atol=1e-6)
+  for k in ('value', 'accuracy', 'flow_nll'):
+    np.testing.assert_allclose(float(step_metrics[k]), float(metrics[k]), rtol=1e-5)
 
 
 def test_nce_step_against_gaussian_noise_trains():

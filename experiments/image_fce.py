@@ -52,6 +52,8 @@ flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.np
 flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; svhn for user '
                     'images, so pass --config=digits for 8x8 data).')
 flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps.')
+flags.DEFINE_string('mle_run', None, 'An existing --mode=mle run of the same data to start every '
+                    'variant from, instead of training one for --mle_steps.')
 flags.DEFINE_integer('fce_steps', 2000, 'FCE updates (EBM + flow) of each variant.')
 flags.DEFINE_list('variants', ['flow_base', 'paper'], f'Of {", ".join(VARIANTS)}.')
 flags.DEFINE_integer('is_samples', 10000, 'Flow proposals of the importance-sampled log Z.')
@@ -82,10 +84,11 @@ def main(_):
   unknown = set(FLAGS.variants) - set(VARIANTS)
   if unknown:
     raise app.UsageError(f'Unknown --variants {sorted(unknown)}; valid: {", ".join(VARIANTS)}.')
-  mle = _train('mle', 'mle', FLAGS.mle_steps, [])
+  mle = FLAGS.mle_run or _train('mle', 'mle', FLAGS.mle_steps, [])
   options = image_eval.Options(fid_samples=0, is_samples=FLAGS.is_samples, temperatures=(1.,))
   report = lambda w: next(iter(eval_run.evaluate(w, options=options).values()))
-  results = {'dataset': FLAGS.dataset, 'mle_steps': FLAGS.mle_steps,
+  results = {'dataset': FLAGS.dataset, 'mle_run': mle,
+             'mle_steps': None if FLAGS.mle_run else FLAGS.mle_steps,
              'fce_steps': FLAGS.fce_steps, 'mle': {'flow_bpd': report(mle)['flow_bpd']['value']}}
   curves = {}
   for name in FLAGS.variants:

@@ -145,20 +145,41 @@ def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_st
   chains on p(z) (eq. 9), their push-forward g(z) as the model's samples, and the correction's
   update by eq. 6. `chains` ([m, D]) and `step_size` are variables (the checkpoint keeps them);
   `seed_fn()` gives the stateless seed of this iteration's HMC. Eq. 6 does not involve c, so
-  only the network f is updated."""
+  only the network f is updated.
+
+  Under a strategy with R > 1 replicas, replica r moves rows [r m/R, (r+1) m/R) of the chains
+  with its own seed (the step's, folded with r) and adapts its own step size over the K HMC
+  steps; the replicas then gather the chains back in order, and share the geometric mean of
+  their step sizes and the mean of their acceptance rates. The variables must then be created
+  with aggregation ONLY_FIRST_REPLICA (every replica assigns the same gathered value).
+  """
   variables = correction.network.trainable_variables
 
   def step(batch):
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    z, seed = chains.read_value(), seed_fn()
+    if replicas > 1:
+      rows = z.shape[0] // replicas
+      replica = ctx.replica_id_in_sync_group
+      z = z[replica * rows:(replica + 1) * rows]
+      seed = tf.random.experimental.stateless_fold_in(seed, replica)
     z, acceptance, new_step_size = transport.hmc(
-        transport.latent_log_prob(correction, flow), chains.read_value(),
-        step_size.read_value(), hmc_steps, leapfrog_steps, seed_fn(), adapt, target_accept)
-    chains.assign(z)
+        transport.latent_log_prob(correction, flow), z, step_size.read_value(), hmc_steps,
+        leapfrog_steps, seed, adapt, target_accept)
+    if replicas > 1:
+      mean = lambda t: ctx.all_reduce(tf.distribute.ReduceOp.MEAN, t)
+      acceptance, new_step_size = mean(acceptance), tf.exp(mean(tf.math.log(new_step_size)))
+      chains.assign(ctx.all_gather(z, axis=0))
+    else:
+      chains.assign(z)
     step_size.assign(new_step_size)
     samples = flow.generate(z)[0]
     with tf.GradientTape() as tape:
       loss, metrics = nt.tilt_mle_loss(correction, batch['x'], samples, global_batch_size)
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return dict(metrics, acceptance=acceptance, step_size=new_step_size)
+    # compile_step sums metrics over replicas: these two are the same on every replica.
+    return dict(metrics, acceptance=acceptance / replicas, step_size=new_step_size / replicas)
 
   return step
 

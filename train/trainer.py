@@ -161,9 +161,6 @@ class Trainer:
     if self.global_batch % self.strategy.num_replicas_in_sync:
       raise TrainingError(f'train.batch_size={self.global_batch} is not divisible by the '
                           f'{self.strategy.num_replicas_in_sync} replicas.')
-    if self.spec.persistent_chains and self.strategy.num_replicas_in_sync > 1:
-      raise TrainingError(f'--mode={mode} runs on one device for now (its persistent HMC chains '
-                          'are not split over replicas): pass --strategy=one_device.')
 
     keras.utils.set_random_seed(config.train.seed)  # the models' initial weights
     if config.train.deterministic:  # process-wide; there is no switching it off again
@@ -185,10 +182,14 @@ class Trainer:
       # NT-EBM's persistent latent chains, one per example of a batch, and their step size.
       chains = {}
       if self.spec.persistent_chains:
+        # Every replica moves its share of the chains and assigns the gathered whole
+        # (`steps_lib.make_nt_step`): the first replica's value is everyone's.
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
         chains = {'chains': tf.Variable(tf.zeros([self.global_batch, self.flow.latent_dim]),
-                                        trainable=False, name='chains'),
+                                        trainable=False, name='chains', aggregation=first),
                   'hmc_step_size': tf.Variable(float(config.train.hmc_step_size),
-                                               trainable=False, name='hmc_step_size')}
+                                               trainable=False, name='hmc_step_size',
+                                               aggregation=first)}
       self.chains = chains.get('chains')
       self.hmc_step_size = chains.get('hmc_step_size')
       # The optimizers this run uses, with their slots built now: a slot created lazily after a

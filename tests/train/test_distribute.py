@@ -21,6 +21,12 @@ def test_two_replica_step_equals_single_device_step():
   assert 'DISTRIBUTED_OK' in out.stdout, out.stdout + out.stderr[-3000:]
 
 
+def test_two_replica_nt_step_splits_and_gathers_the_chains():
+  out = subprocess.run([sys.executable, os.path.join(HERE, 'distributed_nt_check.py')], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert 'NT_DISTRIBUTED_OK' in out.stdout, out.stdout + out.stderr[-3000:]
+
+
 def _free_ports(n):
   socks = [socket.socket() for _ in range(n)]
   for s in socks:

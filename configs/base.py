@@ -66,9 +66,11 @@ def get_base_config():
                               # --inception_graph sets it)
   train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
   train.ebm_f_penalty = 0.  # fce: add this x mean f^2 (data and flow samples) to the EBM's loss
-  train.ebm_aux_nce_weight = 0.  # fce/ssl: add this x NCE against NCE's Gaussian (data mean,
-                                 # nce_noise_std x data std) to the EBM's loss, so that f is also
-                                 # held down where neither data nor flow samples go
+  train.ebm_aux_nce_weight = 0.  # fce/ssl: add this x NCE against ebm_aux_noise to the EBM's
+                                 # loss, so that f is also held down where neither data nor
+                                 # flow samples go
+  train.ebm_aux_noise = 'gaussian'  # 'gaussian': NCE's (data mean, nce_noise_std x data std);
+                                    # 'base': the EBM's frozen base flow (model.ebm.base='flow')
   train.mle_pretrain_steps = 0  # fce/ssl: MLE updates of the flow (Adam, optim.flow_mle_lr)
                                 # before FCE, in the same run (FCE Sec. 4.2 starts images from an
                                 # MLE Glow); train.steps counts the FCE updates after them. 0 =

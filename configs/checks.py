@@ -77,8 +77,20 @@ def problems(config):
   return out
 
 
+def _combinations(config):
+  """Values that make sense alone but not together."""
+  out = []
+  if (_lookup(config, 'train.ebm_aux_noise') not in (None, 'gaussian', 'base')):
+    out.append(f"train.ebm_aux_noise={config.train.ebm_aux_noise!r} (must be 'gaussian' or "
+               "'base')")
+  elif (_lookup(config, 'train.ebm_aux_noise') == 'base'
+        and _lookup(config, 'model.ebm.base') != 'flow'):
+    out.append("train.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
+  return out
+
+
 def check(config):
   """Raises ValueError naming every value of `config` that makes no sense."""
-  found = problems(config)
+  found = problems(config) + _combinations(config)
   if found:
     raise ValueError('Config values that make no sense: ' + '; '.join(found) + '.')

@@ -15,6 +15,10 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
                (schedule.max_flow_updates=1): the EBM gets at least half of the updates.
   flow_base_slow flow_base with the flow's learning rate 1e-6 (the paper's 1e-5 / 10).
   flow_base_alt_slow  both: the flow hands back after every update, at learning rate 1e-6.
+  flow_base_alt_aux, flow_base_alt_slow_aux  the same, with the EBM also trained by NCE against
+               its frozen base (train.ebm_aux_noise=base, weight 1): V constrains the network only
+               where the data and the current flow's samples are, and the base's samples (the
+               importance-sampled log Z's proposals) are elsewhere once the flow has moved.
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -46,6 +50,9 @@ VARIANTS = {
     'flow_base_alt_slow': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1',
                            'optim.flow_lr=1e-6'],
 }
+AUX_BASE = ['train.ebm_aux_nce_weight=1', 'train.ebm_aux_noise=base']
+VARIANTS['flow_base_alt_aux'] = VARIANTS['flow_base_alt'] + AUX_BASE
+VARIANTS['flow_base_alt_slow_aux'] = VARIANTS['flow_base_alt_slow'] + AUX_BASE
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

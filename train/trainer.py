@@ -385,7 +385,9 @@ class Trainer:
       return {'flow': mle()}
     if self.spec.noise == 'fixed':
       return {'ebm': compile_(steps_lib.make_nce_step(self.ebm, self.noise, opt['ebm'], nu, gb))}
-    aux_noise = self._gaussian_noise() if t.ebm_aux_nce_weight else None
+    aux_noise = None
+    if t.ebm_aux_nce_weight:
+      aux_noise = self.ebm.base if t.ebm_aux_noise == 'base' else self._gaussian_noise()
     ebm_step, flow_step = steps_lib.make_fce_steps(self.ebm, self.flow, opt['ebm'], opt['flow'], gb,
                                                    t.flow_mle_weight, t.ebm_f_penalty,
                                                    aux_noise, t.ebm_aux_nce_weight)

@@ -267,3 +267,16 @@ def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path)
   _, ebm, _ = eval_run.restore_models(run.config, workdir)
   x = tf.constant(run.source.batch(0)['x'])
   np.testing.assert_allclose(ebm.log_prob(x).numpy(), run.ebm.log_prob(x).numpy(), rtol=1e-5)
+
+
+def test_the_auxiliary_nce_can_be_against_the_frozen_base(tmp_path):
+  """train.ebm_aux_noise='base': the EBM's auxiliary NCE term is against its own frozen base,
+  so its logit is the network's output minus c, and it starts at -log 4 as V does (a Gaussian
+  noise would start far from it)."""
+  workdir = str(tmp_path / 'aux_base')
+  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 3, 'model.ebm.base': 'flow',
+                      'train.ebm_aux_nce_weight': 1., 'train.ebm_aux_noise': 'base',
+                      'train.log_every': 1})
+  trainer_lib.Trainer(config, 'fce', workdir).run()
+  aux = experiments.scalars(workdir, 'aux_value')
+  assert aux and abs(aux[min(aux)] + np.log(4.)) < 0.05, aux

@@ -62,6 +62,13 @@ flags.DEFINE_integer('test_examples', 0, 'With --mode=eval on images: bits/dim o
                      '0 = the whole test split.')
 flags.DEFINE_integer('is_samples', 10000, 'With --mode=eval on images: flow proposals for the '
                      'importance-sampled log-normalizer of the EBM.')
+flags.DEFINE_integer('ais_steps', 0, 'With --mode=eval on images: also estimate the EBM\'s log Z '
+                     'by annealed importance sampling in the flow\'s latent space with this many '
+                     'annealing steps (0 = off; e.g. 1000), for when importance sampling\'s ESS '
+                     'is low.')
+flags.DEFINE_integer('ais_chains', 256, 'With --ais_steps: AIS chains.')
+flags.DEFINE_float('ais_step_size', 0.1, 'With --ais_steps: the HMC step size of each annealing '
+                   'step (3 leapfrog steps).')
 flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=eval on images: '
                   'the latest checkpoint, or every kept snapshot too (one report each).')
 flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
@@ -92,7 +99,9 @@ def evaluate_or_sample():
           fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
           inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
           is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples,
-          hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size)
+          hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size,
+          ais_steps=FLAGS.ais_steps, ais_chains=FLAGS.ais_chains,
+          ais_step_size=FLAGS.ais_step_size)
       result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
                                  FLAGS.eval_checkpoints)
     else:

@@ -40,6 +40,7 @@ import time
 from absl import logging
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from data import images
 from data import pipeline
@@ -47,6 +48,7 @@ from eval import batching
 from eval import figures
 from eval import fid as fid_lib
 from losses import flow as flow_losses
+from models import glow
 from models import transport
 from train import modes
 
@@ -70,6 +72,9 @@ class Options:
   seed: int = 0
   hmc_steps: int = 200              # nt / nt_nce: HMC steps of each neural-transport chain
   hmc_step_size: float = 0.         # nt / nt_nce: its initial step size (0: train.hmc_step_size)
+  ais_steps: int = 0                # EBM log Z also by AIS with this many annealing steps (0: off)
+  ais_chains: int = 256
+  ais_step_size: float = 0.1
 
   @classmethod
   def for_training(cls, train_config, learns_c=True, tilt=False):
@@ -165,6 +170,48 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
   return float(estimate), float(se), float(ess), zeros
 
 
+def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
+  """log(Z / e^c) of the EBM by annealed importance sampling (Neal 2001) in the flow's latent
+  space, with tfp.mcmc.sample_annealed_importance_chain.
+
+  In the latent space of x = g(z) the EBM is a tilt of N(0, I) (NT-EBM eq. 9, here for any
+  EBM): p(z) = N(z; 0, I) exp(h(g(z))) e^c / Z, with h = log p_theta - log q the EBM's log
+  density ratio to the flow (g - c for an EBM on a flow base whose base is `flow`). The chains
+  anneal from N(0, I) to it through N(z) exp(beta h) for beta = 1/K ... 1, one HMC step each
+  (`leapfrog_steps` leapfrog steps of `step_size`). Each chain's log-weight is an unbiased
+  estimate of Z/e^c in expectation of its exponential, like an importance weight of the flow,
+  but the annealing lets the chains reach where the EBM has mass the flow lacks, where plain
+  importance sampling's weights (and its ESS) collapse. Too few steps bias the log-estimate
+  low, as plain importance sampling's is: raise num_steps until the estimate stops moving.
+
+  Returns:
+    (log mean exp of the chains' log-weights, its delta-method standard error, the HMC
+    acceptance rate of the last annealing step).
+  """
+  def log_ratio(z):
+    x, log_q = flow.generate(z)
+    return ebm.marginal_log_prob(x) - log_q
+
+  proposal = glow.standard_normal_log_prob
+  target = lambda z: proposal(z) + log_ratio(z)
+  kernel = lambda fn: tfp.mcmc.HamiltonianMonteCarlo(fn, step_size=step_size,
+                                                     num_leapfrog_steps=leapfrog_steps)
+  z0 = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 7])
+  run = tf.function(lambda z: tfp.mcmc.sample_annealed_importance_chain(
+      num_steps=num_steps, proposal_log_prob_fn=proposal, target_log_prob_fn=target,
+      current_state=z, make_kernel_fn=kernel, seed=[seed, 8]))
+  _, log_w, results = run(z0)
+  log_w = log_w.numpy().astype(np.float64)
+  if not np.all(np.isfinite(log_w)):
+    raise ReportError(f'{int(np.sum(~np.isfinite(log_w)))} of {num_chains} AIS log-weights are '
+                      'not finite: the models overflow on the annealing path.')
+  m = log_w.max()
+  w = np.exp(log_w - m)
+  se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
+  acceptance = float(tf.reduce_mean(tf.cast(results.inner_results.is_accepted, tf.float32)))
+  return float(m + np.log(w.mean())), float(se), acceptance
+
+
 def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
   """The EBM's bits/dim with the log Z importance-sampled with `flow` as the proposal (entries of
   the report's ebm_bpd), or why there is none."""
@@ -178,6 +225,24 @@ def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
   return dict(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
               log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
               num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= MIN_ESS)
+
+
+def _ais_bpd(proposal, ebm, options, bpd_c, num_dims):
+  """The EBM's bits/dim with the log Z from `ais_log_normalizer` (the report's ebm_bpd.ais)."""
+  t = time.perf_counter()
+  try:
+    corr, se, acceptance = ais_log_normalizer(proposal, ebm, options.ais_chains,
+                                              options.ais_steps, options.ais_step_size,
+                                              options.seed)
+  except ReportError as e:
+    return {'bpd': None, 'refused': str(e)}
+  scale = num_dims * np.log(2.)
+  logging.info('EBM bits/dim with the AIS log Z (%d chains, %d steps, %.0fs): %.4f +- %.4f',
+               options.ais_chains, options.ais_steps, time.perf_counter() - t,
+               bpd_c + corr / scale, se / scale)
+  return dict(bpd=bpd_c + corr / scale, bpd_se=se / scale, log_z_minus_c=corr,
+              log_z_minus_c_se=se, chains=options.ais_chains, steps=options.ais_steps,
+              step_size=options.ais_step_size, last_step_acceptance=acceptance)
 
 
 def _fid_block(feats, ref, ref_path, network, config, options, settings):
@@ -320,6 +385,9 @@ class Evaluator:
     proposal = flow if getattr(ebm, 'base', None) is None else ebm.base
     ebm_settings = dict(bpd_settings, is_samples=options.is_samples,
                         proposal='flow' if proposal is flow else 'ebm_base')
+    if options.ais_steps:
+      ebm_settings.update(ais_steps=options.ais_steps, ais_chains=options.ais_chains,
+                          ais_step_size=options.ais_step_size)
     want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
     if want_flow or want_ebm:
       t = time.perf_counter()
@@ -335,6 +403,8 @@ class Evaluator:
                  'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
         if has_flow and options.is_samples > 1:
           block.update(_importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims))
+        if has_flow and options.ais_steps:
+          block['ais'] = _ais_bpd(proposal, ebm, options, bpd_c, num_dims)
         report['ebm_bpd'] = block
       _write(path, report)
       ebm_block = report.get('ebm_bpd', {})

@@ -202,9 +202,10 @@ def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfr
       current_state=z, make_kernel_fn=kernel, seed=[seed, 8]))
   _, log_w, results = run(z0)
   log_w = log_w.numpy().astype(np.float64)
-  if not np.all(np.isfinite(log_w)):
-    raise ReportError(f'{int(np.sum(~np.isfinite(log_w)))} of {num_chains} AIS log-weights are '
-                      'not finite: the models overflow on the annealing path.')
+  bad = int(np.sum(np.isnan(log_w) | np.isposinf(log_w)))
+  if bad or np.all(np.isneginf(log_w)):  # -inf: a weight of 0, as in importance sampling
+    raise ReportError(f'{bad} of {num_chains} AIS log-weights are NaN or +inf, or all are 0: '
+                      'the models overflow on the annealing path.')
   m = log_w.max()
   w = np.exp(log_w - m)
   se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')

@@ -126,6 +126,12 @@ def test_nan_or_infinite_importance_weights_refuse_the_estimate(value):
     image_eval.log_normalizer_correction(proposal, _Broken(value, 2.), 10000, 5000, seed=0)
 
 
+def test_nan_ais_weights_refuse_the_estimate():
+  flow = noise_lib.GaussianNoise((2,), 0., 1.)
+  with pytest.raises(image_eval.ReportError, match='[1-9][0-9]* of 256 AIS log-weights are NaN'):
+    image_eval.ais_log_normalizer(flow, _Broken(np.nan, 2.), 256, 5, 0.2, seed=0)
+
+
 def test_zero_importance_weights_are_counted_not_dropped():
   proposal = noise_lib.GaussianNoise((2,), 0., 1.)
   energy = _Broken(-np.inf, 0.)  # about half of the weights are 0

@@ -29,6 +29,8 @@ def get_base_config():
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
   ebm.base = 'none'         # 'flow': f = network + log q of a frozen copy of the flow that FCE
                             # starts from (models/ebm.py); 'none': the paper's f = network
+  ebm.support = 'none'      # 'cube': p = 0 outside [-0.5, 0.5]^D, the range of dequantized
+                            # images (models/ebm.py); 'none': all of R^D (the paper)
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4

@@ -86,6 +86,11 @@ def _combinations(config):
   elif (_lookup(config, 'train.ebm_aux_noise') == 'base'
         and _lookup(config, 'model.ebm.base') != 'flow'):
     out.append("train.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
+  if _lookup(config, 'model.ebm.support') not in (None, 'none', 'cube'):
+    out.append(f"model.ebm.support={config.model.ebm.support!r} (must be 'none' or 'cube')")
+  elif _lookup(config, 'model.ebm.support') == 'cube' and _lookup(config, 'train.ebm_f_penalty'):
+    out.append("model.ebm.support='cube' with train.ebm_f_penalty > 0 (f is -inf outside the "
+               "cube, where the penalty would be infinite)")
   return out
 
 

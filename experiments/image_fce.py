@@ -19,6 +19,8 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
                its frozen base (train.ebm_aux_noise=base, weight 1): V constrains the network only
                where the data and the current flow's samples are, and the base's samples (the
                importance-sampled log Z's proposals) are elsewhere once the flow has moved.
+  flow_base_alt_slow_cube  flow_base_alt_slow with the EBM's density 0 outside the data's range
+               [-0.5, 0.5]^D (model.ebm.support=cube).
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -53,6 +55,7 @@ VARIANTS = {
 AUX_BASE = ['train.ebm_aux_nce_weight=1', 'train.ebm_aux_noise=base']
 VARIANTS['flow_base_alt_aux'] = VARIANTS['flow_base_alt'] + AUX_BASE
 VARIANTS['flow_base_alt_slow_aux'] = VARIANTS['flow_base_alt_slow'] + AUX_BASE
+VARIANTS['flow_base_alt_slow_cube'] = VARIANTS['flow_base_alt_slow'] + ['model.ebm.support=cube']
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

@@ -33,6 +33,14 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
     raise ValueError(f"model.ebm.base must be 'none' or 'flow'; got {base!r}.")
   if base == 'flow' and flow_config is None:
     raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
+  support = ebm_config.get('support', 'none')
+  if support not in SUPPORTS:
+    raise ValueError(f"model.ebm.support must be one of {', '.join(SUPPORTS)}; got {support!r}.")
   network = ebm_lib.build_network(ebm_config.arch, data_shape, outputs=classes or 1)
   base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None
-  return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow)
+  return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow,
+                             support=SUPPORTS[support])
+
+
+# model.ebm.support: none, or the cube of dequantized image data (losses.flow.dequantize).
+SUPPORTS = {'none': None, 'cube': (-0.5, 0.5)}

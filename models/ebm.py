@@ -154,11 +154,17 @@ class EnergyModel(keras.Model):
   network learns a correction of a frozen copy of the flow (the pretrained Glow when FCE begins;
   `train.trainer`), as NT-EBM's tilt does, instead of learning log q's shape from scratch.
   The base is not trained by the EBM's optimizer.
+
+  With `support` = (low, high), p_theta is exp(f - c) on the cube [low, high]^D and 0 outside
+  (model.ebm.support = 'cube': [-0.5, 0.5], where dequantized images live), so that Z
+  integrates over the data's range only. Without it a network can put mass on images far
+  outside that range, where neither data nor flow samples hold it down (docs/image_fce).
   """
 
-  def __init__(self, network, num_classes=None, base=None, **kwargs):
+  def __init__(self, network, num_classes=None, base=None, support=None, **kwargs):
     super().__init__(**kwargs)
     self.network = network
+    self.support = support
     self.num_classes = num_classes
     outputs = network.output_shape[-1]
     if outputs != (num_classes or 1):
@@ -210,9 +216,18 @@ class EnergyModel(keras.Model):
     return f if self.num_classes else f[:, 0]
 
   def log_prob(self, x, training=False):
-    """log p_theta(x) = f_theta(x) - c ([B], or [B, K] with one c_k per class)."""
+    """log p_theta(x) = f_theta(x) - c ([B], or [B, K] with one c_k per class); -inf outside
+    the support, if one is set."""
     c = self.log_normalizer if self.num_classes else self.log_normalizer[0]
-    return self(x, training=training) - c
+    lp = self(x, training=training) - c
+    if self.support is None:
+      return lp
+    low, high = self.support
+    flat = tf.reshape(x, [tf.shape(x)[0], -1])
+    inside = tf.reduce_all((flat >= low) & (flat <= high), axis=1)
+    if self.num_classes:
+      inside = inside[:, None]
+    return tf.where(inside, lp, tf.constant(-np.inf, lp.dtype))
 
   def marginal_log_prob(self, x, training=False):
     """log of the mixture (1/K) sum_k p_theta_k(x) (FCE eq. 18); log p_theta(x) if unconditional."""

@@ -21,6 +21,7 @@ BAD = [
     ('train.nce_nu=0', 'train.nce_nu=0'),
     ('train.ebm_aux_noise=base', "train.ebm_aux_noise='base' (needs model.ebm.base='flow'"),
     ('train.ebm_aux_noise=uniform', "train.ebm_aux_noise='uniform' (must be 'gaussian' or"),
+    ('model.ebm.support=ball', "model.ebm.support='ball' (must be 'none' or 'cube')"),
 ]
 
 

@@ -54,6 +54,30 @@ def test_log_prob_subtracts_the_log_normalizer_per_class():
                              atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize('classes', [0, 3])
+def test_a_cube_support_zeroes_the_density_outside_and_keeps_gradients_finite(classes):
+  """model.ebm.support='cube': log p = f - c on [-0.5, 0.5]^D, -inf outside (one pixel out is
+  enough); a loss on a batch mixing both has finite gradients for every variable."""
+  config = ml_collections.ConfigDict(dict(arch='conv', conditional=bool(classes), support='cube'))
+  model = build.build_ebm(config, (8, 8, 1), num_classes=classes)
+  free = _ebm('conv', (8, 8, 1), classes)
+  free.set_weights(model.get_weights())
+  x = tf.random.stateless_uniform([4, 8, 8, 1], seed=[2, 3], minval=-0.5, maxval=0.5)
+  x = tf.tensor_scatter_nd_update(x, [[1, 3, 4, 0], [3, 0, 0, 0]], [0.51, -0.6])
+  lp, expected = model.log_prob(x).numpy(), free.log_prob(x).numpy()
+  inside = np.array([True, False, True, False])
+  np.testing.assert_array_equal(lp[inside], expected[inside])
+  assert np.all(np.isneginf(lp[~inside]))
+  with tf.GradientTape() as tape:
+    # V's sample term at these points: log sigmoid(log q - log p), log q = 0.
+    loss = -tf.reduce_mean(tf.math.log_sigmoid(-model.marginal_log_prob(x, training=True)))
+  grads = tape.gradient(loss, model.trainable_variables)
+  assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+  with pytest.raises(ValueError, match="model.ebm.support must be one of none, cube; got 'ball'"):
+    build.build_ebm(ml_collections.ConfigDict(dict(arch='conv', conditional=False,
+                                                   support='ball')), (8, 8, 1))
+
+
 def test_table5_conv_net_layers():
   net = ebm_lib.build_network('conv', (32, 32, 3))
   shapes = [net.get_layer(f'conv{i}').output_shape[1:] for i in range(3)]

@@ -162,12 +162,17 @@ def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
   if zeros == len(log_w):
     raise ReportError(f'all {len(log_w)} importance weights are 0 (log-weight -inf): no log Z '
                       'estimate is given.')
+  estimate, se, ess = _log_mean_weight(log_w)
+  return estimate, se, ess, zeros
+
+
+def _log_mean_weight(log_w):
+  """(log mean exp(log_w), its delta-method standard error std(w) / (sqrt(N) mean(w)), and
+  the effective sample size of the weights w), computed stably in float64."""
   m = log_w.max()
   w = np.exp(log_w - m)
-  estimate = m + np.log(w.mean())
   se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
-  ess = w.sum() ** 2 / (w ** 2).sum()
-  return float(estimate), float(se), float(ess), zeros
+  return float(m + np.log(w.mean())), float(se), float(w.sum() ** 2 / (w ** 2).sum())
 
 
 def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
@@ -206,11 +211,9 @@ def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfr
   if bad or np.all(np.isneginf(log_w)):  # -inf: a weight of 0, as in importance sampling
     raise ReportError(f'{bad} of {num_chains} AIS log-weights are NaN or +inf, or all are 0: '
                       'the models overflow on the annealing path.')
-  m = log_w.max()
-  w = np.exp(log_w - m)
-  se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
+  estimate, se, _ = _log_mean_weight(log_w)
   acceptance = float(tf.reduce_mean(tf.cast(results.inner_results.is_accepted, tf.float32)))
-  return float(m + np.log(w.mean())), float(se), acceptance
+  return estimate, se, acceptance
 
 
 def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):

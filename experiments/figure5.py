@@ -1,7 +1,7 @@
 """FCE Figure 5: semi-supervised FCE on two spirals with 7 labeled points per arm.
 
 Runs `--mode=ssl` (class-conditional EBM, eqs. 15-18; the flow as in FCE) with the toy2d
-defaults plus --set overrides, evaluating every --eval_every steps. Writes, in --outdir:
+defaults for ssl (configs/toy2d.py: MODE_DEFAULTS) plus --set overrides, evaluating every --eval_every steps. Writes, in --outdir:
 figure5.png (data | Glow | EBM marginal | EBM class 0 | EBM class 1, at the end), figure5.json
 (class accuracy on 5000 points of both arms against steps, and the log-density errors) and
 figure5.md (the table).
@@ -43,7 +43,7 @@ def main(_):
         f'train.seed={seed}', f'train.steps={FLAGS.steps}', f'train.eval_every={FLAGS.eval_every}',
         f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={FLAGS.eval_every}',
         f'train.ssl_labels_per_class={FLAGS.labels_per_class}'] +
-        FLAGS.set)
+        FLAGS.set, mode='ssl')
     logging.info('seed %d: semi-supervised FCE on two spirals', seed)
     trainer_lib.Trainer(config, 'ssl', workdir).run()
     values = lambda tag: [v for _, v in sorted(experiments.scalars(workdir, tag).items())]

@@ -69,7 +69,7 @@ def main(argv):
   del argv
   os.makedirs(FLAGS.outdir, exist_ok=True)
   small = [f'model.flow.steps_per_level={FLAGS.backbone_k}']
-  results = {}
+  results = _load_results(FLAGS.outdir)  # seeds run before are kept: more seeds add rows
   for toy in FLAGS.toys:
     if toy not in toys.ALL or not toys.has_exact_log_density(toy):
       raise app.UsageError(f'{toy} has no exact log-density; choose among those that do.')
@@ -99,18 +99,44 @@ def main(argv):
       logging.info('%s seed %d: %s', toy, seed, json.dumps(row))
       with open(os.path.join(FLAGS.outdir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
-  _write_table(results)
+  write_table(results, FLAGS.outdir)
 
 
-def _write_table(results):
+def _load_results(outdir):
+  path = os.path.join(outdir, 'results.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def write_table(results, outdir):
+  """table.md: one row per density and seed, then each density's mean (and standard
+  deviation, with more than one seed) over its seeds."""
   models = [m for m in next(iter(results.values())) if m not in ('truth', 'mixing')]
-  lines = ['| density, seed | truth | ' + ' | '.join(models) + ' |',
-           '|---|---|' + '---|' * len(models)]
-  for key, row in results.items():
+  header = ' | '.join(models)
+  lines = ['| density, seed | truth | ' + header + ' |', '|---|---|' + '---|' * len(models)]
+  for key, row in sorted(results.items()):
     cells = [f'{row[m]["test_logp"]:.3f} / {row[m]["logp_mse"]:.3f}' for m in models]
     lines.append(f'| {key} | {row["truth"]["test_logp"]:.3f} | ' + ' | '.join(cells) + ' |')
-  with open(os.path.join(FLAGS.outdir, 'table.md'), 'w') as f:
-    f.write('Held-out mean log-density / log-density MSE\n\n' + '\n'.join(lines) + '\n')
+  by_density = {}
+  for key, row in results.items():
+    by_density.setdefault(key.split(' seed ')[0], []).append(row)
+  mean = lambda rows, m, k: _mean_sd([r[m][k] for r in rows])
+  means = ['| density (seeds) | truth | ' + header + ' |', '|---|---|' + '---|' * len(models)]
+  for density, rows in sorted(by_density.items()):
+    cells = [f'{mean(rows, m, "test_logp")} / {mean(rows, m, "logp_mse")}' for m in models]
+    means.append(f'| {density} ({len(rows)}) | {mean(rows, "truth", "test_logp")} | ' +
+                 ' | '.join(cells) + ' |')
+  with open(os.path.join(outdir, 'table.md'), 'w') as f:
+    f.write('Held-out mean log-density / log-density MSE\n\n' + '\n'.join(lines) +
+            '\n\nMean (± standard deviation) over seeds\n\n' + '\n'.join(means) + '\n')
+
+
+def _mean_sd(values):
+  if len(values) == 1:
+    return f'{values[0]:.3f}'
+  return f'{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}'
 
 
 if __name__ == '__main__':

@@ -79,3 +79,10 @@ def test_nt_ebm_settings_come_with_the_mode_and_yield_to_the_command_line(datase
   fce = configs.for_dataset(dataset, mode='fce')
   assert fce.optim.ebm_lr == configs.get_config(dataset).optim.ebm_lr
   assert configs.for_dataset(dataset, None, ['optim.ebm_lr=0.001'], 'nt').optim.ebm_lr == 1e-3
+
+
+def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
+  ssl = configs.for_dataset('2spirals', mode='ssl')
+  assert (ssl.train.vat_weight, ssl.train.vat_epsilon) == (10., 0.3)
+  assert configs.for_dataset('2spirals', mode='fce').train.vat_weight == 0.
+  assert configs.for_dataset('2spirals', 'toy2d_paper', mode='ssl').train.vat_weight == 0.

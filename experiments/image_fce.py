@@ -56,6 +56,9 @@ AUX_BASE = ['train.ebm_aux_nce_weight=1', 'train.ebm_aux_noise=base']
 VARIANTS['flow_base_alt_aux'] = VARIANTS['flow_base_alt'] + AUX_BASE
 VARIANTS['flow_base_alt_slow_aux'] = VARIANTS['flow_base_alt_slow'] + AUX_BASE
 VARIANTS['flow_base_alt_slow_cube'] = VARIANTS['flow_base_alt_slow'] + ['model.ebm.support=cube']
+# The paper's image protocol (FCE Sec. 4.4): the EBM first learns alone against the frozen flow.
+VARIANTS['flow_base_alt_slow_cube_init'] = (VARIANTS['flow_base_alt_slow_cube'] +
+                                            ['train.fce_init_steps=500'])
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

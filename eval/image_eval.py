@@ -216,7 +216,14 @@ def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfr
   return estimate, se, acceptance
 
 
-def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
+def log_z_proposal(flow, ebm):
+  """The proposal of the EBM's importance-sampled (and AIS) log Z: the flow, or for an EBM built
+  on a frozen flow base (model.ebm.base=flow) that base, under which the weights are exp(g - c)
+  alone."""
+  return flow if getattr(ebm, 'base', None) is None else ebm.base
+
+
+def importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
   """The EBM's bits/dim with the log Z importance-sampled with `flow` as the proposal (entries of
   the report's ebm_bpd), or why there is none."""
   try:
@@ -231,7 +238,7 @@ def _importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
               num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= MIN_ESS)
 
 
-def _ais_bpd(proposal, ebm, options, bpd_c, num_dims):
+def ais_bpd(proposal, ebm, options, bpd_c, num_dims):
   """The EBM's bits/dim with the log Z from `ais_log_normalizer` (the report's ebm_bpd.ais)."""
   t = time.perf_counter()
   try:
@@ -384,9 +391,7 @@ class Evaluator:
     if options.test_examples:
       bpd_settings['subset'] = len(self.test_set[0])
     want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
-    # The proposal of the importance-sampled log Z: the flow, or for an EBM built on a frozen
-    # flow base (model.ebm.base=flow) that base, under which the weights are exp(g - c) alone.
-    proposal = flow if getattr(ebm, 'base', None) is None else ebm.base
+    proposal = log_z_proposal(flow, ebm)
     ebm_settings = dict(bpd_settings, is_samples=options.is_samples,
                         proposal='flow' if proposal is flow else 'ebm_base')
     if options.ais_steps:
@@ -406,9 +411,9 @@ class Evaluator:
                  'num_examples': n, 'settings': ebm_settings,
                  'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
         if has_flow and options.is_samples > 1:
-          block.update(_importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims))
+          block.update(importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims))
         if has_flow and options.ais_steps:
-          block['ais'] = _ais_bpd(proposal, ebm, options, bpd_c, num_dims)
+          block['ais'] = ais_bpd(proposal, ebm, options, bpd_c, num_dims)
         report['ebm_bpd'] = block
       _write(path, report)
       ebm_block = report.get('ebm_bpd', {})

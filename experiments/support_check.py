@@ -28,21 +28,24 @@ FLAGS = flags.FLAGS
 def main(_):
   config, mode = eval_run.load_run(FLAGS.workdir)
   num_dims = int(np.prod(config.data.shape))
-  scale = num_dims * np.log(2.)
+  options = image_eval.Options(is_samples=FLAGS.is_samples, ais_steps=FLAGS.ais_steps,
+                               ais_chains=FLAGS.ais_chains, batch_size=500)
   for support in ('none', 'cube'):
     config.model.ebm.support = support
     flow, ebm, step = eval_run.restore_models(config, FLAGS.workdir, mode=mode)
     # The test split (dequantized, so in the cube): its learned-c bits/dim is the same for both.
-    _, ebm_lp, _ = image_eval.test_log_probs(config, flow, ebm, 500, 0, False, True)
+    _, ebm_lp, _ = image_eval.test_log_probs(config, flow, ebm, options.batch_size,
+                                             options.seed, False, True)
     bpd_c = float(np.mean(flow_losses.bits_per_dim(ebm_lp, num_dims, config.data.num_bins)))
-    proposal = ebm.base if ebm.base is not None else flow
-    corr, _, ess, zeros = image_eval.log_normalizer_correction(proposal, ebm, FLAGS.is_samples,
-                                                               500, seed=0)
-    ais, ais_se, _ = image_eval.ais_log_normalizer(proposal, ebm, FLAGS.ais_chains,
-                                                   FLAGS.ais_steps, 0.1, seed=0)
-    print(f'step {step} support={support}: learned c {bpd_c:.4f}  '
-          f'IS {bpd_c + corr / scale:.4f} (ESS {ess:.0f}, {zeros} zero weights)  '
-          f'AIS {bpd_c + ais / scale:.4f} +- {ais_se / scale:.4f}')
+    proposal = image_eval.log_z_proposal(flow, ebm)
+    is_ = image_eval.importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims)
+    ais = image_eval.ais_bpd(proposal, ebm, options, bpd_c, num_dims)
+    print(f'step {step} support={support}: learned c {bpd_c:.4f}  IS ' +
+          (f'{is_["importance_sampled"]:.4f} (ESS {is_["effective_sample_size"]:.0f}, '
+           f'{is_["zero_weights"]} zero weights)' if is_['importance_sampled'] is not None
+           else f'refused: {is_["importance_sampled_refused"]}') + '  AIS ' +
+          (f'{ais["bpd"]:.4f} +- {ais["bpd_se"]:.4f}' if ais['bpd'] is not None
+           else f'refused: {ais["refused"]}'))
 
 
 if __name__ == '__main__':

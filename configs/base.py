@@ -1,6 +1,7 @@
 """Defaults shared by every config; each dataset's module overrides what differs."""
 
 import ml_collections
+import math
 
 
 def get_base_config():
@@ -93,9 +94,11 @@ def get_base_config():
   train.hmc_step_size = 0.15  # nt: the initial step size, adapted towards hmc_target_accept
   train.hmc_target_accept = 0.651  # nt: the acceptance rate the step size adapts to (0 = fixed)
   train.schedule = schedule = ml_collections.ConfigDict()
+  schedule.metric = 'accuracy'  # what the rule reads: 'accuracy' (FCE Sec. 4) or 'value' (V)
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
-  schedule.hysteresis = 0.  # switch at threshold +/- hysteresis
-  schedule.window = 1       # accuracy averaged over this many recent updates
+  schedule.value_threshold = -math.log(4.)  # the same rule on V (metric='value')
+  schedule.hysteresis = 0.  # switch at threshold +/- hysteresis, in the metric's units
+  schedule.window = 1       # the metric averaged over this many recent updates
   schedule.max_flow_updates = 0  # hand back to the EBM after this many flow updates (0 = never)
   schedule.max_ebm_updates = 0  # hand over to the flow after this many EBM updates (0 = never)
 

@@ -40,6 +40,7 @@ RULES = {
     'train.schedule.max_ebm_updates': _NON_NEGATIVE,
     'train.schedule.hysteresis': _NON_NEGATIVE,
     'train.schedule.threshold': (lambda v: 0 < v < 1, 'in (0, 1)'),
+    'train.schedule.value_threshold': (lambda v: v < 0, 'below 0: V is a log-likelihood'),
     'optim.ebm_lr': _POSITIVE,
     'optim.flow_lr': _POSITIVE,
     'optim.flow_mle_lr': _POSITIVE,
@@ -86,6 +87,9 @@ def _combinations(config):
   elif (_lookup(config, 'train.ebm_aux_noise') == 'base'
         and _lookup(config, 'model.ebm.base') != 'flow'):
     out.append("train.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
+  if _lookup(config, 'train.schedule.metric') not in (None, 'accuracy', 'value'):
+    out.append(f"train.schedule.metric={config.train.schedule.metric!r} (must be 'accuracy' or "
+               "'value')")
   if _lookup(config, 'model.ebm.support') not in (None, 'none', 'cube'):
     out.append(f"model.ebm.support={config.model.ebm.support!r} (must be 'none' or 'cube')")
   elif _lookup(config, 'model.ebm.support') == 'cube' and _lookup(config, 'train.ebm_f_penalty'):

@@ -21,6 +21,9 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
                importance-sampled log Z's proposals) are elsewhere once the flow has moved.
   flow_base_alt_slow_cube  flow_base_alt_slow with the EBM's density 0 outside the data's range
                [-0.5, 0.5]^D (model.ebm.support=cube).
+  flow_base_alt_slow_cube_init  that, after the paper's FCE-init (500 EBM-only updates).
+  flow_base_alt_slow_cube_init_v  that, with the turn handed on V instead of the accuracy
+               (train.schedule.metric=value, over a window of 10 updates).
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -59,6 +62,11 @@ VARIANTS['flow_base_alt_slow_cube'] = VARIANTS['flow_base_alt_slow'] + ['model.e
 # The paper's image protocol (FCE Sec. 4.4): the EBM first learns alone against the frozen flow.
 VARIANTS['flow_base_alt_slow_cube_init'] = (VARIANTS['flow_base_alt_slow_cube'] +
                                             ['train.fce_init_steps=500'])
+# The turn handed on V rather than the accuracy (train/schedule.py): the EBM keeps it until V's
+# mean over the last 10 updates is above -log 4.
+VARIANTS['flow_base_alt_slow_cube_init_v'] = (VARIANTS['flow_base_alt_slow_cube_init'] +
+                                              ['train.schedule.metric=value',
+                                               'train.schedule.window=10'])
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

@@ -1,7 +1,15 @@
 """FCE's alternation rule (FCE Sec. 4): update the EBM until the classifier's accuracy is above
 the threshold, then the flow until it is no longer above it.
 
-The accuracy compared is the mean over the last `window` updates (of either model); a
+`metric` chooses what is compared: 'accuracy' (the paper's rule, against `threshold`) or 'value',
+the value function V itself (FCE eq. 12, the classifier's log-likelihood), against
+`value_threshold`, by default V's equilibrium -log 4. The two differ when the classifier is
+right on most points but confidently wrong on a few: the accuracy is above 0.5 while V is far
+below -log 4, and the accuracy rule hands the flow turns in which it moves its samples further
+to where the EBM overrates them (docs/image_fce). Under the V rule the EBM keeps the turn until
+its log-loss is back at chance level.
+
+The score compared is the mean over the last `window` updates (of either model); a
 hysteresis band keeps the phase from flipping on noise (to the flow above threshold +
 hysteresis, back to the EBM at or below threshold - hysteresis); `max_flow_updates` and
 `max_ebm_updates` (0 = no limit) cap a phase at that many consecutive updates (both 1: strict
@@ -14,29 +22,38 @@ keep the turn forever, since no flow update can push that accuracy below 0.5, an
 would starve. The state lives in tf.Variables so that checkpoints carry it.
 """
 
+import numpy as np
 import tensorflow as tf
+
+METRICS = ('accuracy', 'value')
 
 
 class AlternationSchedule(tf.Module):
   """Decides which model the next FCE update trains; counts both models' updates."""
 
   def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0,
-               max_ebm_updates=0):
+               max_ebm_updates=0, metric='accuracy', value_threshold=-np.log(4.)):
     super().__init__(name='schedule')
+    if metric not in METRICS:
+      raise ValueError(f'The schedule reads one of {", ".join(METRICS)}, got {metric!r}.')
     if not 0. < threshold < 1.:
       raise ValueError(f'The accuracy threshold must lie in (0, 1), got {threshold}.')
+    if not value_threshold < 0.:
+      raise ValueError(f'V is a log-likelihood, below 0: value_threshold={value_threshold}.')
     if hysteresis < 0 or window < 1 or max_flow_updates < 0 or max_ebm_updates < 0:
       raise ValueError('Need hysteresis >= 0, window >= 1, max_flow_updates >= 0 and '
                        f'max_ebm_updates >= 0; got {hysteresis}, {window}, {max_flow_updates}, '
                        f'{max_ebm_updates}.')
-    self.threshold, self.hysteresis = threshold, hysteresis
+    self.metric = metric
+    self.threshold = threshold if metric == 'accuracy' else value_threshold
+    self.hysteresis = hysteresis
     self.window, self.max_flow_updates = window, max_flow_updates
     self.max_ebm_updates = max_ebm_updates
     self.flow_phase = tf.Variable(False, trainable=False, name='flow_phase')
     self.ebm_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='ebm_updates')
     self.flow_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='flow_updates')
     self.phase_length = tf.Variable(0, dtype=tf.int64, trainable=False, name='phase_length')
-    self.recent = tf.Variable(tf.zeros([window]), trainable=False, name='recent_accuracy')
+    self.recent = tf.Variable(tf.zeros([window]), trainable=False, name='recent_scores')
     self.num_recorded = tf.Variable(0, dtype=tf.int64, trainable=False, name='num_recorded')
 
   @property
@@ -44,12 +61,14 @@ class AlternationSchedule(tf.Module):
     return 'flow' if bool(self.flow_phase.numpy()) else 'ebm'
 
   @property
-  def mean_accuracy(self):
+  def mean_score(self):
+    """The mean of the metric over the last `window` updates (the threshold before any)."""
     n = min(int(self.num_recorded.numpy()), self.window)
-    return float(tf.reduce_mean(self.recent[:n])) if n else 0.5
+    return float(tf.reduce_mean(self.recent[:n])) if n else self.threshold
 
-  def record(self, accuracy, hold=False):
-    """Records the accuracy measured by the update just made; returns the next phase.
+  def record(self, score, hold=False):
+    """Records the metric (accuracy or V) measured by the update just made; returns the next
+    phase.
 
     With hold=True (FCE-init: EBM updates against a frozen flow) the update is counted but
     the phase does not change.
@@ -58,11 +77,11 @@ class AlternationSchedule(tf.Module):
     counter.assign_add(1)
     self.phase_length.assign_add(1)
     slot = int(self.num_recorded.numpy()) % self.window
-    self.recent[slot].assign(float(accuracy))
+    self.recent[slot].assign(float(score))
     self.num_recorded.assign_add(1)
     if hold:
       return self.phase
-    acc, length = self.mean_accuracy, int(self.phase_length.numpy())
+    acc, length = self.mean_score, int(self.phase_length.numpy())
     if self.phase == 'ebm' and (
         acc > self.threshold + self.hysteresis or
         (self.max_ebm_updates and length >= self.max_ebm_updates)):

@@ -540,7 +540,7 @@ class Trainer:
             + hint + ' If it diverges again right after resuming, resume from an earlier '
             'checkpoint: --rollback=1.')
       if phase != 'mle' and self.spec.alternates:
-        self.schedule.record(out['accuracy'], hold=self._fce_init(step))
+        self.schedule.record(out[self.schedule.metric], hold=self._fce_init(step))
       step += 1
       self.step.assign(step)
       # The run's last step and the MLE phase's last one are logged, saved and evaluated.
@@ -553,7 +553,7 @@ class Trainer:
         logged = {f'mle_pretrain/{k}': v for k, v in out.items()} if in_mle else dict(out)
         if self.spec.alternates and not in_mle:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},
-                        mean_accuracy=self.schedule.mean_accuracy)
+                        **{f'mean_{self.schedule.metric}': self.schedule.mean_score})
         self._check_flow_collapse(logged.get('flow_nll'), step)
         label = f'MLE phase {step}/{self.fce_start}' if in_mle else self.mode
         shown = dict(logged, **self._latest_eval)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from train import schedule as schedule_lib
@@ -29,7 +30,7 @@ def test_hysteresis_band_and_running_mean_window():
   w = schedule_lib.AlternationSchedule(threshold=0.5, window=3)
   # Running means 0.9, 0.6, then 0.5: the flow keeps the turn through one low accuracy.
   assert _phases(w, [0.9, 0.3, 0.3]) == ['flow', 'flow', 'ebm']
-  assert w.mean_accuracy == pytest.approx(0.5)
+  assert w.mean_score == pytest.approx(0.5)
 
 
 def test_phase_caps_give_strict_alternation():
@@ -46,8 +47,22 @@ def test_hold_counts_ebm_updates_without_switching():
   assert s.record(0.9) == 'flow'
 
 
+def test_value_rule_keeps_the_ebm_while_v_is_below_minus_log_4():
+  """On V: a classifier right on most points but confidently wrong on a few (accuracy 0.6,
+  V -1.8) keeps the EBM's turn, which the accuracy rule would hand to the flow."""
+  s = schedule_lib.AlternationSchedule(metric='value')
+  assert s.threshold == pytest.approx(-np.log(4.))
+  assert s.mean_score == pytest.approx(-np.log(4.))  # nothing recorded yet
+  assert _phases(s, [-1.8, -1.5, -1.3, -1.35, -np.log(4.), -1.2]) == [
+      'ebm', 'ebm', 'flow', 'flow', 'ebm', 'flow']
+  assert s.updates == {'ebm': 4, 'flow': 2}
+  band = schedule_lib.AlternationSchedule(metric='value', value_threshold=-1.5, hysteresis=0.1)
+  assert _phases(band, [-1.45, -1.39, -1.55, -1.61]) == ['ebm', 'flow', 'flow', 'ebm']
+
+
 @pytest.mark.parametrize('kwargs', [dict(threshold=1.), dict(window=0),
-                                    dict(max_ebm_updates=-1), dict(hysteresis=-0.1)])
+                                    dict(max_ebm_updates=-1), dict(hysteresis=-0.1),
+                                    dict(metric='loss'), dict(value_threshold=0.2)])
 def test_bad_settings_are_refused(kwargs):
   with pytest.raises(ValueError):
     schedule_lib.AlternationSchedule(**kwargs)

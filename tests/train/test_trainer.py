@@ -186,6 +186,25 @@ def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   assert not os.path.exists(tmp_path / 'run' / 'config.json')
 
 
+def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
+  """Under train.schedule.metric=value the trainer hands the schedule V: a threshold V never
+  reaches keeps every update with the EBM; one it always exceeds gives the flow all but the
+  first."""
+  def run(value_threshold, name):
+    config = _toy_config(**{'train.steps': 4, 'train.log_every': 4, 'train.checkpoint_every': 4,
+                            'train.schedule.metric': 'value',
+                            'train.schedule.max_flow_updates': 0,
+                            'train.schedule.value_threshold': value_threshold})
+    trainer = trainer_lib.Trainer(config, 'fce', str(tmp_path / name))
+    return trainer, trainer.run()
+  starved, logged = run(-1e-6, 'high')
+  assert starved.schedule.updates == {'ebm': 4, 'flow': 0}
+  assert 'mean_value' in logged and 'mean_accuracy' not in logged
+  assert logged['mean_value'] < -1e-6
+  eager, _ = run(-50., 'low')
+  assert eager.schedule.updates == {'ebm': 1, 'flow': 3}
+
+
 def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   config = _toy_config(**{'train.steps': 5, 'train.ssl_labels_per_class': 7,
                           'train.ssl_labeled_batch_size': 14, 'train.vat_weight': 1.,

@@ -30,18 +30,24 @@ from train import modes  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
-flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs get twice as many '
-                     'steps, since about half of their updates are flow updates).')
+flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs stop when their EBM '
+                     'has had as many, whatever the flow had).')
 flags.DEFINE_integer('mle_steps', 2000, 'MLE steps of the flow for the "trained" start.')
 flags.DEFINE_integer('eval_every', 500, 'Steps between log-density evaluations.')
 experiments.define_run_flags('figure2')
 FLAGS = flags.FLAGS
 
 
-def _train(mode, seed, steps, workdir, init_flow=None):
+def _train(mode, seed, workdir, init_flow=None):
+  """Trains to FLAGS.ebm_updates EBM updates; returns [(EBM updates, EBM log-density MSE)]."""
+  n = FLAGS.ebm_updates
+  steps = [f'train.steps={n}']
+  if modes.get(mode).alternates:  # the run ends at n EBM updates, allowing 4 flow updates each
+    steps = [f'train.steps={5 * n}', f'train.ebm_updates={n}']
   config = configs.for_dataset('8gaussians', None, [
-      f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={FLAGS.eval_every}',
-      f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={steps}'] + FLAGS.set)
+      f'train.seed={seed}', f'train.eval_every={FLAGS.eval_every}',
+      f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={FLAGS.eval_every}',
+      *steps] + FLAGS.set)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
   mse = experiments.scalars(workdir, 'ebm_logp_mse')
   if modes.get(mode).alternates:
@@ -58,17 +64,17 @@ def main(_):
   for seed in map(int, FLAGS.seeds):
     root = os.path.join(FLAGS.workroot, f'seed{seed}')
     logging.info('seed %d: FCE from a random Glow', seed)
-    curves['FCE rand'][seed] = _train('fce', seed, 2 * n, os.path.join(root, 'fce_rand'))
+    curves['FCE rand'][seed] = _train('fce', seed, os.path.join(root, 'fce_rand'))
     logging.info('seed %d: MLE Glow, then FCE from it', seed)
     mle_dir = os.path.join(root, 'mle')
     config = configs.for_dataset('8gaussians', None, [f'train.seed={seed}',
                                               f'train.steps={FLAGS.mle_steps}',
                                               f'train.eval_every={FLAGS.mle_steps}'] + FLAGS.set)
     trainer_lib.Trainer(config, 'mle', mle_dir).run()
-    curves['FCE trained'][seed] = _train('fce', seed, 2 * n, os.path.join(root, 'fce_trained'),
+    curves['FCE trained'][seed] = _train('fce', seed, os.path.join(root, 'fce_trained'),
                                          init_flow=mle_dir)
     logging.info('seed %d: NCE with Gaussian noise', seed)
-    curves['NCE'][seed] = _train('nce', seed, n, os.path.join(root, 'nce'))
+    curves['NCE'][seed] = _train('nce', seed, os.path.join(root, 'nce'))
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for (name, runs), color in zip(curves.items(), ('C0', 'C1', 'C2')):
@@ -85,19 +91,28 @@ def main(_):
   with open(os.path.join(FLAGS.outdir, 'figure2.json'), 'w') as f:
     json.dump({k: {str(s): v for s, v in runs.items()} for k, runs in curves.items()}, f)
 
-  def last_within(points):  # the last evaluation at or below n EBM updates
-    return [m for u, m in points if u <= n][-1]
-
-  lines = ['| method | ' + ' | '.join(f'seed {s}' for s in FLAGS.seeds) + ' | mean |',
-           '|---|' + '---|' * (len(FLAGS.seeds) + 1)]
-  for name, runs in curves.items():
-    finals = [last_within(p) for p in runs.values()]
-    lines.append(f'| {name} | ' + ' | '.join(f'{v:.3f}' for v in finals) +
-                 f' | {np.mean(finals):.3f} |')
-  table = '\n'.join(lines)
+  table = summary(curves, n, FLAGS.seeds)
   with open(os.path.join(FLAGS.outdir, 'figure2.md'), 'w') as f:
-    f.write(f'EBM log-density MSE at the last evaluation within {n} EBM updates\n\n{table}\n')
+    f.write(table)
   print(table)
+
+
+def summary(curves, n, seeds, below=0.1):
+  """The table of figure2.md: per method, the EBM's log-density MSE at the last evaluation
+  within n EBM updates (per seed and mean), the mean of the last 3 such evaluations, and the EBM
+  updates at the first evaluation below `below` (per seed; '-' if none)."""
+  lines = [f'EBM log-density MSE (learned c), at most {n} EBM updates', '',
+           '| method | last evaluation (' + ' / '.join(f'seed {s}' for s in seeds) + ') | mean '
+           f'| mean of the last 3 evaluations | first evaluation below {below} |',
+           '|---|---|---|---|---|']
+  for name, runs in curves.items():
+    within = [[(u, m) for u, m in points if u <= n] for points in runs.values()]
+    finals = [w[-1][1] for w in within]
+    last3 = np.mean([m for w in within for _, m in w[-3:]])
+    first = [next((str(u) for u, m in w if m < below), '-') for w in within]
+    lines.append(f'| {name} | ' + ' / '.join(f'{v:.3f}' for v in finals) +
+                 f' | {np.mean(finals):.3f} | {last3:.3f} | {" / ".join(first)} |')
+  return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':

@@ -3,8 +3,12 @@
 import importlib
 import json
 
-CONFIGS = ('toy2d', 'toy2d_paper', 'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits',
-           'smoke')
+IMAGE_CONFIGS = ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
+# `<image config>_paper`: the same config with FCE as the paper states it, without the fce
+# entry of its MODE_DEFAULTS (configs.base.IMAGE_FCE); `toy2d_paper` is a module of its own.
+PAPER = '_paper'
+CONFIGS = ('toy2d', 'toy2d_paper', *IMAGE_CONFIGS, 'smoke',
+           *(name + PAPER for name in IMAGE_CONFIGS))
 # Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1,
 # the 2D benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
@@ -45,18 +49,43 @@ def _merge(into, update):
 
 def get_config(name):
   """Returns the default config `name`; an unknown name raises a ValueError listing valid ones."""
-  if name not in CONFIGS:
-    raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
-  return importlib.import_module(f'configs.{name}').get_config()
+  return _module(name).get_config()
 
 
 def mode_defaults(name, mode):
   """A config's own settings for one mode, as `key=value` overrides (e.g. NT-EBM's optimiser
-  for nt / nt_nce: `MODE_DEFAULTS` of configs/<name>.py); [] if it has none."""
+  for nt / nt_nce: `MODE_DEFAULTS` of configs/<name>.py); [] if it has none, and for fce under
+  an `<image config>_paper` name."""
+  if _is_image_paper(name) and mode == 'fce':
+    return []
+  return list(getattr(_module(name), 'MODE_DEFAULTS', {}).get(mode, ()))
+
+
+def _is_image_paper(name):
+  return name.endswith(PAPER) and name[:-len(PAPER)] in IMAGE_CONFIGS
+
+
+def _module(name):
   if name not in CONFIGS:
     raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
-  return list(getattr(importlib.import_module(f'configs.{name}'), 'MODE_DEFAULTS', {})
-              .get(mode, ()))
+  return importlib.import_module(f'configs.{name[:-len(PAPER)] if _is_image_paper(name) else name}')
+
+
+def default_config(dataset, shape=None):
+  """The config a dataset gets without --config: toy2d for 2D and vector data, the dataset's
+  own for the built-in image sets, svhn's for a user's images (`shape`: a user source's)."""
+  from data import images  # pylint: disable=g-import-not-at-top
+  from data import toys  # pylint: disable=g-import-not-at-top
+  if dataset in toys.ALL or (shape is not None and len(shape) == 1):
+    return 'toy2d'
+  return dataset if dataset in (*images.TFDS_NAMES, 'digits') else 'svhn'
+
+
+def paper_config(name):
+  """The name under which config `name` trains FCE as the paper states it (toy2d_paper, or
+  `<image config>_paper`); `name` itself if it has no such variant."""
+  paper = ('toy2d' if name == 'toy2d_paper' else name) + PAPER
+  return paper if paper in CONFIGS else name
 
 
 def for_dataset(dataset, config_name=None, assignments=(), mode=None):
@@ -66,17 +95,13 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   from configs import checks  # pylint: disable=g-import-not-at-top
   from configs import overrides  # pylint: disable=g-import-not-at-top
   from data import images  # pylint: disable=g-import-not-at-top
-  from data import toys  # pylint: disable=g-import-not-at-top
   user_source = images.is_user_source(dataset)
   if not (dataset in DATASETS or user_source):
     raise ValueError(f'Unknown dataset {dataset!r}; valid: {", ".join(DATASETS)}, npy:PATH, '
                      'folder:PATH, npz:PATH.')
   shape = images.infer_shape(dataset) if user_source else None
   if config_name is None:
-    if dataset in toys.ALL or (shape is not None and len(shape) == 1):
-      config_name = 'toy2d'
-    else:
-      config_name = dataset if dataset in (*images.TFDS_NAMES, 'digits') else 'svhn'
+    config_name = default_config(dataset, shape)
   config = get_config(config_name)
   config.data.name = dataset
   if dataset == '2spirals':

@@ -3,7 +3,7 @@
 from configs import base
 
 
-MODE_DEFAULTS = base.nt_ebm_defaults(nt_lr=1e-5, nce_lr=1e-5)
+MODE_DEFAULTS = base.image_mode_defaults(nt_lr=1e-5, nce_lr=1e-5)
 
 
 def get_config():

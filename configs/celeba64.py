@@ -4,7 +4,7 @@ A.4), and the 64x64 LipSwish EBM of NT-EBM Table 5 (nf=32) with Adam lr 1e-5, be
 from configs import base
 
 
-MODE_DEFAULTS = base.nt_ebm_defaults(nt_lr=1e-5, nce_lr=1e-5)
+MODE_DEFAULTS = base.image_mode_defaults(nt_lr=1e-5, nce_lr=1e-5)
 
 
 def get_config():

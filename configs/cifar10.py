@@ -4,7 +4,7 @@ from configs import base
 
 
 # NT-EBM A.4 gives no NCE-EBM rate for CIFAR-10; 1e-5 is the one it gives the others.
-MODE_DEFAULTS = base.nt_ebm_defaults(nt_lr=5e-5, nce_lr=1e-5)
+MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5)
 
 
 def get_config():

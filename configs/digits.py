@@ -2,6 +2,8 @@
 
 from configs import base
 
+MODE_DEFAULTS = base.image_mode_defaults()
+
 
 def get_config():
   config = base.get_base_config()

@@ -38,6 +38,9 @@ flags.DEFINE_list('probe_labels', ['10', '50', '100', '500'], 'Numbers of labels
 flags.DEFINE_integer('fid_samples', 0, 'Glow samples for FID (needs --inception_graph).')
 flags.DEFINE_string('inception_graph', '', 'TTUR classify_image_graph_def.pb, for FID.')
 flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+flags.DEFINE_enum('config', 'digits', ['digits', 'digits_paper'], 'digits: FCE with this '
+                  'project\'s image setting (configs.base.IMAGE_FCE); digits_paper: as the paper '
+                  'states it (docs/digits was measured so).')
 experiments.define_run_flags('digits')
 FLAGS = flags.FLAGS
 
@@ -46,7 +49,7 @@ def _train(mode, steps, init_flow=None, extra=()):
   return experiments.train_run(
       os.path.join(FLAGS.workroot, mode), 'digits', mode, steps, FLAGS.seed,
       ['train.snapshot_every=0', 'train.fid_samples=0',  # FID: --mode=eval's, below
-       *extra] + FLAGS.set, init_flow)
+       *extra] + FLAGS.set, init_flow, FLAGS.config)
 
 
 def main(_):

@@ -86,3 +86,22 @@ def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
   assert (ssl.train.vat_weight, ssl.train.vat_epsilon) == (10., 0.3)
   assert configs.for_dataset('2spirals', mode='fce').train.vat_weight == 0.
   assert configs.for_dataset('2spirals', 'toy2d_paper', mode='ssl').train.vat_weight == 0.
+
+
+@pytest.mark.parametrize('name', configs.IMAGE_CONFIGS)
+def test_image_fce_defaults_to_the_measured_setting_and_the_paper_keeps_its_own(name):
+  """fce on images gets configs.base.IMAGE_FCE (docs/image_fce); `<name>_paper` is the same config
+  with FCE as published, and keeps the other modes' defaults (NT-EBM's for nt)."""
+  ours = configs.for_dataset(name, mode='fce')
+  paper = configs.for_dataset(name, f'{name}_paper', mode='fce')
+  assert (ours.model.ebm.base, ours.model.ebm.support) == ('flow', 'cube')
+  assert (ours.train.schedule.metric, ours.train.schedule.window) == ('value', 10)
+  assert (ours.train.schedule.max_flow_updates, ours.train.fce_init_steps) == (1, 500)
+  assert (ours.optim.flow_lr, paper.optim.flow_lr) == (1e-6, 1e-5)
+  assert (paper.model.ebm.base, paper.model.ebm.support) == ('none', 'none')
+  assert (paper.train.schedule.metric, paper.train.schedule.max_flow_updates) == ('accuracy', 0)
+  assert paper.train.fce_init_steps == 0
+  assert paper.data.name == name and paper.model.flow == ours.model.flow
+  assert configs.paper_config(name) == f'{name}_paper'
+  assert configs.mode_defaults(f'{name}_paper', 'nt') == configs.mode_defaults(name, 'nt')
+  assert configs.for_dataset(name, mode='ssl').model.ebm.base == 'none'  # ssl: the paper's

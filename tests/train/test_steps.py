@@ -15,13 +15,19 @@ def _setup(name, batch, mode=None):
   config = configs.for_dataset(name, mode=mode) if mode else configs.get_config(name)
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
-  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes)
+  ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes, config.model.flow)
   rng = np.random.default_rng(0)
   x = tf.constant(pipeline.dequantize_numpy(rng.integers(0, config.data.num_bins,
                                                          (batch, *shape)),
                                             config.data.num_bins, rng))
   flow.data_init(x)
   return config, flow, ebm, x
+
+
+def _begin_fce(flow, ebm):
+  """What the trainer does when FCE begins: an EBM on a flow base gets a copy of the flow."""
+  for base, v in zip(ebm.base.variables, flow.variables, strict=True):
+    base.assign(v)
 
 
 def _snapshot(variables):
@@ -34,7 +40,8 @@ def _changed(before, variables):
 
 @pytest.mark.parametrize('name', ['svhn', 'celeba', 'cifar10', 'celeba64'])
 def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
-  config, flow, ebm, x = _setup(name, batch=2)
+  config, flow, ebm, x = _setup(name, batch=2, mode='fce')  # with the image FCE defaults
+  assert ebm.base is not None  # a full-size frozen Glow under the EBM (model.ebm.base=flow)
   optimizers = steps_lib.make_optimizers(config.optim)
   # Uncompiled: tracing 96 Glow steps would dominate the test time.
   mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins)
@@ -46,6 +53,7 @@ def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   # Every flow variable has moved after two steps (the hidden layers of each coupling network
   # start to get gradients once the zero-initialised last layer has moved, on step two).
   assert all(_changed(before, flow.trainable_variables))
+  _begin_fce(flow, ebm)
   before_ebm = _snapshot(ebm.trainable_variables)
   metrics = ebm_step(batch)
   assert np.isfinite(float(metrics['value']))

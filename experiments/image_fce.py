@@ -25,6 +25,7 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
   flow_base_alt_slow_cube_init_v  that, with the turn handed on V instead of the accuracy
                (train.schedule.metric=value, over a window of 10 updates).
   flow_base_alt_slow_init_v  the same without the cube.
+  flow_base_slow_init_v  that, without the cap of one flow update per turn.
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -70,6 +71,9 @@ V_RULE = ['train.schedule.metric=value', 'train.schedule.window=10']
 VARIANTS['flow_base_alt_slow_cube_init_v'] = VARIANTS['flow_base_alt_slow_cube_init'] + V_RULE
 VARIANTS['flow_base_alt_slow_init_v'] = (VARIANTS['flow_base_alt_slow'] +
                                          ['train.fce_init_steps=500'] + V_RULE)
+# Under the V rule the flow's turn ends by itself once V is back at -log 4: no cap on it.
+VARIANTS['flow_base_slow_init_v'] = (VARIANTS['flow_base_slow'] +
+                                     ['train.fce_init_steps=500'] + V_RULE)
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

@@ -1,7 +1,8 @@
 """Defaults shared by every config; each dataset's module overrides what differs."""
 
-import ml_collections
 import math
+
+import ml_collections
 
 
 def get_base_config():

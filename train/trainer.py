@@ -296,6 +296,31 @@ class Trainer:
     if self.spec.alternates:
       self.flow_nll_start.assign(float(tf.reduce_mean(-self.flow.log_prob(
           tf.constant(self._first_batch['x'])))))
+      self._check_support_coverage()
+
+  def _check_support_coverage(self, num_samples=256):
+    """Warns when few of the flow's samples lie in the EBM's support (model.ebm.support=cube).
+
+    Samples outside it are 'noise' to the EBM for certain, so they give V no gradient; if most
+    are outside, V's data side alone pushes c down without bound (NCE whose noise seldom lands
+    in the model's support). On digits 93 % of an MLE Glow's samples had a pixel below -0.5
+    (docs/image_fce). A fixed generator: the run's random stream is not touched.
+    """
+    if self.ebm.support is None:
+      return
+    low, high = self.ebm.support
+    z = self.flow.sample_latent(num_samples, generator=tf.random.Generator.from_seed(0))
+    x = tf.reshape(self.flow.generate(z)[0], [num_samples, -1])
+    inside = float(tf.reduce_mean(tf.cast(
+        tf.reduce_all((x >= low) & (x <= high), axis=1), tf.float32)))
+    logging.info('%.0f%% of the flow\'s samples lie in the EBM\'s support [%g, %g]^D.',
+                 100 * inside, low, high)
+    if inside < 0.5:
+      logging.warning(
+          'Only %.0f%% of the flow\'s samples lie in the EBM\'s support [%g, %g]^D '
+          '(model.ebm.support=%s): V gets no gradient from the others, and c will drift '
+          'down without bound. Re-run in a new workdir with --set model.ebm.support=none '
+          '(docs/image_fce).', 100 * inside, low, high, self.config.model.ebm.support)
 
   @functools.cached_property
   def _first_batch(self):

@@ -2,7 +2,9 @@
 
 from configs import base
 
-MODE_DEFAULTS = base.image_mode_defaults()
+# Mostly background at the bottom of the pixel range: the EBM's support is not cut to the
+# cube (configs.base.image_mode_defaults).
+MODE_DEFAULTS = base.image_mode_defaults(support='none')
 
 
 def get_config():

@@ -3,7 +3,9 @@
 from configs import base
 
 
-MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5)
+# Mostly background at the bottom of the pixel range, as digits: no cube support
+# (configs.base.image_mode_defaults).
+MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5, support='none')
 
 
 def get_config():

@@ -2,9 +2,8 @@
 
 from configs import base
 
-# Mostly background at the bottom of the pixel range: the EBM's support is not cut to the
-# cube (configs.base.image_mode_defaults).
-MODE_DEFAULTS = base.image_mode_defaults(support='none')
+# Mostly background at the bottom of the pixel range (configs.base.image_mode_defaults).
+MODE_DEFAULTS = base.image_mode_defaults(photographs=False)
 
 
 def get_config():

@@ -3,9 +3,9 @@
 from configs import base
 
 
-# Mostly background at the bottom of the pixel range, as digits: no cube support
+# Mostly background at the bottom of the pixel range, as digits
 # (configs.base.image_mode_defaults).
-MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5, support='none')
+MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5, photographs=False)
 
 
 def get_config():

@@ -92,7 +92,8 @@ FLAGS = flags.FLAGS
 
 def _train(name, mode, steps, overrides, init_flow=None):
   # The variants are overrides of the paper's setting (`<config>_paper`), not of this project's
-  # image default (configs.base.IMAGE_FCE, which is flow_base_alt_slow_cube_init_v).
+  # image defaults (configs.base.PHOTO_FCE is flow_base_alt_slow_cube_init_v; IMAGE_FCE, for
+  # digits and MNIST, is flow_base_alt_slow).
   config = configs.paper_config(FLAGS.config or configs.default_config(FLAGS.dataset))
   return experiments.train_run(
       os.path.join(FLAGS.workroot, name), FLAGS.dataset, mode, steps, FLAGS.seed,

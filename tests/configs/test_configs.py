@@ -90,14 +90,17 @@ def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
 
 @pytest.mark.parametrize('name', configs.IMAGE_CONFIGS)
 def test_image_fce_defaults_to_the_measured_setting_and_the_paper_keeps_its_own(name):
-  """fce on images gets configs.base.IMAGE_FCE (docs/image_fce); `<name>_paper` is the same config
-  with FCE as published, and keeps the other modes' defaults (NT-EBM's for nt)."""
+  """fce on images gets configs.base.PHOTO_FCE or IMAGE_FCE (docs/image_fce); `<name>_paper` is
+  the same config with FCE as published, and keeps the other modes' defaults (NT-EBM's for nt)."""
   ours = configs.for_dataset(name, mode='fce')
   paper = configs.for_dataset(name, f'{name}_paper', mode='fce')
-  support = 'none' if name in ('digits', 'mnist') else 'cube'  # mostly background: no cube
-  assert (ours.model.ebm.base, ours.model.ebm.support) == ('flow', support)
-  assert (ours.train.schedule.metric, ours.train.schedule.window) == ('value', 10)
-  assert (ours.train.schedule.max_flow_updates, ours.train.fce_init_steps) == (1, 500)
+  assert ours.model.ebm.base == 'flow' and ours.train.schedule.max_flow_updates == 1
+  if name in ('digits', 'mnist'):  # mostly background: IMAGE_FCE (docs/image_fce)
+    assert (ours.model.ebm.support, ours.train.schedule.metric) == ('none', 'accuracy')
+    assert ours.train.fce_init_steps == 0
+  else:  # photographs: PHOTO_FCE
+    assert (ours.model.ebm.support, ours.train.schedule.metric) == ('cube', 'value')
+    assert (ours.train.schedule.window, ours.train.fce_init_steps) == (10, 500)
   assert (ours.optim.flow_lr, paper.optim.flow_lr) == (1e-6, 1e-5)
   assert (paper.model.ebm.base, paper.model.ebm.support) == ('none', 'none')
   assert (paper.train.schedule.metric, paper.train.schedule.max_flow_updates) == ('accuracy', 0)

@@ -298,17 +298,19 @@ class Trainer:
           tf.constant(self._first_batch['x'])))))
       self._check_support_coverage()
 
-  def _check_support_coverage(self, num_samples=256):
+  def _check_support_coverage(self):
     """Warns when few of the flow's samples lie in the EBM's support (model.ebm.support=cube).
 
     Samples outside it are 'noise' to the EBM for certain, so they give V no gradient; if most
     are outside, V's data side alone pushes c down without bound (NCE whose noise seldom lands
-    in the model's support). On digits 93 % of an MLE Glow's samples had a pixel below -0.5
-    (docs/image_fce). A fixed generator: the run's random stream is not touched.
+    in the model's support). On digits 93 % of an MLE Glow's samples had a pixel outside
+    [-0.5, 0.5] (docs/image_fce). One batch of samples (a size the run holds anyway), from a
+    fixed generator: the run's random stream is not touched.
     """
     if self.ebm.support is None:
       return
     low, high = self.ebm.support
+    num_samples = self.global_batch
     z = self.flow.sample_latent(num_samples, generator=tf.random.Generator.from_seed(0))
     x = tf.reshape(self.flow.generate(z)[0], [num_samples, -1])
     inside = float(tf.reduce_mean(tf.cast(

@@ -215,6 +215,12 @@ class EnergyModel(keras.Model):
       f = f + self.base.log_prob(x)[:, None]
     return f if self.num_classes else f[:, 0]
 
+  def in_support(self, x):
+    """[B] bool: whether each example lies in the support (an EBM with one)."""
+    low, high = self.support
+    flat = tf.reshape(x, [tf.shape(x)[0], -1])
+    return tf.reduce_all((flat >= low) & (flat <= high), axis=1)
+
   def log_prob(self, x, training=False):
     """log p_theta(x) = f_theta(x) - c ([B], or [B, K] with one c_k per class); -inf outside
     the support, if one is set."""
@@ -222,9 +228,7 @@ class EnergyModel(keras.Model):
     lp = self(x, training=training) - c
     if self.support is None:
       return lp
-    low, high = self.support
-    flat = tf.reshape(x, [tf.shape(x)[0], -1])
-    inside = tf.reduce_all((flat >= low) & (flat <= high), axis=1)
+    inside = self.in_support(x)
     if self.num_classes:
       inside = inside[:, None]
     return tf.where(inside, lp, tf.constant(-np.inf, lp.dtype))

@@ -81,13 +81,13 @@ class AlternationSchedule(tf.Module):
     self.num_recorded.assign_add(1)
     if hold:
       return self.phase
-    acc, length = self.mean_score, int(self.phase_length.numpy())
+    score, length = self.mean_score, int(self.phase_length.numpy())
     if self.phase == 'ebm' and (
-        acc > self.threshold + self.hysteresis or
+        score > self.threshold + self.hysteresis or
         (self.max_ebm_updates and length >= self.max_ebm_updates)):
       self._switch(True)
     elif self.phase == 'flow' and (
-        acc <= self.threshold - self.hysteresis or
+        score <= self.threshold - self.hysteresis or
         (self.max_flow_updates and length >= self.max_flow_updates)):
       self._switch(False)
     return self.phase

@@ -310,11 +310,9 @@ class Trainer:
     if self.ebm.support is None:
       return
     low, high = self.ebm.support
-    num_samples = self.global_batch
-    z = self.flow.sample_latent(num_samples, generator=tf.random.Generator.from_seed(0))
-    x = tf.reshape(self.flow.generate(z)[0], [num_samples, -1])
-    inside = float(tf.reduce_mean(tf.cast(
-        tf.reduce_all((x >= low) & (x <= high), axis=1), tf.float32)))
+    z = self.flow.sample_latent(self.global_batch, generator=tf.random.Generator.from_seed(0))
+    inside = float(tf.reduce_mean(tf.cast(self.ebm.in_support(self.flow.generate(z)[0]),
+                                          tf.float32)))
     logging.info('%.0f%% of the flow\'s samples lie in the EBM\'s support [%g, %g]^D.',
                  100 * inside, low, high)
     if inside < 0.5:

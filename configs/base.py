@@ -26,6 +26,8 @@ def get_base_config():
   flow.scale_floor = 0.     # affine: scale e + (1 - e) sigmoid(h + 2), so a sample expands by
                             # at most 1/e per coupling (0 = openai/glow's unbounded expansion)
   flow.seed = 0             # seed of the invertible-linear initial rotations
+  flow.support = 'none'     # 'cube': samples in (-0.5, 0.5)^D, the range of dequantized images,
+                            # through a last sigmoid (models/bijectors.CubeSquash); images only
   model.ebm = ebm = ml_collections.ConfigDict()
   ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl

@@ -90,6 +90,11 @@ def _combinations(config):
   if _lookup(config, 'train.schedule.metric') not in (None, 'accuracy', 'value'):
     out.append(f"train.schedule.metric={config.train.schedule.metric!r} (must be 'accuracy' or "
                "'value')")
+  if _lookup(config, 'model.flow.support') not in (None, 'none', 'cube'):
+    out.append(f"model.flow.support={config.model.flow.support!r} (must be 'none' or 'cube')")
+  elif (_lookup(config, 'model.flow.support') == 'cube'
+        and len(_lookup(config, 'data.shape') or ()) != 3):
+    out.append("model.flow.support='cube' on vector data (it is for images (H, W, C))")
   if _lookup(config, 'model.ebm.support') not in (None, 'none', 'cube'):
     out.append(f"model.ebm.support={config.model.ebm.support!r} (must be 'none' or 'cube')")
   elif _lookup(config, 'model.ebm.support') == 'cube' and _lookup(config, 'train.ebm_f_penalty'):

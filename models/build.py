@@ -9,11 +9,15 @@ def build_flow(flow_config, data_shape):
   data_shape = tuple(int(d) for d in data_shape)
   f = flow_config
   if len(data_shape) == 1:
+    if support_range(f.get('support', 'none')) is not None:
+      raise ValueError("model.flow.support='cube' is for images (H, W, C); vectors have no "
+                       'fixed range. Use model.flow.support=none.')
     bijector = glow.VectorGlow(data_shape[0], f.steps_per_level, f.width, f.coupling,
                                seed=f.seed, scale_floor=f.scale_floor)
   elif len(data_shape) == 3:
     bijector = glow.ImageGlow(data_shape, f.levels, f.steps_per_level, f.width, f.coupling,
-                              seed=f.seed, scale_floor=f.scale_floor)
+                              seed=f.seed, scale_floor=f.scale_floor,
+                              support=support_range(f.get('support', 'none')))
   else:
     raise ValueError(f'Data must be vectors (D,) or images (H, W, C); got shape {data_shape}.')
   return glow.Flow(bijector, data_shape)
@@ -33,14 +37,20 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
     raise ValueError(f"model.ebm.base must be 'none' or 'flow'; got {base!r}.")
   if base == 'flow' and flow_config is None:
     raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
-  support = ebm_config.get('support', 'none')
-  if support not in SUPPORTS:
-    raise ValueError(f"model.ebm.support must be one of {', '.join(SUPPORTS)}; got {support!r}.")
+  support = support_range(ebm_config.get('support', 'none'), 'model.ebm.support')
   network = ebm_lib.build_network(ebm_config.arch, data_shape, outputs=classes or 1)
   base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None
   return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow,
-                             support=SUPPORTS[support])
+                             support=support)
 
 
-# model.ebm.support: none, or the cube of dequantized image data (losses.flow.dequantize).
+# model.ebm.support and model.flow.support: none, or the cube of dequantized image data
+# (losses.flow.dequantize).
 SUPPORTS = {'none': None, 'cube': (-0.5, 0.5)}
+
+
+def support_range(name, field='model.flow.support'):
+  """(low, high) of a support's name, or None for 'none'."""
+  if name not in SUPPORTS:
+    raise ValueError(f"{field} must be one of {', '.join(SUPPORTS)}; got {name!r}.")
+  return SUPPORTS[name]

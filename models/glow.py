@@ -64,10 +64,13 @@ class ImageGlow(fb.FlowBijector):
   Inverse pass, per level l = 1..L: squeeze 2x2 -> K steps (ActNorm, 1x1 conv, coupling) ->
   (if l < L) factor out half of the channels through the learned split prior. The latent is the
   concatenation of the factored-out noise of levels 1..L-1 and the top level's output, flattened.
+
+  With `support` = (low, high) (model.flow.support = 'cube'), the data first pass through the
+  logit of `fb.CubeSquash`: every sample then lies in the cube and q = 0 outside it.
   """
 
   def __init__(self, image_shape, levels, steps_per_level, width, coupling='additive', seed=0,
-               name='glow', scale_floor=0.):
+               name='glow', scale_floor=0., support=None):
     super().__init__(event_ndims=1, inverse_event_ndims=3, name=name)
     check_image_shape(image_shape, levels)
     if coupling not in ('additive', 'affine'):
@@ -95,6 +98,9 @@ class ImageGlow(fb.FlowBijector):
         self._exit_shapes.append((h, w, c))
     self._exit_sizes = [int(np.prod(s)) for s in self._exit_shapes]
     self.latent_dim = int(np.prod(self.image_shape))
+    # support = (low, high): a last forward step onto the open cube (fb.CubeSquash).
+    self.support = None if support is None else tuple(float(b) for b in support)
+    self.squash = None if support is None else fb.CubeSquash(*support, 3, name='cube_squash')
 
   def _check_images(self, x):
     if tuple(x.shape[1:]) != self.image_shape:
@@ -106,6 +112,8 @@ class ImageGlow(fb.FlowBijector):
     total = tf.zeros(tf.shape(x)[:1])
     exits = []
     h = x
+    if self.squash is not None:
+      h, total = self.squash.inverse_and_log_det(h)
     for level, flow in enumerate(self.flows):
       h = tf.nn.space_to_depth(h, 2)
       if init:
@@ -145,6 +153,9 @@ class ImageGlow(fb.FlowBijector):
       h, ldj = self.flows[level].forward_and_log_det(h)
       total += ldj
       h = tf.nn.depth_to_space(h, 2)
+    if self.squash is not None:
+      h, ldj = self.squash.forward_and_log_det(h)
+      total += ldj
     return h, total
 
   # Event shapes for TFP (latent [D] <-> image [H, W, C]).

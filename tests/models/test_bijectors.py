@@ -108,3 +108,27 @@ def test_scale_floor_bounds_the_generators_expansion():
       np.testing.assert_allclose(fldj.numpy(), [np.log(expected)], rtol=1e-5)
   with pytest.raises(ValueError, match='scale floor'):
     fb.Coupling(2, 1, fb.mlp_network_fn(4), affine=True, scale_floor=1.)
+
+
+def test_cube_squash_invertible_and_log_dets_match_autodiff():
+  rng = np.random.default_rng(0)
+  block = fb.CubeSquash(-0.5, 0.5, 3)
+  x = rng.uniform(-0.49, 0.49, size=(3, 4, 4, 2)).astype(np.float32)
+  _, ildj = helpers.assert_invertible(block, x)
+  expected = helpers.autodiff_log_det(lambda t: block.inverse_and_log_det(t)[0], x[0])
+  np.testing.assert_allclose(ildj.numpy()[0], expected, rtol=1e-4, atol=1e-3)
+  u = (3. * rng.standard_normal((2, 4, 4, 2))).astype(np.float32)
+  _, fldj = block.forward_and_log_det(tf.constant(u))
+  expected = helpers.autodiff_log_det(lambda t: block.forward_and_log_det(t)[0], u[0])
+  np.testing.assert_allclose(fldj.numpy()[0], expected, rtol=1e-4, atol=1e-3)
+
+
+def test_cube_squash_stays_in_the_cube_and_refuses_points_outside():
+  block = fb.CubeSquash(-0.5, 0.5, 1)
+  x, fldj = block.forward_and_log_det(tf.constant([[-40., 0., 40.]]))
+  assert np.all(np.abs(x.numpy()) <= 0.5) and np.isfinite(fldj.numpy()).all()
+  # The cube's own edge (a dequantized pixel at level 0) is finite; a point outside is -inf.
+  _, ildj = block.inverse_and_log_det(tf.constant([[-0.5, 0., 0.5], [0.1, 0.5001, 0.]]))
+  assert np.isfinite(ildj.numpy()[0]) and ildj.numpy()[1] == -np.inf
+  with pytest.raises(ValueError, match='low < high'):
+    fb.CubeSquash(0.5, -0.5, 1)

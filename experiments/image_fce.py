@@ -26,6 +26,9 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
                (train.schedule.metric=value, over a window of 10 updates).
   flow_base_alt_slow_init_v  the same without the cube.
   flow_base_slow_init_v  that, without the cap of one flow update per turn.
+  flow_base_slow_cube_init_v  that, with the cube.
+Any of them with --set model.flow.support=cube: a Glow whose samples stay in the pixel range
+  (the MLE run and the variants alike).
 
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
@@ -74,6 +77,8 @@ VARIANTS['flow_base_alt_slow_init_v'] = (VARIANTS['flow_base_alt_slow'] +
 # Under the V rule the flow's turn ends by itself once V is back at -log 4: no cap on it.
 VARIANTS['flow_base_slow_init_v'] = (VARIANTS['flow_base_slow'] +
                                      ['train.fce_init_steps=500'] + V_RULE)
+VARIANTS['flow_base_slow_cube_init_v'] = (VARIANTS['flow_base_slow_init_v'] +
+                                          ['model.ebm.support=cube'])
 LOG4 = float(np.log(4.))
 
 flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')

@@ -5,8 +5,8 @@ import json
 
 IMAGE_CONFIGS = ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
 # `<image config>_paper`: the same config with FCE as the paper states it, without the fce
-# entry of its MODE_DEFAULTS (configs.base.PHOTO_FCE or IMAGE_FCE); `toy2d_paper` is a module
-# of its own.
+# entry of its MODE_DEFAULTS (configs.base.PHOTO_FCE or IMAGE_FCE), and with the paper's Glow
+# (model.flow.support=none, in every mode); `toy2d_paper` is a module of its own.
 PAPER = '_paper'
 CONFIGS = ('toy2d', 'toy2d_paper', *IMAGE_CONFIGS, 'smoke',
            *(name + PAPER for name in IMAGE_CONFIGS))
@@ -50,7 +50,10 @@ def _merge(into, update):
 
 def get_config(name):
   """Returns the default config `name`; an unknown name raises a ValueError listing valid ones."""
-  return _module(name).get_config()
+  config = _module(name).get_config()
+  if _is_image_paper(name):
+    config.model.flow.support = 'none'  # the paper's Glow: a density on all of R^D
+  return config
 
 
 def mode_defaults(name, mode):

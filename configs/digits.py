@@ -15,7 +15,8 @@ def get_config():
   # Additive couplings, as the paper's image configs (Table 7): with affine ones an MLE-trained
   # Glow's forward pass blew up on about 1 latent in 2000 (a scale sigmoid(h + 2) near 0), and
   # one NaN flow sample stops an FCE run.
-  config.model.flow.update(levels=2, steps_per_level=8, width=128, coupling='additive')
+  config.model.flow.update(levels=2, steps_per_level=8, width=128, coupling='additive',
+                           support=base.IMAGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = 3000  # the Glow-MLE of docs/digits (it overfits beyond)

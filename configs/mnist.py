@@ -14,7 +14,8 @@ def get_config():
   config.data.shape = (32, 32, 1)
   config.data.num_bins = 256
   config.data.num_classes = 10
-  config.model.flow.update(levels=3, steps_per_level=8, width=128, coupling='additive')
+  config.model.flow.update(levels=3, steps_per_level=8, width=128, coupling='additive',
+                           support=base.IMAGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)

@@ -111,7 +111,9 @@ def restore_flow_from(flow, workdir, config):
   diff = sorted(k for k in ours if k.startswith(('model.flow', 'data.shape', 'data.num_bins'))
                 and old.get(k) != ours[k])
   if diff:
-    raise TrainingError(f'--init_flow={workdir} has a different flow or data ({", ".join(diff)}).')
+    fields = ', '.join(f'{k}={old.get(k)!r} there, {ours[k]!r} here' for k in diff)
+    raise TrainingError(f'--init_flow={workdir} has a different flow or data ({fields}). Use '
+                        'that run\'s config, or --set these fields to its values.')
   try:
     latest, _ = ckpt_lib.latest_readable(os.path.join(workdir, 'checkpoints'))
   except ckpt_lib.CheckpointError as e:

@@ -105,6 +105,11 @@ def test_image_fce_defaults_to_the_measured_setting_and_the_paper_keeps_its_own(
   assert (paper.model.ebm.base, paper.model.ebm.support) == ('none', 'none')
   assert (paper.train.schedule.metric, paper.train.schedule.max_flow_updates) == ('accuracy', 0)
   assert paper.train.fce_init_steps == 0
+  # The paper's Glow on R^D, in every mode (an mle run must match the fce run it starts);
+  # ours keeps its samples in the pixel range.
+  assert (ours.model.flow.support, paper.model.flow.support) == ('cube', 'none')
+  assert configs.for_dataset(name, f'{name}_paper', mode='mle').model.flow.support == 'none'
+  paper.model.flow.support = 'cube'
   assert paper.data.name == name and paper.model.flow == ours.model.flow
   assert configs.paper_config(name) == f'{name}_paper'
   assert configs.mode_defaults(f'{name}_paper', 'nt') == configs.mode_defaults(name, 'nt')

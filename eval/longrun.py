@@ -172,8 +172,9 @@ def main(argv):
   from eval import image_eval  # pylint: disable=g-import-not-at-top
   from eval import run as eval_run  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
+  # The digits classifier needs no graph file; the Inception networks do (none: no FID).
   fid_options = (image_eval.Options(inception_graph=f.inception_graph, fid_network=f.fid_network)
-                 if f.inception_graph else None)
+                 if f.inception_graph or f.fid_network == 'digits' else None)
   try:
     result = report(f.workdir, f.chain_steps, f.strip_every, f.strip_frames, f.fid_every,
                     f.interpolate_steps, f.langevin_step_size, f.gamma, f.seed, fid_options)
@@ -191,7 +192,8 @@ if __name__ == '__main__':
   flags.DEFINE_integer('strip_frames', 100, 'Frames in the strip.')
   flags.DEFINE_integer('fid_every', 1000, 'FID of the first N, 2N, ... samples of the chain.')
   flags.DEFINE_string('inception_graph', '', 'TTUR graph for the chain\'s FID (none: no FID).')
-  flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras'], 'As main.py\'s --fid_network.')
+  flags.DEFINE_enum('fid_network', 'ttur', ['ttur', 'keras', 'digits'],
+                    'As main.py\'s --fid_network (digits: the 8x8 digits classifier).')
   flags.DEFINE_integer('interpolate_steps', 1000, 'Magnetized Langevin steps from z1 to z2.')
   flags.DEFINE_float('langevin_step_size', 0.05, 'Langevin step size s.')
   flags.DEFINE_float('gamma', 0., 'Magnetization (0: twice the pull that covers |z1 - z2|).')

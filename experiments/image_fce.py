@@ -126,7 +126,8 @@ def main(_):
   report = lambda w: next(iter(eval_run.evaluate(w, options=options).values()))
   results = {'dataset': FLAGS.dataset, 'mle_run': mle,
              'mle_steps': None if FLAGS.mle_run else FLAGS.mle_steps,
-             'fce_steps': FLAGS.fce_steps, 'mle': {'flow_bpd': report(mle)['flow_bpd']['value']}}
+             'fce_steps': FLAGS.fce_steps, 'set': FLAGS.set,  # on every run, the MLE one too
+             'mle': {'flow_bpd': report(mle)['flow_bpd']['value']}}
   curves = {}
   for name in FLAGS.variants:
     workdir = _train(name, 'fce', FLAGS.fce_steps, VARIANTS[name], init_flow=mle)

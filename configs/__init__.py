@@ -5,7 +5,7 @@ import json
 
 IMAGE_CONFIGS = ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
 # `<image config>_paper`: the same config with FCE as the paper states it, without the fce
-# entry of its MODE_DEFAULTS (configs.base.PHOTO_FCE or IMAGE_FCE), and with the paper's Glow
+# entry of its MODE_DEFAULTS (configs.base.PHOTO_FCE or DIGITS_FCE), and with the paper's Glow
 # (model.flow.support=none, in every mode); `toy2d_paper` is a module of its own.
 PAPER = '_paper'
 CONFIGS = ('toy2d', 'toy2d_paper', *IMAGE_CONFIGS, 'smoke',

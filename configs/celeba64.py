@@ -12,8 +12,7 @@ def get_config():
   config.data.name = 'celeba64'
   config.data.shape = (64, 64, 3)
   config.data.num_bins = 256
-  config.model.flow.update(levels=3, steps_per_level=16, width=256, coupling='additive',
-                           support=base.IMAGE_FLOW_SUPPORT)
+  config.model.flow.update(levels=3, steps_per_level=16, width=256, coupling='additive')
   config.model.ebm.arch = 'lipswish'  # (2, 4, 8, 8) x nf stride-2 convs at 64x64
   config.optim.update(ebm_lr=1e-5, ebm_beta1=0.99)
   config.train.batch_size = 64

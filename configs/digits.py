@@ -16,7 +16,7 @@ def get_config():
   # Glow's forward pass blew up on about 1 latent in 2000 (a scale sigmoid(h + 2) near 0), and
   # one NaN flow sample stops an FCE run.
   config.model.flow.update(levels=2, steps_per_level=8, width=128, coupling='additive',
-                           support=base.IMAGE_FLOW_SUPPORT)
+                           support=base.EDGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = 3000  # the Glow-MLE of docs/digits (it overfits beyond)

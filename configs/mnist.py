@@ -15,7 +15,7 @@ def get_config():
   config.data.num_bins = 256
   config.data.num_classes = 10
   config.model.flow.update(levels=3, steps_per_level=8, width=128, coupling='additive',
-                           support=base.IMAGE_FLOW_SUPPORT)
+                           support=base.EDGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)

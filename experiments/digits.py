@@ -39,8 +39,8 @@ flags.DEFINE_integer('fid_samples', 0, 'Glow samples for FID (needs --inception_
 flags.DEFINE_string('inception_graph', '', 'TTUR classify_image_graph_def.pb, for FID.')
 flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
 flags.DEFINE_enum('config', 'digits', ['digits', 'digits_paper'], 'digits: FCE with this '
-                  'project\'s image setting (configs.base.IMAGE_FCE); digits_paper: as the paper '
-                  'states it (docs/digits was measured so).')
+                  'project\'s setting (configs.base.DIGITS_FCE, the cube Glow); digits_paper: as '
+                  'the paper states it (docs/digits was measured so).')
 experiments.define_run_flags('digits')
 FLAGS = flags.FLAGS
 

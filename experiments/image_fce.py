@@ -96,9 +96,10 @@ FLAGS = flags.FLAGS
 
 
 def _train(name, mode, steps, overrides, init_flow=None):
-  # The variants are overrides of the paper's setting (`<config>_paper`), not of this project's
-  # image defaults (configs.base.PHOTO_FCE is flow_base_alt_slow_cube_init_v; IMAGE_FCE, for
-  # digits and MNIST, is flow_base_alt_slow).
+  # The variants are overrides of the paper's setting (`<config>_paper`, with the paper's Glow),
+  # not of this project's image defaults: configs.base.PHOTO_FCE is
+  # flow_base_alt_slow_cube_init_v; DIGITS_FCE is that with optim.flow_lr=1e-5, on the Glow of
+  # --set model.flow.support=cube.
   config = configs.paper_config(FLAGS.config or configs.default_config(FLAGS.dataset))
   return experiments.train_run(
       os.path.join(FLAGS.workroot, name), FLAGS.dataset, mode, steps, FLAGS.seed,

@@ -90,26 +90,23 @@ def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
 
 @pytest.mark.parametrize('name', configs.IMAGE_CONFIGS)
 def test_image_fce_defaults_to_the_measured_setting_and_the_paper_keeps_its_own(name):
-  """fce on images gets configs.base.PHOTO_FCE or IMAGE_FCE (docs/image_fce); `<name>_paper` is
+  """fce on images gets configs.base.PHOTO_FCE or DIGITS_FCE (docs/image_fce); `<name>_paper` is
   the same config with FCE as published, and keeps the other modes' defaults (NT-EBM's for nt)."""
   ours = configs.for_dataset(name, mode='fce')
   paper = configs.for_dataset(name, f'{name}_paper', mode='fce')
   assert ours.model.ebm.base == 'flow' and ours.train.schedule.max_flow_updates == 1
-  if name in ('digits', 'mnist'):  # mostly background: IMAGE_FCE (docs/image_fce)
-    assert (ours.model.ebm.support, ours.train.schedule.metric) == ('none', 'accuracy')
-    assert ours.train.fce_init_steps == 0
-  else:  # photographs: PHOTO_FCE
-    assert (ours.model.ebm.support, ours.train.schedule.metric) == ('cube', 'value')
-    assert (ours.train.schedule.window, ours.train.fce_init_steps) == (10, 500)
-  assert (ours.optim.flow_lr, paper.optim.flow_lr) == (1e-6, 1e-5)
+  assert (ours.model.ebm.support, ours.train.schedule.metric) == ('cube', 'value')
+  assert (ours.train.schedule.window, ours.train.fce_init_steps) == (10, 500)
+  edge = name in ('digits', 'mnist')  # mostly background: DIGITS_FCE and the cube Glow
+  assert ours.optim.flow_lr == (1e-5 if edge else 1e-6) and paper.optim.flow_lr == 1e-5
   assert (paper.model.ebm.base, paper.model.ebm.support) == ('none', 'none')
   assert (paper.train.schedule.metric, paper.train.schedule.max_flow_updates) == ('accuracy', 0)
   assert paper.train.fce_init_steps == 0
   # The paper's Glow on R^D, in every mode (an mle run must match the fce run it starts);
-  # ours keeps its samples in the pixel range.
-  assert (ours.model.flow.support, paper.model.flow.support) == ('cube', 'none')
+  # digits and MNIST keep their samples in the pixel range.
+  assert (ours.model.flow.support, paper.model.flow.support) == ('cube' if edge else 'none', 'none')
   assert configs.for_dataset(name, f'{name}_paper', mode='mle').model.flow.support == 'none'
-  paper.model.flow.support = 'cube'
+  paper.model.flow.support = ours.model.flow.support
   assert paper.data.name == name and paper.model.flow == ours.model.flow
   assert configs.paper_config(name) == f'{name}_paper'
   assert configs.mode_defaults(f'{name}_paper', 'nt') == configs.mode_defaults(name, 'nt')

@@ -306,7 +306,7 @@ class Trainer:
     Samples outside it are 'noise' to the EBM for certain, so they give V no gradient; if most
     are outside, V's data side alone pushes c down without bound (NCE whose noise seldom lands
     in the model's support). On digits 93 % of an MLE Glow's samples had a pixel outside
-    [-0.5, 0.5] (docs/image_fce). One batch of samples (a size the run holds anyway), from a
+    [-0.5, 0.5] (docs/image_fce); a Glow with model.flow.support=cube has none. One batch of samples (a size the run holds anyway), from a
     fixed generator: the run's random stream is not touched.
     """
     if self.ebm.support is None:
@@ -321,8 +321,10 @@ class Trainer:
       logging.warning(
           'Only %.0f%% of the flow\'s samples lie in the EBM\'s support [%g, %g]^D '
           '(model.ebm.support=%s): V gets no gradient from the others, and c will drift '
-          'down without bound. Re-run in a new workdir with --set model.ebm.support=none '
-          '(docs/image_fce).', 100 * inside, low, high, self.config.model.ebm.support)
+          'down without bound. Re-run in a new workdir with a Glow that stays in the cube '
+          '(--set model.flow.support=cube, from an mle run with it too) or with --set '
+          'model.ebm.support=none (docs/image_fce).', 100 * inside, low, high,
+          self.config.model.ebm.support)
 
   @functools.cached_property
   def _first_batch(self):

@@ -283,15 +283,16 @@ def test_the_auxiliary_nce_can_be_against_the_frozen_base(tmp_path):
 
 
 def test_a_support_that_holds_few_flow_samples_is_warned_about(tmp_path, caplog):
-  """model.ebm.support=cube with a flow whose samples leave the cube (an untrained Glow's do):
-  V's noise side gets no gradient, and c drifts; the run says so when FCE begins."""
+  """model.ebm.support=cube with a flow whose samples leave the cube (the paper's Glow,
+  untrained): V's noise side gets no gradient, and c drifts; the run says so when FCE begins."""
   caplog.set_level('INFO', logger='absl')
   run = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 0, 'train.steps': 1,
-                                       'model.ebm.support': 'cube'}), 'fce', str(tmp_path / 'r'))
+                                       'model.ebm.support': 'cube', 'model.flow.support': 'none'}),
+                            'fce', str(tmp_path / 'r'))
   run.run()
   warned = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING'
             and 'support' in r.getMessage()]
-  assert len(warned) == 1 and 'model.ebm.support=none' in warned[0], warned
+  assert len(warned) == 1 and 'model.flow.support=cube' in warned[0], warned
   caplog.clear()
   run.ebm.support = (-1e6, 1e6)  # a support that holds every sample: no warning
   run._check_support_coverage()

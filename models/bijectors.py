@@ -36,6 +36,12 @@ def sum_except_batch(t):
   return tf.reduce_sum(tf.reshape(t, [tf.shape(t)[0], -1]), axis=1)
 
 
+def in_cube(x, low, high):
+  """[B] bool: whether every value of each example lies in the closed cube [low, high]^D."""
+  flat = tf.reshape(x, [tf.shape(x)[0], -1])
+  return tf.reduce_all((flat >= low) & (flat <= high), axis=1)
+
+
 class FlowBijector(tfb.Bijector):
   """A TFP bijector defined by fused `forward_and_log_det` / `inverse_and_log_det` methods."""
 
@@ -228,8 +234,7 @@ class CubeSquash(FlowBijector):
     p = tf.clip_by_value((x - self.low) / (self.high - self.low), self.EPS, 1. - self.EPS)
     log_p, log_1mp = tf.math.log(p), tf.math.log1p(-p)
     ldj = sum_except_batch(-log_p - log_1mp - self._log_width)
-    inside = tf.reduce_all(tf.reshape((x >= self.low) & (x <= self.high),
-                                      [tf.shape(x)[0], -1]), axis=1)
+    inside = in_cube(x, self.low, self.high)
     return log_p - log_1mp, tf.where(inside, ldj, tf.constant(-np.inf, ldj.dtype))
 
   def forward_and_log_det(self, u):

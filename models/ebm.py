@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from models import bijectors as fb
+
 LEAK = 0.2
 
 
@@ -217,9 +219,7 @@ class EnergyModel(keras.Model):
 
   def in_support(self, x):
     """[B] bool: whether each example lies in the support (an EBM with one)."""
-    low, high = self.support
-    flat = tf.reshape(x, [tf.shape(x)[0], -1])
-    return tf.reduce_all((flat >= low) & (flat <= high), axis=1)
+    return fb.in_cube(x, *self.support)
 
   def log_prob(self, x, training=False):
     """log p_theta(x) = f_theta(x) - c ([B], or [B, K] with one c_k per class); -inf outside

@@ -99,8 +99,12 @@ class ImageGlow(fb.FlowBijector):
     self._exit_sizes = [int(np.prod(s)) for s in self._exit_shapes]
     self.latent_dim = int(np.prod(self.image_shape))
     # support = (low, high): a last forward step onto the open cube (fb.CubeSquash).
-    self.support = None if support is None else tuple(float(b) for b in support)
     self.squash = None if support is None else fb.CubeSquash(*support, 3, name='cube_squash')
+
+  @property
+  def support(self):
+    """(low, high) of the cube the samples stay in, or None (all of R^D)."""
+    return None if self.squash is None else (self.squash.low, self.squash.high)
 
   def _check_images(self, x):
     if tuple(x.shape[1:]) != self.image_shape:

@@ -306,8 +306,9 @@ class Trainer:
     Samples outside it are 'noise' to the EBM for certain, so they give V no gradient; if most
     are outside, V's data side alone pushes c down without bound (NCE whose noise seldom lands
     in the model's support). On digits 93 % of an MLE Glow's samples had a pixel outside
-    [-0.5, 0.5] (docs/image_fce); a Glow with model.flow.support=cube has none. One batch of samples (a size the run holds anyway), from a
-    fixed generator: the run's random stream is not touched.
+    [-0.5, 0.5] (docs/image_fce); a Glow with model.flow.support=cube has none. One batch of
+    samples (a size the run holds anyway), from a fixed generator: the run's random stream is
+    not touched.
     """
     if self.ebm.support is None:
       return

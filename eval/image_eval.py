@@ -268,16 +268,18 @@ def _fid_block(feats, ref, ref_path, network, config, options, settings):
 
 def nt_sample_features(model, network, config, options):
   """Inception features of options.fid_samples samples of a tilted model exp(f - c) q (nt,
-  nt_nce) by neural transport (models.transport.sample): one latent chain per sample, from q0,
-  options.hmc_steps HMC steps with the step size adapted in the first half, pushed through g and
-  quantized as the flow's samples are. Returns (features, mean acceptance after adaptation)."""
+  nt_nce) by neural transport (models.transport.NeuralTransport, one for all batches): one latent
+  chain per sample, from q0, options.hmc_steps HMC steps with the step size adapted in the first
+  half, pushed through g and quantized as the flow's samples are. Returns (features, mean
+  acceptance after adaptation)."""
   num_bins = config.data.num_bins or 256
   feats, rates = [], []
+  sampler = transport.NeuralTransport(model.correction, model.flow,
+                                      config.train.hmc_leapfrog_steps)
   for i, (_, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
-    x, rate, _ = transport.sample(
-        model.correction, model.flow, size, options.hmc_steps,
-        options.hmc_step_size or config.train.hmc_step_size, seed=options.seed * 100003 + i,
-        leapfrog_steps=config.train.hmc_leapfrog_steps)
+    x, rate, _ = sampler.sample(size, options.hmc_steps,
+                                options.hmc_step_size or config.train.hmc_step_size,
+                                seed=options.seed * 100003 + i)
     x = flow_losses.quantize(x, num_bins).numpy()
     feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
     rates.append(rate)

@@ -76,34 +76,51 @@ def hmc(target_log_prob, z, step_size, num_steps, leapfrog_steps, seed, adapt=Tr
   return states[-1], tf.reduce_mean(tf.cast(accepted, tf.float32)), sizes[-1]
 
 
+class NeuralTransport:
+  """Samples p(x) = exp(f) q / Z by neural transport: latent chains from q0, HMC on p(z) (eq. 9),
+  pushed through g.
+
+  The HMC program is compiled once per sampler and reused by every `sample` call with the same
+  chain count and step counts, so a caller that samples in batches (FID of thousands of samples)
+  traces the Glow a few times, not at every batch.
+  """
+
+  def __init__(self, correction, flow, leapfrog_steps=3):
+    self.flow = flow
+    target = latent_log_prob(correction, flow)
+    self.run = tf.function(lambda z, size, n, seed, adapt: hmc(target, z, size, n,
+                                                               leapfrog_steps, seed, adapt))
+
+  def sample(self, num_chains, num_steps, step_size, seed, thin=0, adapt_steps=None):
+    """`num_chains` chains of `num_steps` HMC steps from q0. The step size adapts (towards
+    TARGET_ACCEPT) during the first `adapt_steps` steps (default: half of num_steps) and is fixed
+    after. With `thin` = k > 0, every k-th state after the adaptation is kept from each chain
+    (k, 2k, ... steps after it); else only the last one.
+
+    Returns:
+      (x [kept * num_chains, ...], time-major: all chains at the first kept time, then at the
+      next; the acceptance rate after the adaptation; the final step size).
+    """
+    adapt_steps = num_steps // 2 if adapt_steps is None else adapt_steps
+    z = tf.random.stateless_normal([num_chains, self.flow.latent_dim], seed=[seed, 0])
+    size, kept, accepted = tf.constant(step_size, tf.float32), [], []
+    if adapt_steps:
+      z, _, size = self.run(z, size, adapt_steps, tf.constant([seed, 1]), True)
+    after = num_steps - adapt_steps  # with thin = k, the steps after the last multiple of k are
+    chunks = [thin] * (after // thin) if thin else [after] * (after > 0)  # not run
+    for i, n in enumerate(chunks):
+      z, acceptance, _ = self.run(z, size, n, tf.constant([seed, 2 + i]), False)
+      accepted.append(float(acceptance) * n)
+      if thin:
+        kept.append(z)
+    x = tf.concat([self.flow.generate(k)[0] for k in kept or [z]], axis=0)
+    rate = sum(accepted) / sum(chunks) if chunks else float('nan')
+    return x, rate, float(size)
+
+
 def sample(correction, flow, num_chains, num_steps, step_size, seed, thin=0, adapt_steps=None,
            leapfrog_steps=3):
-  """Samples p(x) = exp(f) q / Z by neural transport: `num_chains` latent chains from q0, HMC
-  on p(z) (eq. 9), pushed through g.
-
-  The step size adapts (towards TARGET_ACCEPT) during the first `adapt_steps` steps (default:
-  half of num_steps) and is fixed after. With `thin` = k > 0, every k-th state after the
-  adaptation is kept from each chain (k, 2k, ... steps after it); else only the last one.
-
-  Returns:
-    (x [kept * num_chains, ...], time-major: all chains at the first kept time, then at the
-    next; the acceptance rate after the adaptation; the final step size).
-  """
-  adapt_steps = num_steps // 2 if adapt_steps is None else adapt_steps
-  target = latent_log_prob(correction, flow)
-  run = tf.function(lambda z, size, n, seed, adapt: hmc(target, z, size, n, leapfrog_steps,
-                                                       seed, adapt))
-  z = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 0])
-  size, kept, accepted = tf.constant(step_size, tf.float32), [], []
-  if adapt_steps:
-    z, _, size = run(z, size, adapt_steps, tf.constant([seed, 1]), True)
-  after = num_steps - adapt_steps  # with thin = k, the steps after the last multiple of k are
-  chunks = [thin] * (after // thin) if thin else [after] * (after > 0)  # not run
-  for i, n in enumerate(chunks):
-    z, acceptance, _ = run(z, size, n, tf.constant([seed, 2 + i]), False)
-    accepted.append(float(acceptance) * n)
-    if thin:
-      kept.append(z)
-  x = tf.concat([flow.generate(k)[0] for k in kept or [z]], axis=0)
-  rate = sum(accepted) / sum(chunks) if chunks else float('nan')
-  return x, rate, float(size)
+  """One `NeuralTransport.sample` call (see there). Callers that sample more than once keep a
+  NeuralTransport instead, so that its HMC program is not traced again."""
+  return NeuralTransport(correction, flow, leapfrog_steps).sample(
+      num_chains, num_steps, step_size, seed, thin, adapt_steps)

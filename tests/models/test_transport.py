@@ -53,6 +53,18 @@ def test_hmc_is_a_function_of_its_seed():
   assert not np.allclose(first[0].numpy(), other[0].numpy())
 
 
+def test_a_sampler_compiles_its_hmc_once_for_every_batch():
+  flow = helpers.AffineFlow(np.array([0., 1.]), 1.5)
+  sampler = transport.NeuralTransport(_quadratic(0.5, np.float32([1., 0.])), flow)
+  for seed in range(4):  # batches of equal size: one trace for the adapted half, one after
+    x, rate, size = sampler.sample(8, 6, 0.15, seed=seed, thin=3)
+    assert x.shape == (8, 2) and 0. <= rate <= 1. and size > 0.
+  assert sampler.run.experimental_get_tracing_count() == 2
+  # The same draws as a sampler of its own (the one-call function), for the same seed.
+  again = transport.sample(_quadratic(0.5, np.float32([1., 0.])), flow, 8, 6, 0.15, seed=3, thin=3)
+  np.testing.assert_array_equal(x.numpy(), again[0].numpy())
+
+
 def _zero_correction():
   net = ebm_lib.build_network('mlp', (2,))
   for w in net.weights:

@@ -51,6 +51,7 @@ from losses import flow as flow_losses
 from models import glow
 from models import transport
 from train import modes
+from train import progress
 
 REPORT = 'report_{step}.json'
 TRAIN_REPORT = 'train_eval_{step}.json'
@@ -276,6 +277,8 @@ def nt_sample_features(model, network, config, options):
   feats, rates = [], []
   sampler = transport.NeuralTransport(model.correction, model.flow,
                                       config.train.hmc_leapfrog_steps)
+  shown, done = progress.Progress('neural-transport FID samples', options.fid_samples,
+                                  'samples'), 0
   for i, (_, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
     x, rate, _ = sampler.sample(size, options.hmc_steps,
                                 options.hmc_step_size or config.train.hmc_step_size,
@@ -283,6 +286,8 @@ def nt_sample_features(model, network, config, options):
     x = flow_losses.quantize(x, num_bins).numpy()
     feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
     rates.append(rate)
+    done += size
+    shown.log(done, acceptance=float(np.nanmean(rates)))
   return np.concatenate(feats), float(np.nanmean(rates))
 
 

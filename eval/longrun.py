@@ -20,6 +20,7 @@ writes WORKDIR/eval/long_chain_<step>.png / .json and interpolation_<step>.png /
 import json
 import os
 
+from train import progress
 from train import startup
 
 startup.quiet()  # before anything imports TensorFlow
@@ -44,12 +45,14 @@ def long_chain(correction, flow, num_steps, step_size, seed=0, leapfrog_steps=3,
       trace_fn=lambda _, r: r.is_accepted))
   z = z0 if z0 is not None else tf.random.stateless_normal([1, flow.latent_dim], seed=[seed, 5])
   states, accepted = [], []
+  shown = progress.Progress('long chain', num_steps, 'HMC steps')
   for i, start in enumerate(range(0, num_steps, CHUNK)):
     n = min(CHUNK, num_steps - start)
     chunk, acc = run(z, n, tf.constant([seed, 100 + i]))
     states.append(chunk[:, 0].numpy())
     accepted.append(acc.numpy())
     z = chunk[-1]
+    shown.log(start + n, acceptance=float(np.mean(np.concatenate(accepted))))
   return np.concatenate(states), float(np.mean(np.concatenate(accepted)))
 
 

@@ -46,6 +46,7 @@ from models import transport
 from train import checkpoints as ckpt_lib
 from train import lock as lock_lib
 from train import modes as modes_lib
+from train import progress
 from train import schedule as schedule_lib
 from train import steps as steps_lib
 
@@ -588,7 +589,7 @@ class Trainer:
         label = f'MLE phase {step}/{self.fce_start}' if in_mle else self.mode
         shown = dict(logged, **self._latest_eval)
         logging.info('%s | step %d/%d  %.2f steps/s  ETA %s  %s', label, step, total, rate,
-                     _eta(self._remaining(step) / rate),
+                     progress.eta(self._remaining(step) / rate),
                      '  '.join(f'{k}={v:.4g}' for k, v in sorted(shown.items())))
         with writer.as_default(step=step):
           for k, v in logged.items():
@@ -717,9 +718,3 @@ def _one_line(error):
   """A TF error's message without the op-wrapper decoration ('{{function_node ...}} ... [Op:X]')."""
   text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
   return re.sub(r'\s*\[Op:\w+\]$', '', re.sub(r'^\{\{[^}]*\}\}\s*', '', text))
-
-
-def _eta(seconds):
-  seconds = int(seconds)
-  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m' if seconds >= 3600 else \
-      f'{seconds // 60}m{seconds % 60:02d}s'

@@ -277,17 +277,15 @@ def nt_sample_features(model, network, config, options):
   feats, rates = [], []
   sampler = transport.NeuralTransport(model.correction, model.flow,
                                       config.train.hmc_leapfrog_steps)
-  shown, done = progress.Progress('neural-transport FID samples', options.fid_samples,
-                                  'samples'), 0
-  for i, (_, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
+  shown = progress.Progress('neural-transport FID samples', options.fid_samples, 'samples')
+  for i, (start, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
     x, rate, _ = sampler.sample(size, options.hmc_steps,
                                 options.hmc_step_size or config.train.hmc_step_size,
                                 seed=options.seed * 100003 + i)
     x = flow_losses.quantize(x, num_bins).numpy()
     feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
     rates.append(rate)
-    done += size
-    shown.log(done, acceptance=float(np.nanmean(rates)))
+    shown.log(start + size, acceptance=float(np.nanmean(rates)))
   return np.concatenate(feats), float(np.nanmean(rates))
 
 

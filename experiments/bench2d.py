@@ -124,7 +124,7 @@ def _run(density, seed, method):
     trainer.run()
     if modes.get(mode).alternates:
       result.update(trainer.schedule.updates)
-  except trainer_lib.TrainingError as e:
+  except trainer_lib.DivergedError as e:  # any other TrainingError (a held workdir) stops us
     logging.warning('%s seed %d %s: %s', density, seed, method, e)
     result.update(nan_stop=1, error=str(e))
   result['seconds'] = time.perf_counter() - start
@@ -214,13 +214,18 @@ def _load(root, density, seed, method):
 
 
 def _compare_table(pairs):
-  """EBM MSE, flow held-out LL and NaN stops of FCE-rand under several settings, per density."""
+  """FCE-rand under several settings, per density and seed, beside the NCE and Glow-MLE
+  baselines: EBM MSE, EBM and flow held-out LL; then one summary row over the rows every
+  setting finished: the geometric mean of the EBM MSEs, the mean LLs, and the NaN stops."""
   names = [p.split('=', 1)[0] for p in pairs]
   roots = [p.split('=', 1)[1] for p in pairs]
   base = FLAGS.baselines_from
-  lines = ['| density | NCE EBM MSE | ' + ' | '.join(f'{n} EBM MSE' for n in names) +
-           ' | Glow-MLE flow LL | ' + ' | '.join(f'{n} flow LL' for n in names) + ' |',
-           '|' + '---|' * (3 + 2 * len(names))]
+  columns = [('ebm_mse', 'EBM MSE'), ('ebm_ll', 'EBM LL'), ('flow_ll', 'flow LL')]
+  lines = ['| density | NCE EBM MSE | ' +
+           ' | '.join(f'{n} {title}' for key, title in columns for n in names) +
+           ' | Glow-MLE flow LL |',
+           '|' + '---|' * (3 + len(columns) * len(names))]
+
   def fmt(r, k):
     if r is None:
       return '–'
@@ -228,6 +233,7 @@ def _compare_table(pairs):
       return 'NaN stop' if r.get('nan_stop') else '–'
     return f'{r[k]:.3f}' + (' (NaN stop)' if r.get('nan_stop') else '')
 
+  finished = []  # rows where every setting has every score
   for density in FLAGS.densities:
     for seed in map(int, FLAGS.seeds):
       runs = [_load(root, density, seed, 'fce_rand') for root in roots]
@@ -235,8 +241,19 @@ def _compare_table(pairs):
         continue
       nce, mle = _load(base, density, seed, 'nce'), _load(base, density, seed, 'mle')
       lines.append(f'| {density} (seed {seed}) | {fmt(nce, "ebm_mse")} | ' +
-                   ' | '.join(fmt(r, 'ebm_mse') for r in runs) + f' | {fmt(mle, "flow_ll")} | ' +
-                   ' | '.join(fmt(r, 'flow_ll') for r in runs) + ' |')
+                   ' | '.join(fmt(r, key) for key, _ in columns for r in runs) +
+                   f' | {fmt(mle, "flow_ll")} |')
+      if all(r is not None and all(k in r for k, _ in columns) for r in runs):
+        finished.append(runs)
+  if finished:
+    summary = lambda i, key: (np.exp(np.mean([np.log(row[i][key]) for row in finished]))
+                              if key == 'ebm_mse' else np.mean([row[i][key] for row in finished]))
+    nan_stops = [sum(row[i].get('nan_stop', 0) for row in finished) for i in range(len(names))]
+    lines.append(f'| **{len(finished)} rows: geometric mean (MSE), mean (LL)** | |' +
+                 ''.join(f' {summary(i, key):.3f} |' for key, _ in columns
+                         for i in range(len(names))) + ' |')
+    lines.append('\nNaN stops in those rows: ' +
+                 ', '.join(f'{n} {k}' for n, k in zip(names, nan_stops)))
   return '\n'.join(lines)
 
 

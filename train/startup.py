@@ -85,7 +85,9 @@ def run(main, **kwargs):
   """absl's app.run(main) with the project's logging (INFO and above), in every entry point.
 
   A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
-  the whole flag list before it.
+  the whole flag list before it. A run that cannot go on (`trainer.TrainingError`: a NaN, a
+  workdir another process holds, ...) prints its message, which says what to do, and exits 1,
+  as `main.py` does, in place of a traceback.
   """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
@@ -97,5 +99,15 @@ def run(main, **kwargs):
     except app.UsageError as e:
       sys.stderr.write(f'error: {e}\nSee {os.path.basename(sys.argv[0])} --help for the flags.\n')
       sys.exit(e.exitcode)
+    except _training_error() as e:  # evaluated only once an exception is raised
+      sys.stderr.write(f'error: {e}\n')
+      sys.exit(1)
 
   app.run(main_with_short_usage_errors, **kwargs)
+
+
+def _training_error():
+  """trainer.TrainingError, imported late: importing the trainer imports TensorFlow, which
+  `quiet()` must precede."""
+  from train import trainer  # pylint: disable=g-import-not-at-top
+  return trainer.TrainingError

@@ -55,6 +55,10 @@ class TrainingError(RuntimeError):
   """A run that cannot go on; the message says why and what to do."""
 
 
+class DivergedError(TrainingError):
+  """A step's loss or metrics became non-finite (the run stopped before saving)."""
+
+
 def _flatten(d, prefix=''):
   out = {}
   for k, v in d.items():
@@ -454,7 +458,7 @@ class Trainer:
     A failed write (a full disk) removes its partial files and keeps the previous checkpoint."""
     problem = self._unsound_state(step)
     if problem:
-      raise TrainingError(
+      raise DivergedError(
           f'The state after step {step} is not sound ({problem}); it was not saved. The last '
           f'good checkpoint in {self.manager.directory} is intact: re-run with lower learning '
           'rates, or from an earlier checkpoint with --rollback=1.')
@@ -565,7 +569,7 @@ class Trainer:
           hint = ('The flow produced a non-finite sample (its forward pass overflowed; affine '
                   'couplings can, additive ones rarely do): re-run with a lower flow learning '
                   'rate or --set model.flow.coupling=additive in a new workdir.')
-        raise TrainingError(
+        raise DivergedError(
             f'{", ".join(bad)} became {out[bad[0]]} at step {step + 1} ({phase} update). Stopped '
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             + hint + ' If it diverges again right after resuming, resume from an earlier '

@@ -34,3 +34,11 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
   again = _bench(tmp_path)  # cached: nothing is trained again
   assert again.returncode == 0, again.stderr[-3000:]
   assert {m: os.path.getmtime(r['path']) for m, r in runs.items()} == stamps
+  compare = _bench(tmp_path, f'--compare=A={tmp_path}/runs,B={tmp_path}/runs',
+                   f'--baselines_from={tmp_path}/runs')
+  assert compare.returncode == 0, compare.stderr[-3000:]
+  rows = [line for line in compare.stdout.splitlines() if line.startswith('| ')]
+  mse, ebm_ll = runs['fce_rand']['ebm_mse'], runs['fce_rand']['ebm_ll']
+  assert rows[1].startswith('| unequal2 (seed 0) | ' + f'{runs["nce"]["ebm_mse"]:.3f}')
+  # one row, so the geometric mean is the MSE itself; A and B are the same runs
+  assert f'| {mse:.3f} | {mse:.3f} | {ebm_ll:.3f} | {ebm_ll:.3f} |' in rows[2], rows

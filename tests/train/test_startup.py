@@ -37,3 +37,16 @@ def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
   assert 'E my own error' in out.stderr
   if not os.path.exists('/proc/driver/nvidia'):
     assert not [w for w in NOTICE_WORDS if w in out.stderr], out.stderr
+
+
+def test_a_run_that_cannot_go_on_prints_its_message_not_a_traceback():
+  code = ('from train import startup\n'
+          'def main(argv):\n'
+          '  from train import trainer\n'
+          '  raise trainer.TrainingError("runs/x is in use by process 7: stop it first")\n'
+          'startup.run(main)\n')
+  out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 1
+  assert 'error: runs/x is in use by process 7: stop it first' in out.stderr
+  assert 'Traceback' not in out.stderr

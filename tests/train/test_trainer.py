@@ -65,7 +65,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   run = trainer_lib.Trainer(config, 'mle', workdir)
   # Stopped by a non-finite loss at update N, or before saving the state after update N when
   # the models fail on the next batch: either way the last checkpoint is that of step N - 1.
-  with pytest.raises(trainer_lib.TrainingError,
+  with pytest.raises(trainer_lib.DivergedError,
                      match='(became (nan|inf)|is not sound).*last good checkpoint') as error:
     run.run()
   failed = int(re.search(r'(?:at|after) step (\d+)', str(error.value)).group(1))

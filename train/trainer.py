@@ -56,7 +56,8 @@ class TrainingError(RuntimeError):
 
 
 class DivergedError(TrainingError):
-  """A step's loss or metrics became non-finite (the run stopped before saving)."""
+  """The models diverged: a step's metrics, or the state about to be saved, are not finite
+  (nothing non-finite is saved). Experiments count these as NaN stops."""
 
 
 def _flatten(d, prefix=''):

@@ -20,6 +20,8 @@ import re
 import sys
 import tempfile
 
+from train import errors  # no TensorFlow: safe before quiet()
+
 _NOTICES = (
     r'All log messages before absl::InitializeLog\(\) is called',
     r'cudart_stub\.cc.*Could not find cuda drivers',
@@ -85,7 +87,7 @@ def run(main, **kwargs):
   """absl's app.run(main) with the project's logging (INFO and above), in every entry point.
 
   A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
-  the whole flag list before it. A run that cannot go on (`trainer.TrainingError`: a NaN, a
+  the whole flag list before it. A run that cannot go on (`errors.TrainingError`: a NaN, a
   workdir another process holds, ...) prints its message, which says what to do, and exits 1,
   as `main.py` does, in place of a traceback.
   """
@@ -93,21 +95,14 @@ def run(main, **kwargs):
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
 
-  def main_with_short_usage_errors(argv):
+  def main_with_short_errors(argv):
     try:
       return main(argv)
     except app.UsageError as e:
       sys.stderr.write(f'error: {e}\nSee {os.path.basename(sys.argv[0])} --help for the flags.\n')
       sys.exit(e.exitcode)
-    except _training_error() as e:  # evaluated only once an exception is raised
+    except errors.TrainingError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(1)
 
-  app.run(main_with_short_usage_errors, **kwargs)
-
-
-def _training_error():
-  """trainer.TrainingError, imported late: importing the trainer imports TensorFlow, which
-  `quiet()` must precede."""
-  from train import trainer  # pylint: disable=g-import-not-at-top
-  return trainer.TrainingError
+  app.run(main_with_short_errors, **kwargs)

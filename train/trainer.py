@@ -44,20 +44,13 @@ from models import ebm as ebm_lib
 from models import noise as noise_lib
 from models import transport
 from train import checkpoints as ckpt_lib
+from train.errors import DivergedError  # noqa: F401  (re-exported: trainer.DivergedError)
+from train.errors import TrainingError
 from train import lock as lock_lib
 from train import modes as modes_lib
 from train import progress
 from train import schedule as schedule_lib
 from train import steps as steps_lib
-
-
-class TrainingError(RuntimeError):
-  """A run that cannot go on; the message says why and what to do."""
-
-
-class DivergedError(TrainingError):
-  """The models diverged: a step's metrics, or the state about to be saved, are not finite
-  (nothing non-finite is saved). Experiments count these as NaN stops."""
 
 
 def _flatten(d, prefix=''):

@@ -28,7 +28,6 @@ def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   assert paper.train.schedule.threshold == 0.5
   assert (paper.train.schedule.max_flow_updates, paper.train.schedule.max_ebm_updates) == (0, 0)
   assert (paper.train.flow_mle_weight, paper.optim.flow_clip_norm) == (0., 0.)
-  assert (paper.optim.ebm_clip_norm, ours.optim.ebm_clip_norm) == (0., 1.)
   assert paper.train.ebm_aux_nce_weight == 0. and ours.train.ebm_aux_nce_weight == 1.
 
 
@@ -87,12 +86,6 @@ def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
   assert (ssl.train.vat_weight, ssl.train.vat_epsilon) == (10., 0.3)
   assert configs.for_dataset('2spirals', mode='fce').train.vat_weight == 0.
   assert configs.for_dataset('2spirals', 'toy2d_paper', mode='ssl').train.vat_weight == 0.
-
-
-def test_2d_ebm_clipping_is_on_for_fce_nce_ssl_and_off_for_nt_ebm():
-  clip = {mode: configs.for_dataset('rings', mode=mode).optim.ebm_clip_norm
-          for mode in ('fce', 'nce', 'ssl', 'nt', 'nt_nce')}
-  assert clip == {'fce': 1., 'nce': 1., 'ssl': 1., 'nt': 0., 'nt_nce': 0.}
 
 
 @pytest.mark.parametrize('name', configs.IMAGE_CONFIGS)

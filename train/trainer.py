@@ -44,7 +44,7 @@ from models import ebm as ebm_lib
 from models import noise as noise_lib
 from models import transport
 from train import checkpoints as ckpt_lib
-from train.errors import DivergedError  # noqa: F401  (re-exported: trainer.DivergedError)
+from train.errors import DivergedError
 from train.errors import TrainingError
 from train import lock as lock_lib
 from train import modes as modes_lib

@@ -12,12 +12,16 @@ defaults are what is measured. Scores on held-out points drawn from the exact de
   ebm_ll / flow_ll       mean log-likelihood; the EBM's normalised on a fine grid over
                          [-4.5, 4.5]^2 (its learned c: ebm_ll_c); true_ll is the data's own
   nan_stop, seconds      whether the run stopped on a NaN, and its wall time
-A run whose result.json exists is not run again, so an interrupted benchmark resumes. Writes
-results.json (every run), results.md (means over seeds, per density, and the issue's goals)
-and <density>.png (data | Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, first seed) to --outdir.
+Each finished run is also recorded in --outdir/runs/ (its scores, curve and settings, no
+checkpoints), and a recorded run is not run again: an interrupted benchmark resumes, several
+processes with disjoint --densities or --seeds can share one --outdir, and a benchmark whose
+--outdir is committed continues on another machine. Writes results.json (every recorded run),
+results.md (means over seeds, per density, and the issue's goals) and <density>.png (data |
+Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, lowest seed; only when every panel's checkpoint is at
+hand, so a committed figure is not replaced by a partial one) to --outdir.
 
-  # full: 12 densities x 3 seeds x 5000 EBM updates (about 20 hours on 2 cores; it resumes)
-  python -m experiments.bench2d --outdir=docs/bench2d
+  # full: 12 densities x 3 seeds x 5000 EBM updates (hours on 2 cores; it resumes)
+  python -m experiments.bench2d --outdir=docs/bench2d/full
   # reduced (under an hour on 2 cores): 4 densities, 1 seed, 1500 EBM updates, no fce_mle
   python -m experiments.bench2d --densities=unequal2,aniso_rotated,far_mode,cross --seeds=0 \
       --ebm_updates=1500 --methods=fce_rand,nce,mle --outdir=/tmp/bench2d_reduced
@@ -104,20 +108,68 @@ def _scores(density, config, workdir, mode):
   return out
 
 
-def _run(density, seed, method):
-  """Trains (or loads the result of) one run; returns its result dict."""
+def _settings():
+  """What a recorded run was trained under; a record is reused only under the same."""
+  return {'ebm_updates': FLAGS.ebm_updates, 'evals': FLAGS.evals, 'set': FLAGS.set,
+          'set_fce': FLAGS.set_fce}
+
+
+def _record_path(density, seed, method):
+  return os.path.join(FLAGS.outdir, 'runs', f'{density}_seed{seed}_{method}.json')
+
+
+def _write_json(path, value):
+  """Writes through a temporary file, so that a reader (another process) never sees half."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(value, f, indent=1)
+  os.replace(path + '.tmp', path)
+
+
+def _records():
+  """Every run recorded in --outdir/runs, in suite order."""
+  folder = os.path.join(FLAGS.outdir, 'runs')
+  out = []
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+    if name.endswith('.json'):
+      with open(os.path.join(folder, name)) as f:
+        out.append(json.load(f))
+  order = {d: i for i, d in enumerate(suite2d.NAMES)}
+  return sorted(out, key=lambda r: (order.get(r['density'], len(order)), r['seed'],
+                                    METHODS.index(r['method'])))
+
+
+def _run(density, seed, method, need_checkpoint=False):
+  """Trains (or loads the result of) one run; returns its result dict. A recorded run whose
+  checkpoints are gone (another machine) is trained again only if `need_checkpoint`."""
   workdir = _workdir(density, seed, method)
   path = os.path.join(workdir, 'result.json')
-  if os.path.exists(path):
+  record = _record_path(density, seed, method)
+  have_checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  if os.path.exists(path) and (have_checkpoint or not need_checkpoint):
     with open(path) as f:
+      result = json.load(f)
+  elif os.path.exists(record) and not need_checkpoint:
+    with open(record) as f:
       return json.load(f)
+  else:
+    result = _train(density, seed, method, workdir)
+    _write_json(path, result)
+  if not os.path.exists(record):
+    _write_json(record, dict(result, path=None, settings=_settings()))
+  return result
+
+
+def _train(density, seed, method, workdir):
   mode = 'fce' if method.startswith('fce') else method
   config = _config(density, seed, method, FLAGS.ebm_updates)
   init_flow = None
   if method == 'fce_mle':
-    init_flow = os.path.dirname(_run(density, seed, 'mle')['path'])
+    init_flow = _workdir(density, seed, 'mle')
+    _run(density, seed, 'mle', need_checkpoint=True)
   start = time.perf_counter()
-  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0, 'path': path}
+  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0,
+            'path': os.path.join(workdir, 'result.json')}
   logging.info('%s seed %d: %s', density, seed, method)
   try:
     trainer = trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow)
@@ -133,8 +185,6 @@ def _run(density, seed, method):
   except eval_run.EvalError:
     pass
   result['curve'] = _curve(workdir, mode)
-  with open(path, 'w') as f:
-    json.dump(result, f, indent=1)
   return result
 
 
@@ -151,11 +201,18 @@ def _panels(density, seed):
   """data | Glow-MLE | Glow-FCE (random start) | EBM-FCE | EBM-NCE on the plotting grid."""
   grid, _, cell = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
   panels = {density: np.exp(suite2d.log_density(density, grid))}
-  for method, title, which in (('mle', 'Glow-MLE', 'flow'), ('fce_rand', 'Glow-FCE', 'flow'),
-                               ('fce_rand', 'EBM-FCE', 'ebm'), ('nce', 'EBM-NCE', 'ebm')):
-    workdir = _workdir(density, seed, method)
-    if not tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')):
+  sources = (('mle', 'Glow-MLE', 'flow'), ('fce_rand', 'Glow-FCE', 'flow'),
+             ('fce_rand', 'EBM-FCE', 'ebm'), ('nce', 'EBM-NCE', 'ebm'))
+  have = {m: tf.train.latest_checkpoint(os.path.join(_workdir(density, seed, m), 'checkpoints'))
+          for m, _, _ in sources}
+  missing = [m for m in FLAGS.methods if m in have and not have[m]]
+  if missing:  # recorded on another machine: the committed figure stays
+    logging.info('%s: no figure, the checkpoints of %s are not here', density, missing)
+    return None
+  for method, title, which in sources:
+    if not have[method]:
       continue
+    workdir = _workdir(density, seed, method)
     config, _ = eval_run.load_run(workdir)
     flow, ebm, _ = eval_run.restore_models(config, workdir)
     fn = flow.log_prob if which == 'flow' else ebm.log_prob
@@ -270,21 +327,25 @@ def main(_):
     raise app.UsageError(f'Unknown densities or methods {unknown}; densities: '
                          f'{", ".join(suite2d.NAMES)}; methods: {", ".join(METHODS)}.')
   os.makedirs(FLAGS.outdir, exist_ok=True)
-  results = []
+  other = [r for r in _records() if r.get('settings') != _settings()]
+  if other:
+    raise app.UsageError(
+        f'{FLAGS.outdir}/runs holds {len(other)} runs recorded under other settings '
+        f'({other[0].get("settings")}, not {_settings()}). Give another --outdir, or the same '
+        'settings to continue it.')
   for density in FLAGS.densities:
     for seed in map(int, FLAGS.seeds):
       for method in FLAGS.methods:
-        results.append(_run(density, seed, method))
-    _panels(density, int(FLAGS.seeds[0]))
-    with open(os.path.join(FLAGS.outdir, 'results.json'), 'w') as f:
-      json.dump({'ebm_updates': FLAGS.ebm_updates, 'set': FLAGS.set, 'set_fce': FLAGS.set_fce,
-                 'runs': results}, f, indent=1)
+        _run(density, seed, method)
+    results = _records()
+    _panels(density, min(r['seed'] for r in results if r['density'] == density))
+    _write_json(os.path.join(FLAGS.outdir, 'results.json'), dict(_settings(), runs=results))
     table = _table(results)
     with open(os.path.join(FLAGS.outdir, 'results.md'), 'w') as f:
-      f.write(f'At {FLAGS.ebm_updates} EBM updates, seeds {",".join(FLAGS.seeds)}; '
-              f'--set {FLAGS.set} --set_fce {FLAGS.set_fce}\n\n{table}\n')
+      f.write(f'At {FLAGS.ebm_updates} EBM updates; --set {FLAGS.set} --set_fce {FLAGS.set_fce}; '
+              f'{len(results)} runs: seeds '
+              f'{",".join(sorted({str(r["seed"]) for r in results}))}\n\n{table}\n')
   print(table)
-
 
 if __name__ == '__main__':
   startup.run(main)

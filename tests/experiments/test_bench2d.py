@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,10 +31,11 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
     assert json.load(f)['config']['train']['ebm_aux_nce_weight'] == 1.0  # --set_fce reached it
   assert 'Goals' in (tmp_path / 'out' / 'results.md').read_text()
   assert (tmp_path / 'out' / 'unequal2.png').stat().st_size > 0
-  stamps = {m: os.path.getmtime(r['path']) for m, r in runs.items()}
-  again = _bench(tmp_path)  # cached: nothing is trained again
+  result = lambda m: tmp_path / 'runs' / 'unequal2' / 'seed0' / m / 'result.json'  # noqa: E731
+  stamps = {m: os.path.getmtime(result(m)) for m in runs}
+  again = _bench(tmp_path, '--set_fce=train.ebm_aux_nce_weight=1.0')  # cached: none trained again
   assert again.returncode == 0, again.stderr[-3000:]
-  assert {m: os.path.getmtime(r['path']) for m, r in runs.items()} == stamps
+  assert {m: os.path.getmtime(result(m)) for m in runs} == stamps
   compare = _bench(tmp_path, f'--compare=A={tmp_path}/runs,B={tmp_path}/runs',
                    f'--baselines_from={tmp_path}/runs')
   assert compare.returncode == 0, compare.stderr[-3000:]
@@ -42,3 +44,27 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
   assert rows[1].startswith('| unequal2 (seed 0) | ' + f'{runs["nce"]["ebm_mse"]:.3f}')
   # one row, so the geometric mean is the MSE itself; A and B are the same runs
   assert f'| {mse:.3f} | {mse:.3f} | {ebm_ll:.3f} | {ebm_ll:.3f} |' in rows[2], rows
+
+
+def test_recorded_runs_continue_without_the_workroot_and_settings_are_checked(tmp_path):
+  """--outdir/runs is the benchmark's memory: with the run folders gone (another machine), a
+  recorded run is not trained again and the committed figure is kept; a run recorded under
+  other settings stops the benchmark with one message."""
+  out = _bench(tmp_path, '--methods=nce,mle')
+  assert out.returncode == 0, out.stderr[-3000:]
+  records = sorted(os.listdir(tmp_path / 'out' / 'runs'))
+  assert records == ['unequal2_seed0_mle.json', 'unequal2_seed0_nce.json']
+  figure = tmp_path / 'out' / 'unequal2.png'
+  stamp = os.path.getmtime(figure)
+  with open(tmp_path / 'out' / 'results.json') as f:
+    before = json.load(f)['runs']
+  shutil.rmtree(tmp_path / 'runs')
+  again = _bench(tmp_path, '--methods=nce,mle')
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert not (tmp_path / 'runs' / 'unequal2').exists()  # nothing trained
+  assert os.path.getmtime(figure) == stamp
+  with open(tmp_path / 'out' / 'results.json') as f:
+    assert json.load(f)['runs'] == before
+  other = _bench(tmp_path, '--methods=nce,mle', '--ebm_updates=5')
+  assert other.returncode != 0
+  assert 'recorded under other settings' in other.stderr and 'Traceback' not in other.stderr

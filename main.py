@@ -93,24 +93,21 @@ def evaluate_or_sample():
     raise app.UsageError(f'--mode={FLAGS.mode} needs --workdir, the run folder to read.')
   if FLAGS.hmc_steps < 1 or FLAGS.thin < 0 or FLAGS.num_samples < 1:
     raise app.UsageError('--hmc_steps and --num_samples must be at least 1, --thin at least 0.')
-  try:
-    if FLAGS.mode == 'eval':
-      options = image_eval.Options(
-          fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
-          inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
-          is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples,
-          hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size,
-          ais_steps=FLAGS.ais_steps, ais_chains=FLAGS.ais_chains,
-          ais_step_size=FLAGS.ais_step_size)
-      result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options,
-                                 FLAGS.eval_checkpoints)
-    else:
-      result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature,
-                               hmc_steps=FLAGS.hmc_steps, step_size=FLAGS.hmc_step_size,
-                               thin=FLAGS.thin)
-  except (eval_run.EvalError, images.DataError) as e:
-    logging.error('%s', e)
-    raise SystemExit(1)
+  # Errors the user can fix (errors.UserError: no run there, unreadable data, ...) are printed
+  # as one line by startup.run.
+  if FLAGS.mode == 'eval':
+    options = image_eval.Options(
+        fid_samples=FLAGS.fid_samples, fid_network=FLAGS.fid_network,
+        inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
+        is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples,
+        hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size,
+        ais_steps=FLAGS.ais_steps, ais_chains=FLAGS.ais_chains,
+        ais_step_size=FLAGS.ais_step_size)
+    result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options, FLAGS.eval_checkpoints)
+  else:
+    result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature,
+                             hmc_steps=FLAGS.hmc_steps, step_size=FLAGS.hmc_step_size,
+                             thin=FLAGS.thin)
   logging.info('Wrote: %s', json.dumps(result))
 
 
@@ -133,15 +130,11 @@ def main(argv):
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)
   try:
     strategy = distribute.make_strategy(FLAGS.strategy)
-    try:
-      run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow,
-                            rollback=FLAGS.rollback)
-    except ValueError as e:  # bad shapes, architectures or data, found while building
-      raise trainer.TrainingError(str(e)) from e
-    metrics = run.run()
-  except trainer.TrainingError as e:
-    logging.error('%s', e)
-    raise SystemExit(1)
+    run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow,
+                          rollback=FLAGS.rollback)
+  except ValueError as e:  # bad shapes, architectures or data, found while building
+    raise trainer.TrainingError(str(e)) from e
+  metrics = run.run()  # a TrainingError (a NaN, a held workdir) is printed by startup.run
   logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 

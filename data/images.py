@@ -28,6 +28,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from train import errors
+
 TFDS_NAMES = {'svhn': 'svhn_cropped', 'cifar10': 'cifar10', 'celeba': 'celeb_a',
               'celeba64': 'celeb_a', 'mnist': 'mnist'}
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
@@ -35,7 +37,7 @@ CELEBA_CROP = 140
 DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'digits.npz')
 
 
-class DataError(ValueError):
+class DataError(errors.UserError, ValueError):
   """A dataset that cannot be read as asked; the message says what to do."""
 
 

@@ -27,6 +27,7 @@ import tempfile
 import urllib.request
 import zipfile
 
+from train import errors
 from train import startup
 
 startup.quiet()  # before anything imports TensorFlow
@@ -57,7 +58,7 @@ MAX_SAVED_FEATURES = 5000
 STATS_HELP = 'make it with: python -m eval.fid SOURCE --save_stats=PATH'
 
 
-class FIDError(RuntimeError):
+class FIDError(errors.UserError):
   """One clear message saying what is wrong and what to do."""
 
 
@@ -498,7 +499,7 @@ def main(argv):
   try:
     _run(sources)
   except (FIDError, images_lib.DataError) as e:
-    print('eval.fid error: ' + ' '.join(str(e).split()), file=sys.stderr)
+    print('error: ' + ' '.join(str(e).split()), file=sys.stderr)
     raise SystemExit(1)
 
 

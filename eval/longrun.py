@@ -173,17 +173,13 @@ def main(argv):
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   from eval import image_eval  # pylint: disable=g-import-not-at-top
-  from eval import run as eval_run  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   # The digits classifier needs no graph file; the Inception networks do (none: no FID).
   fid_options = (image_eval.Options(inception_graph=f.inception_graph, fid_network=f.fid_network)
                  if f.inception_graph or f.fid_network == 'digits' else None)
-  try:
-    result = report(f.workdir, f.chain_steps, f.strip_every, f.strip_frames, f.fid_every,
-                    f.interpolate_steps, f.langevin_step_size, f.gamma, f.seed, fid_options)
-  except eval_run.EvalError as e:
-    logging.error('%s', e)
-    raise SystemExit(1)
+  # an eval_run.EvalError (no run there, ...) is printed as one line by startup.run
+  result = report(f.workdir, f.chain_steps, f.strip_every, f.strip_frames, f.fid_every,
+                  f.interpolate_steps, f.langevin_step_size, f.gamma, f.seed, fid_options)
   logging.info('Wrote %s', json.dumps(result))
 
 

@@ -1,8 +1,13 @@
-"""The trainer's errors, in a module without TensorFlow, so that `train.startup` can catch them
-before anything imports TensorFlow. `train.trainer` re-exports both."""
+"""The project's errors, in a module without TensorFlow, so that `train.startup` can catch them
+before anything imports TensorFlow. `train.trainer` re-exports the trainer's two."""
 
 
-class TrainingError(RuntimeError):
+class UserError(RuntimeError):
+  """Bad input, or a state the user can fix; the message says what to do. Every entry point
+  (`train.startup.run`) prints it as `error: <message>` and exits 1, in place of a traceback."""
+
+
+class TrainingError(UserError):
   """A run that cannot go on; the message says why and what to do."""
 
 

@@ -87,9 +87,9 @@ def run(main, **kwargs):
   """absl's app.run(main) with the project's logging (INFO and above), in every entry point.
 
   A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
-  the whole flag list before it. A run that cannot go on (`errors.TrainingError`: a NaN, a
-  workdir another process holds, ...) prints its message, which says what to do, and exits 1,
-  as `main.py` does, in place of a traceback.
+  the whole flag list before it. Bad input or a run that cannot go on (`errors.UserError`: a
+  dataset that cannot be read, a NaN, a workdir another process holds, ...) prints
+  `error: <message>`, which says what to do, and exits 1, in place of a traceback.
   """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
@@ -101,7 +101,7 @@ def run(main, **kwargs):
     except app.UsageError as e:
       sys.stderr.write(f'error: {e}\nSee {os.path.basename(sys.argv[0])} --help for the flags.\n')
       sys.exit(e.exitcode)
-    except errors.TrainingError as e:
+    except errors.UserError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(1)
 

@@ -293,7 +293,7 @@ def test_cli_as_a_program_exits_with_one_line_on_errors(graph, tmp_path):
                         f'--inception_graph={tmp_path}/no.pb'], cwd=REPO, capture_output=True,
                        text=True, timeout=120)
   assert bad.returncode == 1 and 'Traceback' not in bad.stderr
-  error = [line for line in bad.stderr.splitlines() if 'eval.fid error:' in line]
+  error = [line for line in bad.stderr.splitlines() if line.startswith('error: ')]
   assert len(error) == 1 and f'{tmp_path}/no.pb' in error[0]
   assert 'inception-2015-12-05.tgz' in error[0]  # how to get it (tests patch fid.TTUR_URL)
 

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from train import startup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,14 +41,18 @@ def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
     assert not [w for w in NOTICE_WORDS if w in out.stderr], out.stderr
 
 
-def test_a_run_that_cannot_go_on_prints_its_message_not_a_traceback():
+@pytest.mark.parametrize('error', ['train.trainer.TrainingError', 'eval.run.EvalError',
+                                   'data.images.DataError', 'eval.fid.FIDError'])
+def test_an_error_the_user_can_fix_prints_its_message_not_a_traceback(error):
+  """Every errors.UserError, whichever module raises it, reaches the user the same way."""
+  module, name = error.rsplit('.', 1)
   code = ('from train import startup\n'
           'def main(argv):\n'
-          '  from train import trainer\n'
-          '  raise trainer.TrainingError("runs/x is in use by process 7: stop it first")\n'
+          f'  import {module}\n'
+          f'  raise {module}.{name}("runs/x is in use by process 7: stop it first")\n'
           'startup.run(main)\n')
   out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
   assert out.returncode == 1
-  assert 'error: runs/x is in use by process 7: stop it first' in out.stderr
+  assert 'error: runs/x is in use by process 7: stop it first' in out.stderr.splitlines()
   assert 'Traceback' not in out.stderr

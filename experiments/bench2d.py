@@ -118,12 +118,16 @@ def _record_path(density, seed, method):
   return os.path.join(FLAGS.outdir, 'runs', f'{density}_seed{seed}_{method}.json')
 
 
-def _write_json(path, value):
+def _write(path, text):
   """Writes through a temporary file, so that a reader (another process) never sees half."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path + '.tmp', 'w') as f:
-    json.dump(value, f, indent=1)
+    f.write(text)
   os.replace(path + '.tmp', path)
+
+
+def _write_json(path, value):
+  _write(path, json.dumps(value, indent=1))
 
 
 def _records():
@@ -231,17 +235,18 @@ def _mean(results, density, method, key):
 def _table(results):
   """Per density: means over seeds of each method's scores, then the issue's goals."""
   densities = list(dict.fromkeys(r['density'] for r in results))
-  head = ('| density | EBM MSE: FCE rand | FCE mle | NCE | flow MSE: FCE rand | FCE mle | MLE | '
+  head = ('| density | seeds | EBM MSE: FCE rand | FCE mle | NCE | flow MSE: FCE rand | FCE mle | MLE | '
           'EBM LL: FCE rand | NCE | flow LL: FCE rand | FCE mle | MLE | truth | NaN stops |'
           ' minutes |')
-  lines = [head, '|' + '---|' * 15]
+  lines = [head, '|' + '---|' * 16]
   goals = {'ebm_le_nce': 0, 'ebm_le_0.1': 0, 'flow_within_0.5': 0, 'ebm_beats_mle': 0}
   for d in densities:
     m = lambda method, key: _mean(results, d, method, key)  # noqa: E731
     nan = sum(r['nan_stop'] for r in results if r['density'] == d)
     minutes = sum(r['seconds'] for r in results if r['density'] == d) / 60
+    seeds = len({r['seed'] for r in results if r['density'] == d})
     lines.append(
-        f'| {d} | {m("fce_rand", "ebm_mse"):.3f} | {m("fce_mle", "ebm_mse"):.3f} | '
+        f'| {d} | {seeds} | {m("fce_rand", "ebm_mse"):.3f} | {m("fce_mle", "ebm_mse"):.3f} | '
         f'{m("nce", "ebm_mse"):.3f} | {m("fce_rand", "flow_mse"):.3f} | '
         f'{m("fce_mle", "flow_mse"):.3f} | {m("mle", "flow_mse"):.3f} | '
         f'{m("fce_rand", "ebm_ll"):.3f} | {m("nce", "ebm_ll"):.3f} | '
@@ -341,10 +346,10 @@ def main(_):
     _panels(density, min(r['seed'] for r in results if r['density'] == density))
     _write_json(os.path.join(FLAGS.outdir, 'results.json'), dict(_settings(), runs=results))
     table = _table(results)
-    with open(os.path.join(FLAGS.outdir, 'results.md'), 'w') as f:
-      f.write(f'At {FLAGS.ebm_updates} EBM updates; --set {FLAGS.set} --set_fce {FLAGS.set_fce}; '
-              f'{len(results)} runs: seeds '
-              f'{",".join(sorted({str(r["seed"]) for r in results}))}\n\n{table}\n')
+    _write(os.path.join(FLAGS.outdir, 'results.md'),
+           f'At {FLAGS.ebm_updates} EBM updates; --set {FLAGS.set} --set_fce {FLAGS.set_fce}; '
+           f'{len(results)} runs, seeds {",".join(sorted({str(r["seed"]) for r in results}))}'
+           f'\n\n{table}\n')
   print(table)
 
 if __name__ == '__main__':

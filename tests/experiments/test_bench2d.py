@@ -29,7 +29,9 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
   assert runs['fce_rand']['ebm'] == 4  # stopped at the EBM update count
   with open(tmp_path / 'runs' / 'unequal2' / 'seed0' / 'fce_rand' / 'config.json') as f:
     assert json.load(f)['config']['train']['ebm_aux_nce_weight'] == 1.0  # --set_fce reached it
-  assert 'Goals' in (tmp_path / 'out' / 'results.md').read_text()
+  table = (tmp_path / 'out' / 'results.md').read_text()
+  assert 'Goals' in table
+  assert f'| unequal2 | 1 | {runs["fce_rand"]["ebm_mse"]:.3f} |' in table  # one seed so far
   assert (tmp_path / 'out' / 'unequal2.png').stat().st_size > 0
   result = lambda m: tmp_path / 'runs' / 'unequal2' / 'seed0' / m / 'result.json'  # noqa: E731
   stamps = {m: os.path.getmtime(result(m)) for m in runs}

@@ -28,10 +28,10 @@ from eval import figures
 from eval import image_eval
 from losses import flow as flow_losses
 from models import build
-from train import errors
 from models import ebm as ebm_lib
 from models import transport
 from train import checkpoints as ckpt_lib
+from train import errors
 from train import modes
 
 

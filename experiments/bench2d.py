@@ -235,8 +235,8 @@ def _mean(results, density, method, key):
 def _table(results):
   """Per density: means over seeds of each method's scores, then the issue's goals."""
   densities = list(dict.fromkeys(r['density'] for r in results))
-  head = ('| density | seeds | EBM MSE: FCE rand | FCE mle | NCE | flow MSE: FCE rand | FCE mle | MLE | '
-          'EBM LL: FCE rand | NCE | flow LL: FCE rand | FCE mle | MLE | truth | NaN stops |'
+  head = ('| density | seeds | EBM MSE: FCE rand | FCE mle | NCE | flow MSE: FCE rand | FCE mle | '
+          'MLE | EBM LL: FCE rand | NCE | flow LL: FCE rand | FCE mle | MLE | truth | NaN stops |'
           ' minutes |')
   lines = [head, '|' + '---|' * 16]
   goals = {'ebm_le_nce': 0, 'ebm_le_0.1': 0, 'flow_within_0.5': 0, 'ebm_beats_mle': 0}
@@ -351,6 +351,7 @@ def main(_):
            f'{len(results)} runs, seeds {",".join(sorted({str(r["seed"]) for r in results}))}'
            f'\n\n{table}\n')
   print(table)
+
 
 if __name__ == '__main__':
   startup.run(main)

@@ -64,6 +64,6 @@ def test_a_second_process_on_a_running_workdir_gets_one_line(tmp_path):
     first.send_signal(signal.SIGKILL)
     first.wait()
   assert second.returncode == 1
-  errors = [line for line in out.splitlines() if line.startswith('E')]
+  errors = [line for line in out.splitlines() if line.startswith('error: ')]
   assert len(errors) == 1 and f'in use by process {first.pid} ' in errors[0], out[-2000:]
   assert 'Traceback' not in out

@@ -149,8 +149,8 @@ def _run(density, seed, method, need_checkpoint=False):
   workdir = _workdir(density, seed, method)
   path = os.path.join(workdir, 'result.json')
   record = _record_path(density, seed, method)
-  have_checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  if os.path.exists(path) and (have_checkpoint or not need_checkpoint):
+  usable = not need_checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  if os.path.exists(path) and usable:
     with open(path) as f:
       result = json.load(f)
   elif os.path.exists(record) and not need_checkpoint:
@@ -160,7 +160,7 @@ def _run(density, seed, method, need_checkpoint=False):
     result = _train(density, seed, method, workdir)
     _write_json(path, result)
   if not os.path.exists(record):
-    _write_json(record, dict(result, path=None, settings=_settings()))
+    _write_json(record, dict(result, settings=_settings()))
   return result
 
 
@@ -172,8 +172,7 @@ def _train(density, seed, method, workdir):
     init_flow = _workdir(density, seed, 'mle')
     _run(density, seed, 'mle', need_checkpoint=True)
   start = time.perf_counter()
-  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0,
-            'path': os.path.join(workdir, 'result.json')}
+  result = {'density': density, 'seed': seed, 'method': method, 'nan_stop': 0}
   logging.info('%s seed %d: %s', density, seed, method)
   try:
     trainer = trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow)

@@ -30,6 +30,7 @@ def get_base_config():
                             # through a last sigmoid (models/bijectors.CubeSquash); images only
   model.ebm = ebm = ml_collections.ConfigDict()
   ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES
+  ebm.activation = 'lrelu'  # mlp and conv: 'lrelu' (FCE Table 5), 'swish' or 'softplus'
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
   ebm.base = 'none'         # 'flow': f = network + log q of a frozen copy of the flow that FCE
                             # starts from (models/ebm.py); 'none': the paper's f = network

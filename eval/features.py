@@ -40,6 +40,7 @@ from data import pipeline  # noqa: E402
 from eval import batching  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from losses import flow as flow_losses  # noqa: E402
+from models import build  # noqa: E402
 from models import ebm as ebm_lib  # noqa: E402
 from train import modes  # noqa: E402
 
@@ -262,7 +263,7 @@ def train_supervised(config, y, labels, steps, batch_size, lr, seed):
   y = np.asarray(y, np.float32)
   labels = _check_labels(y.reshape(len(y), -1), labels, num_classes)
   keras.utils.set_random_seed(seed)
-  network = ebm_lib.build_network(config.model.ebm.arch, y.shape[1:], outputs=num_classes)
+  network = build.build_network(config.model.ebm, y.shape[1:], outputs=num_classes)
   optimizer = keras.optimizers.Adam(lr)
 
   @tf.function

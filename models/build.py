@@ -38,10 +38,22 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
   if base == 'flow' and flow_config is None:
     raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
   support = support_range(ebm_config.get('support', 'none'), 'model.ebm.support')
-  network = ebm_lib.build_network(ebm_config.arch, data_shape, outputs=classes or 1)
+  network = build_network(ebm_config, data_shape, outputs=classes or 1)
   base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None
   return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow,
                              support=support)
+
+
+def build_network(ebm_config, data_shape, outputs=1):
+  """The energy network model.ebm describes (arch, activation), without c or a base."""
+  activation = ebm_config.get('activation', 'lrelu')
+  if activation == 'lrelu':
+    return ebm_lib.build_network(ebm_config.arch, data_shape, outputs=outputs)
+  if ebm_config.arch not in ('mlp', 'conv'):
+    raise ValueError(f'model.ebm.activation is for the mlp and conv EBMs; {ebm_config.arch!r} '
+                     "has its own. Use model.ebm.activation=lrelu.")
+  return ebm_lib.build_network(ebm_config.arch, data_shape, outputs=outputs,
+                               activation=activation)
 
 
 # model.ebm.support and model.flow.support: none, or the cube of dequantized image data

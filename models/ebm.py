@@ -7,6 +7,7 @@ trained parameter (one per class), estimated by NCE / FCE as in FCE Sec. 3.1.2.
 Networks:
   'mlp'        FCE Table 5, 2D: fc128-lReLU x3, fc1 (lReLU slope 0.2).
   'conv'       FCE Table 5, SVHN / CIFAR-10: 4x4 conv 64/128/256 stride 2 + lReLU, 4x4 conv 1.
+               Both take `activation` ('lrelu', the paper's; 'swish'; 'softplus').
   'lipswish'   NT-EBM Tables 4-5: 3x3 conv nf, 4x4 stride-2 convs (2,4,4)nf at 32x32 or
                (2,4,8,8)nf at 64x64, LipSwish, 4x4 conv 1.
   'conv_small' / 'conv_large'  FCE Table 6 (semi-supervised SVHN): weight-normalised convs with
@@ -65,6 +66,19 @@ def _lrelu(x):
   return tf.nn.leaky_relu(x, LEAK)
 
 
+# model.ebm.activation of the 'mlp' and 'conv' networks. With 'lrelu' (the paper's) log p is
+# piecewise linear in x, so a 2D EBM draws a small round mode as a polygon with creases along
+# the pieces' edges; 'swish' and 'softplus' make it smooth (docs/bench2d).
+ACTIVATIONS = {'lrelu': _lrelu, 'swish': tf.nn.silu, 'softplus': tf.nn.softplus}
+
+
+def _activation(name):
+  if name not in ACTIVATIONS:
+    raise ValueError(f'model.ebm.activation must be one of {", ".join(ACTIVATIONS)}; '
+                     f'got {name!r}.')
+  return ACTIVATIONS[name]
+
+
 def _head(h, outputs):
   """A final 4x4 valid conv to `outputs` channels (FCE Table 5), averaged over what remains."""
   k = min(4, h.shape[1], h.shape[2])
@@ -72,19 +86,21 @@ def _head(h, outputs):
   return keras.layers.GlobalAveragePooling2D()(h)
 
 
-def mlp_net(input_dim, outputs=1, width=128, depth=3):
+def mlp_net(input_dim, outputs=1, width=128, depth=3, activation='lrelu'):
+  act = _activation(activation)
   x = keras.Input((input_dim,))
   h = x
   for i in range(depth):
-    h = keras.layers.Dense(width, activation=_lrelu, name=f'fc{i}')(h)
+    h = keras.layers.Dense(width, activation=act, name=f'fc{i}')(h)
   return keras.Model(x, keras.layers.Dense(outputs, name='head')(h), name='mlp_energy')
 
 
-def conv_net(image_shape, outputs=1, widths=(64, 128, 256)):
+def conv_net(image_shape, outputs=1, widths=(64, 128, 256), activation='lrelu'):
+  act = _activation(activation)
   x = keras.Input(image_shape)
   h = x
   for i, w in enumerate(widths):
-    h = keras.layers.Conv2D(w, 4, strides=2, padding='same', activation=_lrelu, name=f'conv{i}')(h)
+    h = keras.layers.Conv2D(w, 4, strides=2, padding='same', activation=act, name=f'conv{i}')(h)
   return keras.Model(x, _head(h, outputs), name='conv_energy')
 
 

@@ -109,6 +109,40 @@ def test_lipswish():
   np.testing.assert_allclose(ebm_lib.lipswish(x).numpy(), x / (1 + np.exp(-x)) / 1.1, rtol=1e-6)
 
 
+@pytest.mark.parametrize('arch,shape', [('mlp', (2,)), ('conv', (8, 8, 1))])
+@pytest.mark.parametrize('activation', ['lrelu', 'swish', 'softplus'])
+def test_activation_option_sets_the_hidden_layers(arch, shape, activation):
+  config = ml_collections.ConfigDict(dict(arch=arch, conditional=False, activation=activation))
+  net = build.build_ebm(config, shape).network
+  hidden = [layer for layer in net.layers if layer.name.startswith(('fc', 'conv'))]
+  assert hidden
+  z = np.linspace(-3, 3, 13).astype(np.float32)
+  for layer in hidden:
+    np.testing.assert_allclose(layer.activation(z).numpy(),
+                               ebm_lib.ACTIVATIONS[activation](z).numpy(), rtol=1e-6)
+
+
+def test_smooth_activation_curves_the_2d_log_density():
+  """With lReLUs f is piecewise linear in x (its Hessian is 0 almost everywhere); swish bends it."""
+  x = tf.random.stateless_normal([64, 2], seed=[5, 6])
+
+  def hessian_norm(activation):
+    keras.utils.set_random_seed(0)
+    config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False,
+                                            activation=activation))
+    f = build.build_ebm(config, (2,)).network
+    with tf.GradientTape() as outer:
+      outer.watch(x)
+      with tf.GradientTape() as inner:
+        inner.watch(x)
+        y = tf.reduce_sum(f(x))
+      g = inner.gradient(y, x)
+    return float(tf.norm(outer.batch_jacobian(g, x)))
+
+  assert hessian_norm('lrelu') == 0.
+  assert hessian_norm('swish') > 1e-3
+
+
 def test_bad_input_is_refused():
   with pytest.raises(ValueError, match="Unknown EBM architecture 'resnet'; valid: mlp"):
     ebm_lib.build_network('resnet', (2,))
@@ -117,6 +151,13 @@ def test_bad_input_is_refused():
   model = _ebm('conv', (8, 8, 1), 0)
   with pytest.raises(ValueError, match=r'inputs of shape \(8, 8, 1\).*\(2, 8, 8, 3\)'):
     model(tf.zeros([2, 8, 8, 3]))
+  with pytest.raises(ValueError,
+                     match="activation must be one of lrelu, swish, softplus; got 'tanh'"):
+    build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False,
+                                                   activation='tanh')), (2,))
+  with pytest.raises(ValueError, match="activation is for the mlp and conv EBMs; 'lipswish'"):
+    build.build_ebm(ml_collections.ConfigDict(dict(arch='lipswish', conditional=False,
+                                                   activation='swish')), (8, 8, 1))
   with pytest.raises(ValueError, match='num_classes >= 2'):
     build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=True)), (2,),
                     num_classes=0)

@@ -38,6 +38,12 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
   if base == 'flow' and flow_config is None:
     raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
   support = support_range(ebm_config.get('support', 'none'), 'model.ebm.support')
+  first_bias = ebm_config.get('first_bias', 'zeros')
+  if first_bias not in ('zeros', 'data'):
+    raise ValueError(f"model.ebm.first_bias must be 'zeros' or 'data'; got {first_bias!r}.")
+  if first_bias == 'data' and ebm_config.arch != 'mlp':
+    raise ValueError("model.ebm.first_bias='data' is for the mlp EBM; use "
+                     'model.ebm.first_bias=zeros.')
   network = build_network(ebm_config, data_shape, outputs=classes or 1)
   base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None
   return ebm_lib.EnergyModel(network, num_classes=classes or None, base=base_flow,

@@ -95,6 +95,22 @@ def mlp_net(input_dim, outputs=1, width=128, depth=3, activation='lrelu'):
   return keras.Model(x, keras.layers.Dense(outputs, name='head')(h), name='mlp_energy')
 
 
+def place_kinks_on_data(network, x, seed):
+  """model.ebm.first_bias='data': moves each first-layer unit's kink onto a data point.
+
+  Keras starts biases at 0, so every unit of the mlp's first layer has its kink (the line
+  w_j . x + b_j = 0) through the origin, and f starts piecewise linear on wedges around it: a
+  2D EBM then draws small modes as streaks pointing at the origin and needs many updates to
+  move the kinks out (docs/bench2d). Setting b_j = -w_j . p_j, p_j a random row of `x` (the
+  run's first batch), spreads the kinks over the data instead. Call once, on a new model.
+  """
+  layer = network.get_layer('fc0')
+  w = layer.kernel.numpy()  # [D, width]
+  x = np.asarray(x, np.float32).reshape(len(x), -1)
+  points = x[np.random.default_rng(seed).integers(len(x), size=w.shape[1])]  # [width, D]
+  layer.bias.assign(-np.sum(points * w.T, axis=1))
+
+
 def conv_net(image_shape, outputs=1, widths=(64, 128, 256), activation='lrelu'):
   act = _activation(activation)
   x = keras.Input(image_shape)

@@ -362,6 +362,9 @@ class Trainer:
         self._check_backbone(init_flow)
     else:
       self.flow.data_init(self._first_batch['x'])
+    if self.spec.trains_ebm and self.config.model.ebm.get('first_bias', 'zeros') == 'data':
+      ebm_lib.place_kinks_on_data(self.ebm.network, self._first_batch['x'],
+                                  seed=[int(self.config.train.seed), 11])
     if self.spec.persistent_chains:  # Alg. 1: the chains start from q0
       self.chains.assign(self._first_batch['z'])
     return False

@@ -143,6 +143,21 @@ def test_smooth_activation_curves_the_2d_log_density():
   assert hessian_norm('swish') > 1e-3
 
 
+def test_place_kinks_on_data_puts_each_first_layer_kink_through_a_data_point():
+  net = ebm_lib.build_network('mlp', (2,), width=16)
+  assert not np.any(net.get_layer('fc0').bias.numpy())  # Keras' start: every kink at 0
+  x = np.random.default_rng(0).normal(3., 1., (50, 2)).astype(np.float32)
+  ebm_lib.place_kinks_on_data(net, x, seed=1)
+  layer = net.get_layer('fc0')
+  pre = x @ layer.kernel.numpy() + layer.bias.numpy()  # [50, 16]: w_j . x_i + b_j
+  assert np.all(np.min(np.abs(pre), axis=0) < 1e-5)  # each unit's line passes a row of x
+  assert len(set(np.argmin(np.abs(pre), axis=0))) > 8  # through many points, not one
+  other = ebm_lib.build_network('mlp', (2,), width=16)
+  other.set_weights([w.copy() for w in net.get_weights()])
+  ebm_lib.place_kinks_on_data(other, x, seed=1)
+  np.testing.assert_array_equal(other.get_layer('fc0').bias.numpy(), layer.bias.numpy())
+
+
 def test_bad_input_is_refused():
   with pytest.raises(ValueError, match="Unknown EBM architecture 'resnet'; valid: mlp"):
     ebm_lib.build_network('resnet', (2,))
@@ -158,6 +173,12 @@ def test_bad_input_is_refused():
   with pytest.raises(ValueError, match="activation is for the mlp and conv EBMs; 'lipswish'"):
     build.build_ebm(ml_collections.ConfigDict(dict(arch='lipswish', conditional=False,
                                                    activation='swish')), (8, 8, 1))
+  with pytest.raises(ValueError, match="first_bias must be 'zeros' or 'data'; got 'random'"):
+    build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False,
+                                                   first_bias='random')), (2,))
+  with pytest.raises(ValueError, match="first_bias='data' is for the mlp EBM"):
+    build.build_ebm(ml_collections.ConfigDict(dict(arch='conv', conditional=False,
+                                                   first_bias='data')), (8, 8, 1))
   with pytest.raises(ValueError, match='num_classes >= 2'):
     build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=True)), (2,),
                     num_classes=0)

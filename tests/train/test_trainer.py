@@ -267,6 +267,19 @@ def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode
   np.testing.assert_array_equal(again.ebm.log_normalizer.numpy(), c)
 
 
+def test_first_bias_data_places_the_kinks_on_a_new_run_only(tmp_path):
+  config = _toy_config(**{'model.ebm.first_bias': 'data', 'train.steps': 4})
+  run = trainer_lib.Trainer(config, 'nce', str(tmp_path))
+  layer = run.ebm.network.get_layer('fc0')
+  x = run.source.batch(0)['x']
+  pre = x @ layer.kernel.numpy() + layer.bias.numpy()
+  assert np.all(np.min(np.abs(pre), axis=0) < 1e-4)  # every kink through a first-batch point
+  run.run()
+  trained = layer.bias.numpy()
+  again = trainer_lib.Trainer(config, 'nce', str(tmp_path))  # resumed: the trained biases stay
+  np.testing.assert_array_equal(again.ebm.network.get_layer('fc0').bias.numpy(), trained)
+
+
 def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
   """train.fce_init_steps EBM-only updates first (the flow unchanged), then the schedule; with
   train.ebm_updates the run stops at that many EBM updates, whatever train.steps says."""

@@ -66,9 +66,9 @@ def _lrelu(x):
   return tf.nn.leaky_relu(x, LEAK)
 
 
-# model.ebm.activation of the 'mlp' and 'conv' networks. With 'lrelu' (the paper's) log p is
-# piecewise linear in x, so a 2D EBM draws a small round mode as a polygon with creases along
-# the pieces' edges; 'swish' and 'softplus' make it smooth (docs/bench2d).
+# model.ebm.activation of the 'mlp' and 'conv' networks. With 'lrelu' (the paper's) f is
+# piecewise linear in x; 'swish' and 'softplus' make it smooth. On the 2D suite swish was worse
+# than lrelu for FCE and NCE alike (docs/bench2d).
 ACTIVATIONS = {'lrelu': _lrelu, 'swish': tf.nn.silu, 'softplus': tf.nn.softplus}
 
 

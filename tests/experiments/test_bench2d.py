@@ -72,22 +72,32 @@ def test_recorded_runs_continue_without_the_workroot_and_settings_are_checked(tm
   assert 'recorded under other settings' in other.stderr and 'Traceback' not in other.stderr
 
 
+def _table(records):
+  """bench2d._table in a process of its own: bench2d and nt2d both define the absl flag --seeds,
+  so they cannot be imported into one test process."""
+  code = ('import json, sys; from experiments import bench2d; '
+          'print(bench2d._table(json.load(sys.stdin)))')
+  out = subprocess.run([sys.executable, '-c', code], input=json.dumps(records), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return out.stdout
+
+
 def test_goals_count_only_densities_with_both_sides_and_truth_needs_no_mle_run():
   """An --outdir without Glow-MLE runs (a setting measured on FCE and NCE only) has no goal
   against Glow-MLE to report, rather than 0 of n; the true LL comes from any run."""
-  from experiments import bench2d
 
   def run(method, **scores):
     return dict(density='unequal2', seed=0, method=method, nan_stop=0, seconds=60.,
                 true_ll=-2.5, **scores)
 
-  table = bench2d._table([run('fce_rand', ebm_mse=0.05, ebm_ll=-2.6, flow_ll=-2.7),
-                          run('nce', ebm_mse=0.2, ebm_ll=-2.8)])
+  table = _table([run('fce_rand', ebm_mse=0.05, ebm_ll=-2.6, flow_ll=-2.7),
+                  run('nce', ebm_mse=0.2, ebm_ll=-2.8)])
   assert table.splitlines()[2].endswith('| nan | -2.500 | 0 | 2.0 |')  # no MLE; the truth
   assert "- EBM MSE <= NCE's: 1 of 1" in table and '- EBM MSE <= 0.1: 1 of 1' in table
   assert "within 0.5 nats of Glow-MLE's: no density has the runs to compare" in table
   assert "above Glow-MLE's: no density has the runs to compare" in table
-  table = bench2d._table([run('fce_rand', ebm_mse=0.05, ebm_ll=-2.6, flow_ll=-3.3),
-                          run('mle', flow_ll=-2.7)])
+  table = _table([run('fce_rand', ebm_mse=0.05, ebm_ll=-2.6, flow_ll=-3.3),
+                  run('mle', flow_ll=-2.7)])
   assert "within 0.5 nats of Glow-MLE's: 0 of 1" in table  # -3.3 < -2.7 - 0.5
   assert "above Glow-MLE's: 1 of 1" in table and "NCE's: no density has" in table

@@ -46,6 +46,8 @@ def get_base_config():
   optim.flow_optimizer = 'adamax'  # the flow's FCE optimiser: 'adamax' (paper), 'adam' or 'sgd'
   optim.flow_beta1 = 0.9    # Adam beta1 of the flow, with flow_optimizer='adam'
   optim.ebm_clip_norm = 0.  # clip the EBM's gradient to this global norm (0 = off)
+  optim.ebm_lr_anneal = 0.  # the EBM's learning rate falls linearly to 0 over this last fraction
+                            # of its updates (train.ebm_updates, or train.steps; 0 = constant)
   optim.flow_clip_norm = 0.  # clip the flow's gradient (FCE and MLE) to this global norm (0 = off)
   optim.flow_mle_lr = 1e-3  # Adam for MLE pretraining (openai/glow's default)
 

@@ -48,6 +48,7 @@ RULES = {
     'optim.flow_beta1': _BETA,
     'optim.ebm_clip_norm': _NON_NEGATIVE,
     'optim.flow_clip_norm': _NON_NEGATIVE,
+    'optim.ebm_lr_anneal': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
     'data.test_fraction': _FRACTION,
     'model.flow.levels': _POSITIVE_INT,
     'model.flow.steps_per_level': _POSITIVE_INT,

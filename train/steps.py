@@ -24,6 +24,14 @@ def learning_rates(optim_config):
           'flow_mle': optim_config.flow_mle_lr}
 
 
+def annealed(lr, progress, anneal):
+  """`lr` at `progress` in [0, 1] through the run: constant, then falling linearly to 0 over
+  the last `anneal` of it (0 = constant throughout)."""
+  if not anneal:
+    return lr
+  return lr * min(1., max(0., 1. - progress) / anneal)
+
+
 FLOW_OPTIMIZERS = ('adamax', 'adam', 'sgd')
 
 

@@ -556,6 +556,8 @@ class Trainer:
         self._begin_contrastive_phase()
       batch = next(self.iterator)
       phase = self._phase(step)
+      if phase != 'mle' and self.spec.trains_ebm and self.config.optim.ebm_lr_anneal:
+        self._anneal_ebm_lr(step)
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]
       if bad:
@@ -606,6 +608,18 @@ class Trainer:
         logged.update(self.evaluate(step, writer))
     writer.flush()
     return logged
+
+  def _anneal_ebm_lr(self, step):
+    """Sets the EBM's learning rate for the coming update (optim.ebm_lr_anneal). Progress is
+    counted in EBM updates when train.ebm_updates ends the run, else in steps; both live in the
+    checkpoint, so a resumed run continues the same schedule."""
+    t = self.config.train
+    if self.spec.alternates and t.ebm_updates:
+      progress = self.schedule.updates['ebm'] / t.ebm_updates
+    else:
+      progress = (step - self.fce_start) / t.steps
+    self.optimizers['ebm'].learning_rate.assign(
+        steps_lib.annealed(self.config.optim.ebm_lr, progress, self.config.optim.ebm_lr_anneal))
 
   def _remaining(self, step):
     """Steps left: of the MLE phase, then of FCE (estimated from the EBM's share of the updates

@@ -182,3 +182,15 @@ def test_unknown_flow_optimizer_is_refused():
   config.optim.flow_optimizer = 'rmsprop'
   with pytest.raises(ValueError, match="Unknown optim.flow_optimizer 'rmsprop'; valid: adamax"):
     steps_lib.make_optimizers(config.optim)
+
+
+def test_annealed_learning_rate_is_constant_then_falls_linearly_to_zero():
+  lr = 3e-4
+  assert steps_lib.annealed(lr, 0.5, 0.) == lr  # 0 = off
+  assert steps_lib.annealed(lr, 1.5, 0.) == lr
+  assert steps_lib.annealed(lr, 0., 0.3) == lr
+  assert steps_lib.annealed(lr, 0.7, 0.3) == pytest.approx(lr)  # where the fall begins
+  assert steps_lib.annealed(lr, 0.85, 0.3) == pytest.approx(lr / 2)
+  assert steps_lib.annealed(lr, 0.97, 0.3) == pytest.approx(lr / 10)
+  assert steps_lib.annealed(lr, 1., 0.3) == 0.
+  assert steps_lib.annealed(lr, 0.5, 1.) == pytest.approx(lr / 2)  # over the whole run

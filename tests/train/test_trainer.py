@@ -337,3 +337,35 @@ def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
   assert int(resumed.step.numpy()) == 2
   with pytest.raises(trainer_lib.TrainingError, match='model.flow.scale_floor'):
     trainer_lib.Trainer(_toy_config(**{'model.flow.scale_floor': 0.01}), 'fce', workdir)
+
+
+@pytest.mark.parametrize('mode, fields', [
+    ('nce', {'train.steps': 4}),
+    # FCE counts progress in EBM updates: strict alternation puts them at steps 1, 3, 5, 7.
+    ('fce', {'train.steps': 100, 'train.ebm_updates': 4, 'train.schedule.max_ebm_updates': 1,
+             'train.schedule.max_flow_updates': 1})])
+def test_ebm_learning_rate_anneals_over_its_updates_and_resumes_on_schedule(tmp_path, mode,
+                                                                             fields):
+  """optim.ebm_lr_anneal=0.5 over 4 EBM updates: progress 0, 1/4, 1/2, 3/4 gives the factors
+  1, 1, 1, 1/2, in a straight run and in one stopped after its second update and resumed."""
+  config = lambda: _toy_config(**fields, **{'optim.ebm_lr_anneal': 0.5,
+                                            'train.checkpoint_every': 1})
+
+  def watched(run, seen):
+    step = run._steps['ebm']
+    def recording(batch):
+      seen.append(float(run.optimizers['ebm'].learning_rate.numpy()))
+      return step(batch)
+    run._steps['ebm'] = recording
+    return run
+
+  lr = config().optim.ebm_lr
+  straight = []
+  watched(trainer_lib.Trainer(config(), mode, str(tmp_path / 'a')), straight).run()
+  np.testing.assert_allclose(straight, [lr, lr, lr, lr / 2], rtol=1e-6)
+  resumed = []
+  first = watched(trainer_lib.Trainer(config(), mode, str(tmp_path / 'b')), resumed)
+  first.run(until_step=2 if mode == 'nce' else 3)
+  assert len(resumed) == 2
+  watched(trainer_lib.Trainer(config(), mode, str(tmp_path / 'b')), resumed).run()
+  np.testing.assert_allclose(resumed, straight, rtol=1e-6)

@@ -20,9 +20,12 @@ def test_paper_table7_settings():
 
 def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   paper, ours = configs.get_config('toy2d_paper'), configs.get_config('toy2d')
-  assert paper.train.batch_size == ours.train.batch_size and paper.model.ebm == ours.model.ebm
+  assert paper.train.batch_size == ours.train.batch_size
   assert (paper.model.flow.scale_floor, ours.model.flow.scale_floor) == (0., 0.01)
+  assert (paper.model.ebm.first_bias, ours.model.ebm.first_bias) == ('zeros', 'data')
+  assert (paper.optim.ebm_lr_anneal, ours.optim.ebm_lr_anneal) == (0., 0.3)
   paper.model.flow.scale_floor = ours.model.flow.scale_floor
+  paper.model.ebm.first_bias = ours.model.ebm.first_bias
   assert paper.model == ours.model
   assert (paper.optim.flow_optimizer, paper.optim.flow_lr) == ('adamax', 1e-5)
   assert paper.train.schedule.threshold == 0.5

@@ -556,7 +556,7 @@ class Trainer:
         self._begin_contrastive_phase()
       batch = next(self.iterator)
       phase = self._phase(step)
-      if phase != 'mle' and self.spec.trains_ebm and self.config.optim.ebm_lr_anneal:
+      if phase == 'ebm' and self.config.optim.ebm_lr_anneal:
         self._anneal_ebm_lr(step)
       out = {k: float(v) for k, v in self._steps[phase](batch).items()}
       bad = [k for k, v in out.items() if not np.isfinite(v)]

@@ -109,7 +109,7 @@ def summary(curves, n, seeds, below=0.1):
     within = [[(u, m) for u, m in points if u <= n] for points in runs.values()]
     finals = [w[-1][1] for w in within]
     last3 = np.mean([m for w in within for _, m in w[-3:]])
-    first = [next((str(u) for u, m in w if m < below), '-') for w in within]
+    first = [next((str(int(u)) for u, m in w if m < below), '-') for w in within]
     lines.append(f'| {name} | ' + ' / '.join(f'{v:.3f}' for v in finals) +
                  f' | {np.mean(finals):.3f} | {last3:.3f} | {" / ".join(first)} |')
   return '\n'.join(lines) + '\n'

@@ -4,7 +4,8 @@ log-density, for choosing settings that hold on data nobody tuned for (experimen
 Each density is a mixture of components in [-4.5, 4.5]^2 (the evaluation grid of eval/figures.py)
 chosen to vary what breaks density estimators: the number of modes (2 to 25), unequal weights (up
 to 1:10 and beyond), scales from 0.05 to 1.5, anisotropy and rotation, heavy tails (Student-t,
-3 degrees of freedom), thin curves, a broad component beside sharp ones, and a far-off mode.
+3 degrees of freedom), thin curves, a broad component beside sharp ones, a far-off mode, and
+long thin arms that wind around each other (the 2spirals toy, given an exact density).
 
 Components (all exact):
   Gauss(mean, std=(s1, s2), angle)     N(mean, R diag(s^2) R^T), R the rotation by `angle` degrees.
@@ -15,6 +16,9 @@ Components (all exact):
                                        t ~ N(0, spread^2) along the curve, y = a sin(b t) ('sine')
                                        or a t^2 + b ('parabola') plus N(0, width^2) across it, then
                                        rotated and shifted: p = N(t) N(y - h(t)), a unit Jacobian.
+  Spiral(width, beads)                 the two interleaved arms of the 2spirals toy, r = t / 3 for
+                                       t in [0, 3 pi], each as `beads` equal Gaussians of std
+                                       `width` spaced evenly along the arc: exact as a mixture.
 """
 
 import dataclasses
@@ -109,6 +113,36 @@ class Curve:
 
 
 @dataclasses.dataclass(frozen=True)
+class Spiral:
+  width: float
+  beads: int  # per arm; a spacing of <= 2 widths keeps the ridge smooth (ripple < 2 %)
+
+  def centers(self):
+    t = np.linspace(0, 3 * np.pi, 20001)
+    arm = np.stack([-np.cos(t) * t, np.sin(t) * t], 1) / 3.  # the arm of data/toys.py
+    arc = np.concatenate([[0.], np.cumsum(np.linalg.norm(np.diff(arm, axis=0), axis=1))])
+    s = np.linspace(0, arc[-1], self.beads)
+    arm = np.stack([np.interp(s, arc, arm[:, 0]), np.interp(s, arc, arm[:, 1])], 1)
+    return np.concatenate([arm, -arm])  # the second arm is the first reflected through 0
+
+  def log_prob(self, x):
+    c = self.centers()
+    out = np.empty(len(x))
+    for i in range(0, len(x), 8192):  # in chunks: points x beads at once would not fit on a grid
+      chunk = x[i:i + 8192]
+      e = -0.5 * ((chunk[:, :1] - c[:, 0]) ** 2 + (chunk[:, 1:] - c[:, 1]) ** 2) / self.width ** 2
+      top = e.max(1)
+      # A logsumexp whose terms below e^-50 of the largest are set to e^-50: 2 x beads of them
+      # change the result by < 1e-19, and exp() of denormals would make it 5x slower.
+      out[i:i + 8192] = top + np.log(np.sum(np.exp(np.maximum(e - top[:, None], -50.)), 1))
+    return out - np.log(2 * self.beads) - _LOG_2PI - 2 * np.log(self.width)
+
+  def sample(self, n, rng):
+    centers = self.centers()
+    return centers[rng.integers(0, len(centers), n)] + self.width * rng.standard_normal((n, 2))
+
+
+@dataclasses.dataclass(frozen=True)
 class Mixture:
   """sum_k w_k p_k(x), weights given unnormalised."""
   weights: tuple
@@ -187,6 +221,9 @@ DENSITIES = {
          Ring((0., -2.), 1., 0.06), Gauss((-2.8, -2.8), (0.05, 0.05)), Gauss((1., -1.), (1., 1.))),
         'a t mode, a thin rotated mode, a ring, a sharp mode and a broad one'),
     'unequal8': _unequal8(),
+    'spiral_arms': Mixture(
+        (1,), (Spiral(0.08, 90),),
+        'the two thin arms of 2spirals (width 0.08) as an exact density'),
 }
 NAMES = tuple(DENSITIES)
 

@@ -54,7 +54,7 @@ def test_suite_spans_what_the_benchmark_promises():
   assert min(sizes) <= 2 and max(sizes) == 25
   assert max(max(m.weights) / min(m.weights) for m in mixtures) >= 10
   kinds = {type(c).__name__ for m in mixtures for c in m.components}
-  assert kinds == {'Gauss', 'StudentT', 'Ring', 'Curve'}
+  assert kinds == {'Gauss', 'StudentT', 'Ring', 'Curve', 'Spiral'}
 
 
 def test_student_t_component_matches_scipy():
@@ -65,3 +65,18 @@ def test_student_t_component_matches_scipy():
   shape = rot @ np.diag([0.4 ** 2, 0.2 ** 2]) @ rot.T
   np.testing.assert_allclose(t.log_prob(x), stats.multivariate_t([0.5, -1.], shape, df=3).logpdf(x),
                              rtol=1e-10)
+
+
+def test_spiral_arms_are_the_2spirals_toy_with_an_exact_density():
+  from scipy import special
+  spiral = suite2d.DENSITIES['spiral_arms'].components[0]
+  x = np.random.default_rng(0).normal(size=(500, 2)) * 2
+  beads = spiral.centers()
+  direct = special.logsumexp(-0.5 * np.sum((x[:, None] - beads) ** 2, -1) / spiral.width ** 2, 1)
+  np.testing.assert_allclose(
+      spiral.log_prob(x), direct - np.log(len(beads) * 2 * np.pi * spiral.width ** 2), rtol=1e-12)
+  # The toy's points lie on the arms (a mirrored or unwound spiral scores < -10 here).
+  rng = np.random.default_rng(1)
+  own = suite2d.log_density('spiral_arms', suite2d.sample('spiral_arms', 5000, rng)).mean()
+  toy = suite2d.log_density('spiral_arms', toys.sample('2spirals', 5000, rng)).mean()
+  assert own - 0.5 < toy < own

@@ -14,7 +14,7 @@ CONFIGS = ('toy2d', 'toy2d_paper', *IMAGE_CONFIGS, 'smoke',
 # the 2D benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
             'unequal2', 'sharp_broad', 'aniso_rotated', 'grid25', 'student_t', 'sine', 'banana',
-            'far_mode', 'ring_blob', 'cross', 'mixed', 'unequal8',
+            'far_mode', 'ring_blob', 'cross', 'mixed', 'unequal8', 'spiral_arms',
             'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
 
 

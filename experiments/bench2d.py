@@ -12,8 +12,10 @@ defaults are what is measured. Scores on held-out points drawn from the exact de
   ebm_ll / flow_ll       mean log-likelihood; the EBM's normalised on a fine grid over
                          [-4.5, 4.5]^2 (its learned c: ebm_ll_c); true_ll is the data's own
   nan_stop, seconds      whether the run stopped on a NaN, and its wall time
-Each finished run is also recorded in --outdir/runs/ (its scores, curve and settings, no
-checkpoints), and a recorded run is not run again: an interrupted benchmark resumes, several
+Each finished run is also recorded in --outdir/runs/ (its scores, curve, flags and resolved
+config, no checkpoints), and a recorded run is not run again, nor reused once the defaults have
+changed under it (its config differs from the one the command resolves to today, with fields added
+since taken at their defaults): an interrupted benchmark resumes, several
 processes with disjoint --densities or --seeds can share one --outdir, and a benchmark whose
 --outdir is committed continues on another machine. Writes results.json (every recorded run),
 results.md (means over seeds, per density, and the issue's goals) and <density>.png (data |
@@ -145,22 +147,45 @@ def _records():
 
 def _run(density, seed, method, need_checkpoint=False):
   """Trains (or loads the result of) one run; returns its result dict. A recorded run whose
-  checkpoints are gone (another machine) is trained again only if `need_checkpoint`."""
+  checkpoints are gone (another machine) is trained again only if `need_checkpoint`. A run
+  recorded under a resolved config other than today's (the defaults changed since) is refused."""
   workdir = _workdir(density, seed, method)
   path = os.path.join(workdir, 'result.json')
   record = _record_path(density, seed, method)
+  config = json.loads(_config(density, seed, method, FLAGS.ebm_updates).to_json())
   usable = not need_checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
   if os.path.exists(path) and usable:
-    with open(path) as f:
-      result = json.load(f)
+    result = _reuse(path, config)
   elif os.path.exists(record) and not need_checkpoint:
-    with open(record) as f:
-      return json.load(f)
+    return _reuse(record, config)
   else:
-    result = _train(density, seed, method, workdir)
+    result = dict(_train(density, seed, method, workdir), config=config)
     _write_json(path, result)
   if not os.path.exists(record):
     _write_json(record, dict(result, settings=_settings()))
+  return result
+
+
+def config_changes(saved, config):
+  """The dotted keys whose values differ between a saved config (fields added to the configs
+  since then taken at their defaults, as a resumed run does) and `config` (both dicts)."""
+  old = trainer_lib.flatten(configs.with_defaults(saved).to_dict())
+  new = trainer_lib.flatten(configs.with_defaults(config).to_dict())
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _reuse(path, config):
+  """A finished run's result, if it was trained under `config`. Records made before the config
+  was stored in them (2026-12-06) cannot be checked: their `settings` say what was --set."""
+  with open(path) as f:
+    result = json.load(f)
+  changed = config_changes(result['config'], config) if 'config' in result else []
+  if changed:
+    shown = ', '.join(f'{k}' for k in changed[:6]) + (' ...' if len(changed) > 6 else '')
+    raise app.UsageError(
+        f'{path} was trained under another config than this command resolves to today (they '
+        f'differ in {shown}): the defaults may have changed since. Give another --outdir and '
+        '--workroot, or --set the values it was run with to continue it.')
   return result
 
 
@@ -362,7 +387,9 @@ def main(_):
         _run(density, seed, method)
     results = _records()
     _panels(density, min(r['seed'] for r in results if r['density'] == density))
-    _write_json(os.path.join(FLAGS.outdir, 'results.json'), dict(_settings(), runs=results))
+    _write_json(os.path.join(FLAGS.outdir, 'results.json'),  # each run's config is in runs/
+                dict(_settings(), runs=[{k: v for k, v in r.items() if k != 'config'}
+                                        for r in results]))
     table = _table(results)
     _write(os.path.join(FLAGS.outdir, 'results.md'),
            f'At {FLAGS.ebm_updates} EBM updates; --set {FLAGS.set} --set_fce {FLAGS.set_fce}; '

@@ -53,11 +53,11 @@ from train import schedule as schedule_lib
 from train import steps as steps_lib
 
 
-def _flatten(d, prefix=''):
+def flatten(d, prefix=''):
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
+      out.update(flatten(v, f'{prefix}{k}.'))
     else:
       out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
   return out
@@ -65,7 +65,7 @@ def _flatten(d, prefix=''):
 
 def run_identity(config, mode):
   """What must match for a workdir to be resumed: the mode, the data and the models."""
-  return _flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
+  return flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
 
 
 def saved_identity(path):

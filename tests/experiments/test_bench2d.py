@@ -70,6 +70,17 @@ def test_recorded_runs_continue_without_the_workroot_and_settings_are_checked(tm
   other = _bench(tmp_path, '--methods=nce,mle', '--ebm_updates=5')
   assert other.returncode != 0
   assert 'recorded under other settings' in other.stderr and 'Traceback' not in other.stderr
+  # Defaults that changed since a run was recorded: same flags, another resolved config.
+  record = tmp_path / 'out' / 'runs' / 'unequal2_seed0_nce.json'
+  saved = json.loads(record.read_text())
+  assert 'config' not in before[0] and saved['config']['model']['ebm']['activation'] == 'lrelu'
+  saved['config']['model']['ebm']['activation'] = 'swish'
+  saved['config']['data'].pop('test_fraction')  # a field added since: taken at its default
+  record.write_text(json.dumps(saved))
+  changed = _bench(tmp_path, '--methods=nce,mle')
+  assert changed.returncode != 0 and 'Traceback' not in changed.stderr
+  assert 'another config than this command resolves to today' in changed.stderr
+  assert '(they differ in model.ebm.activation)' in changed.stderr
 
 
 def _table(records):

@@ -32,7 +32,8 @@ def get_base_config():
   ebm.arch = 'mlp'          # one of models.ebm.ARCHITECTURES
   ebm.activation = 'lrelu'  # mlp and conv: 'lrelu' (FCE Table 5), 'swish' or 'softplus'
   ebm.first_bias = 'zeros'  # mlp: 'data' puts each first-layer unit's kink through a point of
-                            # the first batch (models/ebm.py); 'zeros': Keras' start
+                            # the first batch (models/ebm.py), 'half' half of them; 'zeros':
+                            # Keras' start, every kink through the origin
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
   ebm.base = 'none'         # 'flow': f = network + log q of a frozen copy of the flow that FCE
                             # starts from (models/ebm.py); 'none': the paper's f = network

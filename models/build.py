@@ -3,6 +3,10 @@
 from models import ebm as ebm_lib
 from models import glow
 
+# model.ebm.first_bias: the share of the mlp's first-layer units whose kink the trainer moves
+# onto a data point of the first batch (models/ebm.place_kinks_on_data).
+FIRST_BIAS_SHARE = {'zeros': 0., 'half': 0.5, 'data': 1.}
+
 
 def build_flow(flow_config, data_shape):
   """q_alpha for data of `data_shape`: VectorGlow for (D,), multi-scale ImageGlow for (H, W, C)."""
@@ -39,10 +43,11 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
     raise ValueError("model.ebm.base='flow' needs the flow's config to build the base.")
   support = support_range(ebm_config.get('support', 'none'), 'model.ebm.support')
   first_bias = ebm_config.get('first_bias', 'zeros')
-  if first_bias not in ('zeros', 'data'):
-    raise ValueError(f"model.ebm.first_bias must be 'zeros' or 'data'; got {first_bias!r}.")
-  if first_bias == 'data' and ebm_config.arch != 'mlp':
-    raise ValueError("model.ebm.first_bias='data' is for the mlp EBM; use "
+  if first_bias not in FIRST_BIAS_SHARE:
+    raise ValueError("model.ebm.first_bias must be 'zeros', 'half' or 'data'; got "
+                     f'{first_bias!r}.')
+  if first_bias != 'zeros' and ebm_config.arch != 'mlp':
+    raise ValueError(f"model.ebm.first_bias='{first_bias}' is for the mlp EBM; use "
                      'model.ebm.first_bias=zeros.')
   network = build_network(ebm_config, data_shape, outputs=classes or 1)
   base_flow = build_flow(flow_config, data_shape) if base == 'flow' else None

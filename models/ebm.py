@@ -95,7 +95,7 @@ def mlp_net(input_dim, outputs=1, width=128, depth=3, activation='lrelu'):
   return keras.Model(x, keras.layers.Dense(outputs, name='head')(h), name='mlp_energy')
 
 
-def place_kinks_on_data(network, x, seed):
+def place_kinks_on_data(network, x, seed, share=1.):
   """model.ebm.first_bias='data': moves each first-layer unit's kink onto a data point.
 
   Keras starts biases at 0, so every unit of the mlp's first layer has its kink (the line
@@ -103,12 +103,16 @@ def place_kinks_on_data(network, x, seed):
   2D EBM then draws small modes as streaks pointing at the origin and needs many updates to
   move the kinks out (docs/bench2d). Setting b_j = -w_j . p_j, p_j a random row of `x` (the
   run's first batch), spreads the kinks over the data instead. Call once, on a new model.
+  first_bias='half' (`share`=0.5) moves only the first half of the units and leaves the others
+  through the origin: wedges around it fit arms that wind around it (2spirals, docs/bench2d).
   """
   layer = network.get_layer('fc0')
   w = layer.kernel.numpy()  # [D, width]
   x = np.asarray(x, np.float32).reshape(len(x), -1)
   points = x[np.random.default_rng(seed).integers(len(x), size=w.shape[1])]  # [width, D]
-  layer.bias.assign(-np.sum(points * w.T, axis=1))
+  bias = -np.sum(points * w.T, axis=1)
+  bias[int(round(share * len(bias))):] = 0.  # the units are exchangeable at the start
+  layer.bias.assign(bias)
 
 
 def conv_net(image_shape, outputs=1, widths=(64, 128, 256), activation='lrelu'):

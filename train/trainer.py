@@ -362,9 +362,10 @@ class Trainer:
         self._check_backbone(init_flow)
     else:
       self.flow.data_init(self._first_batch['x'])
-    if self.spec.trains_ebm and self.config.model.ebm.get('first_bias', 'zeros') == 'data':
+    share = build.FIRST_BIAS_SHARE[self.config.model.ebm.get('first_bias', 'zeros')]
+    if self.spec.trains_ebm and share:
       ebm_lib.place_kinks_on_data(self.ebm.network, self._first_batch['x'],
-                                  seed=[int(self.config.train.seed), 11])
+                                  seed=[int(self.config.train.seed), 11], share=share)
     if self.spec.persistent_chains:  # Alg. 1: the chains start from q0
       self.chains.assign(self._first_batch['z'])
     return False

@@ -156,6 +156,13 @@ def test_place_kinks_on_data_puts_each_first_layer_kink_through_a_data_point():
   other.set_weights([w.copy() for w in net.get_weights()])
   ebm_lib.place_kinks_on_data(other, x, seed=1)
   np.testing.assert_array_equal(other.get_layer('fc0').bias.numpy(), layer.bias.numpy())
+  half = ebm_lib.build_network('mlp', (2,), width=16)
+  half.set_weights([w.copy() for w in net.get_weights()])
+  half.get_layer('fc0').bias.assign(np.zeros(16, np.float32))
+  ebm_lib.place_kinks_on_data(half, x, seed=1, share=0.5)  # first_bias='half'
+  bias = half.get_layer('fc0').bias.numpy()
+  np.testing.assert_array_equal(bias[:8], layer.bias.numpy()[:8])  # through data points
+  assert not np.any(bias[8:])  # the others still through the origin
 
 
 @pytest.mark.parametrize('fields,shape,message', [
@@ -164,7 +171,7 @@ def test_place_kinks_on_data_puts_each_first_layer_kink_through_a_data_point():
     (dict(arch='lipswish', activation='swish'), (8, 8, 1),
      "activation is for the mlp and conv EBMs; 'lipswish'"),
     (dict(arch='mlp', first_bias='random'), (2,),
-     "first_bias must be 'zeros' or 'data'; got 'random'"),
+     "first_bias must be 'zeros', 'half' or 'data'; got 'random'"),
     (dict(arch='conv', first_bias='data'), (8, 8, 1), "first_bias='data' is for the mlp EBM"),
 ])
 def test_bad_activation_or_first_bias_is_refused(fields, shape, message):

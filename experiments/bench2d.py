@@ -181,7 +181,7 @@ def _reuse(path, config):
     result = json.load(f)
   changed = config_changes(result['config'], config) if 'config' in result else []
   if changed:
-    shown = ', '.join(f'{k}' for k in changed[:6]) + (' ...' if len(changed) > 6 else '')
+    shown = ', '.join(changed[:6]) + (' ...' if len(changed) > 6 else '')
     raise app.UsageError(
         f'{path} was trained under another config than this command resolves to today (they '
         f'differ in {shown}): the defaults may have changed since. Give another --outdir and '

@@ -62,6 +62,8 @@ experiments.define_run_flags('bench2d')
 flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to reuse (or make), so '
                     'that FCE settings can be compared against one set of baselines.')
 flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
+flags.DEFINE_bool('draw_suite', False, 'Instead of running: draw every density of the suite '
+                  'into --outdir/suite.png.')
 flags.DEFINE_list('compare', [], 'Instead of running: NAME=WORKROOT pairs of finished benchmarks '
                   'whose fce_rand runs to tabulate side by side (with --baselines_from).')
 FLAGS = flags.FLAGS
@@ -362,7 +364,19 @@ def _compare_table(pairs):
   return '\n'.join(lines)
 
 
+def _draw_suite():
+  grid, _, _ = density2d.make_grid(figures.GRID_LIMIT, figures.GRID_SIZE)
+  panels = {name: np.exp(suite2d.log_density(name, grid)) for name in suite2d.NAMES}
+  path = os.path.join(FLAGS.outdir, 'suite.png')
+  density2d.plot_panels(panels, figures.GRID_SIZE, path, figures.GRID_LIMIT)
+  print(f'wrote {path}')
+
+
 def main(_):
+  if FLAGS.draw_suite:
+    os.makedirs(FLAGS.outdir, exist_ok=True)
+    _draw_suite()
+    return
   if FLAGS.compare:
     bad = [p for p in FLAGS.compare if '=' not in p or not os.path.isdir(p.split('=', 1)[1])]
     if bad:

@@ -112,3 +112,11 @@ def test_goals_count_only_densities_with_both_sides_and_truth_needs_no_mle_run()
                   run('mle', flow_ll=-2.7)])
   assert "within 0.5 nats of Glow-MLE's: 0 of 1" in table  # -3.3 < -2.7 - 0.5
   assert "above Glow-MLE's: 1 of 1" in table and "NCE's: no density has" in table
+
+
+def test_draw_suite_draws_every_density(tmp_path):
+  out = subprocess.run([sys.executable, '-m', 'experiments.bench2d', '--draw_suite',
+                        f'--outdir={tmp_path}'], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert (tmp_path / 'suite.png').stat().st_size > 0 and not (tmp_path / 'runs').exists()

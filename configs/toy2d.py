@@ -51,8 +51,9 @@ def get_config():
   config.optim.ebm_lr_anneal = 0.3
   # The flow-collapse warning: FCE from an MLE flow that left its optimum (student_t, seed 2:
   # held-out LL 0.96 nats per dimension below Glow-MLE's, the EBM stuck at MSE 5.3; the EBM
-  # stalls first, on the flow's outlying samples, docs/bench2d) stayed under the base's 1 nat; the 35 healthy fce_mle runs of the full
-  # benchmark ended at most 0.05 nats per dimension below Glow-MLE.
+  # stalls first, on the flow's outlying samples, docs/bench2d) stayed under the base's 1 nat;
+  # the 35 healthy fce_mle runs of the full benchmark ended at most 0.05 nats per dimension
+  # below Glow-MLE.
   config.train.flow_nll_warn = 0.5
   # 2D log-densities are O(1), so c = 0 is a fine start; docs/figure1, figure2 were measured so.
   config.train.init_log_normalizer = False

@@ -104,7 +104,7 @@ def place_kinks_on_data(network, x, seed, share=1.):
   move the kinks out (docs/bench2d). Setting b_j = -w_j . p_j, p_j a random row of `x` (the
   run's first batch), spreads the kinks over the data instead. Call once, on a new model.
   first_bias='half' (`share`=0.5) moves only the first half of the units and leaves the others
-  through the origin: wedges around it fit arms that wind around it (2spirals, docs/bench2d).
+  through the origin, where the kinks did better on spirals (docs/bench2d).
   """
   layer = network.get_layer('fc0')
   w = layer.kernel.numpy()  # [D, width]

@@ -154,14 +154,15 @@ def _run(density, seed, method, need_checkpoint=False):
   workdir = _workdir(density, seed, method)
   path = os.path.join(workdir, 'result.json')
   record = _record_path(density, seed, method)
-  config = json.loads(_config(density, seed, method, FLAGS.ebm_updates).to_json())
+  config = _config(density, seed, method, FLAGS.ebm_updates)
+  saved = json.loads(config.to_json())  # what a record keeps, and is checked against
   usable = not need_checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
   if os.path.exists(path) and usable:
-    result = _reuse(path, config)
+    result = _reuse(path, saved)
   elif os.path.exists(record) and not need_checkpoint:
-    return _reuse(record, config)
+    return _reuse(record, saved)
   else:
-    result = dict(_train(density, seed, method, workdir), config=config)
+    result = dict(_train(density, seed, method, workdir, config), config=saved)
     _write_json(path, result)
   if not os.path.exists(record):
     _write_json(record, dict(result, settings=_settings()))
@@ -171,9 +172,8 @@ def _run(density, seed, method, need_checkpoint=False):
 def config_changes(saved, config):
   """The dotted keys whose values differ between a saved config (fields added to the configs
   since then taken at their defaults, as a resumed run does) and `config` (both dicts)."""
-  old = trainer_lib.flatten(configs.with_defaults(saved).to_dict())
-  new = trainer_lib.flatten(configs.with_defaults(config).to_dict())
-  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+  flat = lambda c: trainer_lib.flatten(configs.with_defaults(c).to_dict())  # noqa: E731
+  return trainer_lib.changed_keys(flat(saved), flat(config))
 
 
 def _reuse(path, config):
@@ -191,9 +191,8 @@ def _reuse(path, config):
   return result
 
 
-def _train(density, seed, method, workdir):
+def _train(density, seed, method, workdir, config):
   mode = 'fce' if method.startswith('fce') else method
-  config = _config(density, seed, method, FLAGS.ebm_updates)
   init_flow = None
   if method == 'fce_mle':
     init_flow = _workdir(density, seed, 'mle')

@@ -63,6 +63,11 @@ def flatten(d, prefix=''):
   return out
 
 
+def changed_keys(old, new):
+  """The keys of two flat dicts whose values differ; a key that one side lacks counts."""
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def run_identity(config, mode):
   """What must match for a workdir to be resumed: the mode, the data and the models."""
   return flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
@@ -83,7 +88,7 @@ def check_workdir(workdir, config, mode, write):
   identity = run_identity(config, mode)
   if tf.io.gfile.exists(path):
     old = saved_identity(path)
-    diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+    diff = changed_keys(old, identity)
     if diff:
       raise TrainingError(
           f'{workdir} holds a run with a different config ({", ".join(diff)}); it was not '

@@ -214,7 +214,22 @@ def _train(density, seed, method, workdir, config):
   except eval_run.EvalError:
     pass
   result['curve'] = _curve(workdir, mode)
+  result.update(_gradient_stats(workdir))
   return result
+
+
+def _gradient_stats(workdir):
+  """Each model's largest gradient norm in the run, and how many of its updates were clipped
+  (when optim.*_clip_norm is on)."""
+  out = {}
+  for model in ('ebm', 'flow'):
+    norms = experiments.scalars(workdir, f'{model}_grad_norm')
+    if norms:
+      out[f'{model}_grad_norm_max'] = max(norms.values())
+    clipped = experiments.scalars(workdir, f'{model}_clipped')
+    if clipped:
+      out[f'{model}_clipped'] = int(sum(clipped.values()))
+  return out
 
 
 def _curve(workdir, mode):

@@ -61,13 +61,28 @@ def make_optimizers(optim_config):
   }
 
 
-def _descend(loss_fn, optimizer, variables):
-  """A step applying `optimizer` to the gradient of `loss_fn(batch) -> (loss, metrics)`."""
+def apply(optimizer, grads, variables):
+  """Applies this replica's share of a gradient; returns the global norm of the whole gradient
+  (summed over replicas) before the optimizer clips it, divided by the number of replicas, as
+  `compile_step` sums each metric over them.
+
+  The sum is taken here rather than inside `apply_gradients`, so the norm logged is the one
+  `optim.*_clip_norm` bounds.
+  """
+  pairs = optimizer.aggregate_gradients(list(zip(grads, variables)))
+  optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+  replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+  return tf.linalg.global_norm([g for g, _ in pairs]) / replicas
+
+
+def _descend(loss_fn, optimizer, variables, model):
+  """A step applying `optimizer` to the gradient of `loss_fn(batch) -> (loss, metrics)`;
+  `model` ('ebm' or 'flow') names the gradient norm it adds to the metrics."""
   def step(batch):
     with tf.GradientTape() as tape:
       loss, metrics = loss_fn(batch)
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return metrics
+    norm = apply(optimizer, tape.gradient(loss, variables), variables)
+    return dict(metrics, **{f'{model}_grad_norm': norm})
   return step
 
 
@@ -77,7 +92,7 @@ def make_mle_step(flow, optimizer, num_bins=None, global_batch_size=None):
     nll, metrics = flow_losses.flow_nll(flow, batch['x'], num_bins, global_batch_size)
     return contrastive.reduce_batch(nll, global_batch_size), metrics
 
-  return _descend(loss_fn, optimizer, flow.trainable_variables)
+  return _descend(loss_fn, optimizer, flow.trainable_variables, 'flow')
 
 
 def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
@@ -89,7 +104,7 @@ def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
     z = tf.reshape(batch['z'], [-1, noise.latent_dim])
     return contrastive.ebm_nce_loss(ebm, noise, batch['x'], z, global_batch_size, nu)
 
-  return _descend(loss_fn, optimizer, ebm.trainable_variables)
+  return _descend(loss_fn, optimizer, ebm.trainable_variables, 'ebm')
 
 
 def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None,
@@ -122,10 +137,10 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
       sample_loss, metrics = contrastive.flow_fce_sample_loss(ebm, flow, z, data_side,
                                                               global_batch_size)
     sample_grads = tape.gradient(sample_loss, flow_variables)
-    flow_optimizer.apply_gradients(zip(map(_add, data_grads, sample_grads), flow_variables))
-    return metrics
+    norm = apply(flow_optimizer, list(map(_add, data_grads, sample_grads)), flow_variables)
+    return dict(metrics, flow_grad_norm=norm)
 
-  return _descend(ebm_loss, ebm_optimizer, ebm.trainable_variables), flow_step
+  return _descend(ebm_loss, ebm_optimizer, ebm.trainable_variables, 'ebm'), flow_step
 
 
 def _add(a, b):
@@ -143,7 +158,7 @@ def make_ssl_ebm_step(ebm, flow, optimizer, vat_weight=0., vat_epsilon=1.,
                             batch['z'], vat_weight, vat_epsilon, global_batch_size,
                             labeled_batch_size, aux_noise, aux_weight)
 
-  return _descend(loss_fn, optimizer, ebm.trainable_variables)
+  return _descend(loss_fn, optimizer, ebm.trainable_variables, 'ebm')
 
 
 def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_steps=20,
@@ -185,9 +200,10 @@ def make_nt_step(correction, flow, optimizer, chains, step_size, seed_fn, hmc_st
     samples = flow.generate(z)[0]
     with tf.GradientTape() as tape:
       loss, metrics = nt.tilt_mle_loss(correction, batch['x'], samples, global_batch_size)
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    norm = apply(optimizer, tape.gradient(loss, variables), variables)
     # compile_step sums metrics over replicas: these two are the same on every replica.
-    return dict(metrics, acceptance=acceptance / replicas, step_size=new_step_size / replicas)
+    return dict(metrics, acceptance=acceptance / replicas, step_size=new_step_size / replicas,
+                ebm_grad_norm=norm)
 
   return step
 
@@ -198,7 +214,7 @@ def make_nt_nce_step(correction, flow, optimizer, nu=1., global_batch_size=None)
   def loss_fn(batch):
     return nt.tilt_nce_loss(correction, flow, batch['x'], batch['z'], global_batch_size, nu)
 
-  return _descend(loss_fn, optimizer, correction.trainable_variables)
+  return _descend(loss_fn, optimizer, correction.trainable_variables, 'ebm')
 
 
 def compile_step(step, strategy=None, jit_compile=False):

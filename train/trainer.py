@@ -137,6 +137,34 @@ def _is_chief(strategy):
       'chief' not in resolver.cluster_spec().as_dict())
 
 
+class GradientNorms:
+  """Per log interval, each model's largest gradient norm (`ebm_grad_norm`, `flow_grad_norm`,
+  from the steps' metrics) and, when `optim.*_clip_norm` is on, how many of its updates that
+  bound clipped (`ebm_clipped`, `flow_clipped`). A single logged step would miss the rare huge
+  gradient that clipping is for."""
+
+  def __init__(self, optim_config):
+    self.bounds = {'ebm': optim_config.ebm_clip_norm, 'flow': optim_config.flow_clip_norm}
+    self._interval = {}
+
+  def record(self, metrics):
+    for model, bound in self.bounds.items():
+      norm = metrics.get(f'{model}_grad_norm')
+      if norm is not None:
+        largest, clipped = self._interval.get(model, (0., 0))
+        self._interval[model] = max(largest, norm), clipped + int(bool(bound) and norm > bound)
+
+  def summary(self):
+    """The interval's scalars; starts the next interval."""
+    out = {}
+    for model, (largest, clipped) in self._interval.items():
+      out[f'{model}_grad_norm'] = largest
+      if self.bounds[model]:
+        out[f'{model}_clipped'] = clipped
+    self._interval = {}
+    return out
+
+
 class Trainer:
   """Builds models, data and steps for `mode` (a name of `train/modes.py`); `run()` trains
   `config.train.steps` steps after the MLE phase (`train.mle_pretrain_steps`, fce / ssl). `self.config` is `config` with what the mode implies (e.g. ssl's
@@ -232,6 +260,7 @@ class Trainer:
     if fresh and not self.fce_start:
       self._begin_contrastive_phase()
     self._collapse_warned = False
+    self._gradients = GradientNorms(config.optim)
     self._latest_eval = {}  # the last in-loop image evaluation, shown in the progress line
     # Recorded only once everything above worked, so a config that fails to build leaves no
     # run folder behind to refuse its corrected version.
@@ -579,6 +608,7 @@ class Trainer:
             f'before saving: the last good checkpoint in {self.manager.directory} is intact. '
             + hint + ' If it diverges again right after resuming, resume from an earlier '
             'checkpoint: --rollback=1.')
+      self._gradients.record(out)
       if phase != 'mle' and self.spec.alternates:
         self.schedule.record(out[self.schedule.metric], hold=self._fce_init(step))
       step += 1
@@ -590,6 +620,7 @@ class Trainer:
         rate = (step - s_last) / (now - t_last)
         t_last, s_last = now, step
         in_mle = phase == 'mle'
+        out = dict(out, **self._gradients.summary())  # each model's, over the whole interval
         logged = {f'mle_pretrain/{k}': v for k, v in out.items()} if in_mle else dict(out)
         if self.spec.alternates and not in_mle:
           logged.update({f'{k}_updates': v for k, v in self.schedule.updates.items()},

@@ -177,6 +177,34 @@ def test_gradient_clipping_bounds_the_update(which):
   assert unclipped.global_clipnorm is None
 
 
+def test_apply_returns_the_gradient_norm_before_clipping():
+  """The norm a step logs is the one `optim.*_clip_norm` compares with its bound: the whole
+  gradient's, before clipping. (That it is the sum over replicas: distributed_check.py.)"""
+  config = configs.get_config('toy2d')
+  config.optim.update(flow_optimizer='sgd', flow_lr=1., flow_clip_norm=0.5)
+  a, b = tf.Variable([0., 0.]), tf.Variable([0.])
+  norm = steps_lib.apply(steps_lib.make_optimizers(config.optim)['flow'],
+                         [tf.constant([300., 400.]), tf.constant([1200.])], [a, b])
+  np.testing.assert_allclose(float(norm), 1300., rtol=1e-6)
+  np.testing.assert_allclose(np.linalg.norm(np.concatenate([a.numpy(), b.numpy()])), 0.5,
+                             rtol=1e-5)
+
+
+def test_a_step_logs_its_models_gradient_norm():
+  config = configs.get_config('toy2d')
+  ebm = build.build_ebm(config.model.ebm, (2,))
+  noise = noise_lib.GaussianNoise((2,), 0., 1.)
+  x = tf.random.stateless_normal([16, 2], seed=[0, 2])
+  batch = {'x': x, 'z': tf.random.stateless_normal([16, 2], seed=[0, 3])}
+  with tf.GradientTape() as tape:
+    loss, _ = contrastive.ebm_nce_loss(ebm, noise, x, batch['z'], None, 1.)
+  expected = float(tf.linalg.global_norm(tape.gradient(loss, ebm.trainable_variables)))
+  step = steps_lib.make_nce_step(ebm, noise, steps_lib.make_optimizers(config.optim)['ebm'])
+  out = steps_lib.compile_step(step)(batch)
+  assert expected > 0
+  np.testing.assert_allclose(float(out['ebm_grad_norm']), expected, rtol=1e-5)
+
+
 def test_unknown_flow_optimizer_is_refused():
   config = configs.get_config('toy2d')
   config.optim.flow_optimizer = 'rmsprop'

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import configs
+import experiments
 from configs import overrides
 from train import trainer as trainer_lib
 
@@ -124,7 +125,38 @@ def test_tensorboard_and_figures_are_written(tmp_path):
     for event in tf.compat.v1.train.summary_iterator(event_file):
       tags |= {v.tag for v in event.summary.value}
   assert {'value', 'accuracy', 'ebm_logp_mse', 'flow_logp_mse', 'steps_per_second',
-          'learning_rate/ebm', 'learning_rate/flow', 'ebm_updates', 'flow_updates'} <= tags
+          'learning_rate/ebm', 'learning_rate/flow', 'ebm_updates', 'flow_updates',
+          'ebm_grad_norm'} <= tags
+  assert 'ebm_clipped' not in tags  # toy2d does not clip the EBM's gradient
+
+
+def test_gradient_norms_and_clipped_updates_reach_tensorboard(tmp_path):
+  """A bound below every gradient clips every update: the counts are the updates."""
+  workdir = str(tmp_path / 'run')
+  config = _toy_config(**{'train.steps': 4, 'train.schedule.metric': 'value',
+                          'train.schedule.max_flow_updates': 0,
+                          'train.schedule.value_threshold': -50., 'optim.ebm_clip_norm': 1e-6,
+                          'optim.flow_clip_norm': 1e-6})
+  trainer = trainer_lib.Trainer(config, 'fce', workdir)
+  trainer.run()
+  assert trainer.schedule.updates == {'ebm': 1, 'flow': 3}
+  scalars = {k: experiments.scalars(workdir, k).values()
+             for k in ('ebm_clipped', 'flow_clipped', 'ebm_grad_norm', 'flow_grad_norm')}
+  assert sum(scalars['ebm_clipped']) == 1 and sum(scalars['flow_clipped']) == 3
+  assert min(scalars['ebm_grad_norm']) > 0 and min(scalars['flow_grad_norm']) > 0
+
+
+def test_gradient_norms_keep_each_models_largest_and_count_the_clipped_updates():
+  config = configs.get_config('toy2d')
+  config.optim.update(ebm_clip_norm=100., flow_clip_norm=0.)
+  norms = trainer_lib.GradientNorms(config.optim)
+  for metrics in [{'ebm_grad_norm': 5.}, {'flow_grad_norm': 20., 'value': -1.},
+                  {'ebm_grad_norm': 150.}, {'ebm_grad_norm': 50.}, {'ebm_grad_norm': 101.}]:
+    norms.record(metrics)
+  assert norms.summary() == {'ebm_grad_norm': 150., 'ebm_clipped': 2, 'flow_grad_norm': 20.}
+  assert norms.summary() == {}  # a new interval
+  norms.record({'ebm_grad_norm': 7.})
+  assert norms.summary() == {'ebm_grad_norm': 7., 'ebm_clipped': 0}
 
 
 def test_image_runs_end_to_end_from_an_npy_file(tmp_path):

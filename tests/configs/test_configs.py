@@ -22,7 +22,7 @@ def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   paper, ours = configs.get_config('toy2d_paper'), configs.get_config('toy2d')
   assert paper.train.batch_size == ours.train.batch_size
   assert (paper.model.flow.scale_floor, ours.model.flow.scale_floor) == (0., 0.01)
-  assert (paper.model.ebm.first_bias, ours.model.ebm.first_bias) == ('zeros', 'data')
+  assert (paper.model.ebm.first_bias, ours.model.ebm.first_bias) == ('zeros', 'half')
   assert (paper.optim.ebm_lr_anneal, ours.optim.ebm_lr_anneal) == (0., 0.3)
   paper.model.flow.scale_floor = ours.model.flow.scale_floor
   paper.model.ebm.first_bias = ours.model.ebm.first_bias

@@ -24,6 +24,7 @@ def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   assert (paper.model.flow.scale_floor, ours.model.flow.scale_floor) == (0., 0.01)
   assert (paper.model.ebm.first_bias, ours.model.ebm.first_bias) == ('zeros', 'half')
   assert (paper.optim.ebm_lr_anneal, ours.optim.ebm_lr_anneal) == (0., 0.3)
+  assert (paper.optim.ebm_clip_norm, ours.optim.ebm_clip_norm) == (0., 100.)
   paper.model.flow.scale_floor = ours.model.flow.scale_floor
   paper.model.ebm.first_bias = ours.model.ebm.first_bias
   assert paper.model == ours.model

@@ -34,6 +34,7 @@ def get_base_config():
   ebm.first_bias = 'zeros'  # mlp: 'data' puts each first-layer unit's kink through a point of
                             # the first batch (models/ebm.py), 'half' half of them; 'zeros':
                             # Keras' start, every kink through the origin
+  ebm.width = 128           # mlp: units per hidden layer (FCE Table 5: fc128 x3)
   ebm.conditional = False   # one f_k and c_k per class (FCE eq. 16), for ssl
   ebm.base = 'none'         # 'flow': f = network + log q of a frozen copy of the flow that FCE
                             # starts from (models/ebm.py); 'none': the paper's f = network

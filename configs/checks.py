@@ -53,6 +53,7 @@ RULES = {
     'model.flow.levels': _POSITIVE_INT,
     'model.flow.steps_per_level': _POSITIVE_INT,
     'model.flow.width': _POSITIVE_INT,
+    'model.ebm.width': _POSITIVE_INT,
     'model.flow.scale_floor': _FRACTION,
 }
 

@@ -56,15 +56,21 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
 
 
 def build_network(ebm_config, data_shape, outputs=1):
-  """The energy network model.ebm describes (arch, activation), without c or a base."""
+  """The energy network model.ebm describes (arch, activation, width), without c or a base."""
+  kwargs = {}
+  width = ebm_config.get('width', 128)
+  if ebm_config.arch == 'mlp':
+    kwargs['width'] = width
+  elif width != 128:
+    raise ValueError(f'model.ebm.width is for the mlp EBM; {ebm_config.arch!r} has its own '
+                     'widths. Use model.ebm.width=128.')
   activation = ebm_config.get('activation', 'lrelu')
-  if activation == 'lrelu':
-    return ebm_lib.build_network(ebm_config.arch, data_shape, outputs=outputs)
-  if ebm_config.arch not in ('mlp', 'conv'):
-    raise ValueError(f'model.ebm.activation is for the mlp and conv EBMs; {ebm_config.arch!r} '
-                     "has its own. Use model.ebm.activation=lrelu.")
-  return ebm_lib.build_network(ebm_config.arch, data_shape, outputs=outputs,
-                               activation=activation)
+  if activation != 'lrelu':
+    if ebm_config.arch not in ('mlp', 'conv'):
+      raise ValueError(f'model.ebm.activation is for the mlp and conv EBMs; {ebm_config.arch!r} '
+                       "has its own. Use model.ebm.activation=lrelu.")
+    kwargs['activation'] = activation
+  return ebm_lib.build_network(ebm_config.arch, data_shape, outputs=outputs, **kwargs)
 
 
 # model.ebm.support and model.flow.support: none, or the cube of dequantized image data

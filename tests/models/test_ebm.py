@@ -122,6 +122,15 @@ def test_activation_option_sets_the_hidden_layers(arch, shape, activation):
                                ebm_lib.ACTIVATIONS[activation](z).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize('width', [16, 256])
+def test_width_option_sets_the_mlp_hidden_layers(width):
+  config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False, width=width))
+  net = build.build_ebm(config, (2,)).network
+  hidden = [layer for layer in net.layers if layer.name.startswith('fc')]
+  assert [layer.units for layer in hidden] == [width] * 3
+  assert net(tf.zeros([5, 2])).shape == (5, 1)
+
+
 def test_smooth_activation_curves_the_2d_log_density():
   """With lReLUs f is piecewise linear in x (its Hessian is 0 almost everywhere); swish bends it."""
   x = tf.random.stateless_normal([64, 2], seed=[5, 6])
@@ -173,6 +182,7 @@ def test_place_kinks_on_data_puts_each_first_layer_kink_through_a_data_point():
     (dict(arch='mlp', first_bias='random'), (2,),
      "first_bias must be 'zeros', 'half' or 'data'; got 'random'"),
     (dict(arch='conv', first_bias='data'), (8, 8, 1), "first_bias='data' is for the mlp EBM"),
+    (dict(arch='conv', width=256), (8, 8, 1), "width is for the mlp EBM; 'conv'"),
 ])
 def test_bad_activation_or_first_bias_is_refused(fields, shape, message):
   with pytest.raises(ValueError, match=message):

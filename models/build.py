@@ -58,12 +58,12 @@ def build_ebm(ebm_config, data_shape, num_classes=0, flow_config=None):
 def build_network(ebm_config, data_shape, outputs=1):
   """The energy network model.ebm describes (arch, activation, width), without c or a base."""
   kwargs = {}
-  width = ebm_config.get('width', 128)
+  width = ebm_config.get('width', ebm_lib.MLP_WIDTH)
   if ebm_config.arch == 'mlp':
     kwargs['width'] = width
-  elif width != 128:
+  elif width != ebm_lib.MLP_WIDTH:
     raise ValueError(f'model.ebm.width is for the mlp EBM; {ebm_config.arch!r} has its own '
-                     'widths. Use model.ebm.width=128.')
+                     f'widths. Use model.ebm.width={ebm_lib.MLP_WIDTH}.')
   activation = ebm_config.get('activation', 'lrelu')
   if activation != 'lrelu':
     if ebm_config.arch not in ('mlp', 'conv'):

@@ -86,7 +86,10 @@ def _head(h, outputs):
   return keras.layers.GlobalAveragePooling2D()(h)
 
 
-def mlp_net(input_dim, outputs=1, width=128, depth=3, activation='lrelu'):
+MLP_WIDTH = 128  # FCE Table 5, 2D: fc128 x3
+
+
+def mlp_net(input_dim, outputs=1, width=MLP_WIDTH, depth=3, activation='lrelu'):
   act = _activation(activation)
   x = keras.Input((input_dim,))
   h = x

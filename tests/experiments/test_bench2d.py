@@ -28,7 +28,8 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
     assert ('ebm_ll' in run) == (method != 'mle') and ('flow_ll' in run) == (method != 'nce')
   assert runs['fce_rand']['ebm'] == 4  # stopped at the EBM update count
   assert runs['nce']['ebm_grad_norm_max'] > 0 and runs['nce']['ebm_clipped'] >= 0
-  assert runs['mle']['flow_grad_norm_max'] > 0 and 'ebm_grad_norm_max' not in runs['mle']
+  assert runs['mle']['flow_grad_norm_max'] > 0 and runs['mle']['flow_clipped'] >= 0
+  assert 'ebm_grad_norm_max' not in runs['mle']  # no EBM in an mle run
   with open(tmp_path / 'runs' / 'unequal2' / 'seed0' / 'fce_rand' / 'config.json') as f:
     assert json.load(f)['config']['train']['ebm_aux_nce_weight'] == 1.0  # --set_fce reached it
   table = (tmp_path / 'out' / 'results.md').read_text()

@@ -76,9 +76,14 @@ def run_identity(config, mode):
 def saved_identity(path):
   """The identity of the run whose config.json is `path`, with fields added to the configs
   since then at their defaults (so a run made before a field existed still resumes)."""
-  with tf.io.gfile.GFile(path) as f:
-    saved = json.load(f)
-  mode = saved['identity']['mode']
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      saved = json.load(f)
+    mode = saved['identity']['mode']
+  except (ValueError, KeyError, TypeError) as e:
+    raise TrainingError(
+        f'{path} is not a readable run record ({_one_line(e)}). Its checkpoints were not touched: '
+        'move config.json aside and re-run with the run\'s settings to write it again.') from e
   return run_identity(configs.with_defaults(saved['config']), mode)
 
 
@@ -94,9 +99,12 @@ def check_workdir(workdir, config, mode, write):
           f'{workdir} holds a run with a different config ({", ".join(diff)}); it was not '
           'touched. Use another --workdir, or the settings of that run.')
   elif write:
+    # Written whole, then renamed: under multi-worker training the other workers read this file
+    # while the chief writes it, and a half-written one would stop them on a JSON error.
     tf.io.gfile.makedirs(workdir)
-    with tf.io.gfile.GFile(path, 'w') as f:
+    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
       json.dump({'identity': identity, 'config': json.loads(config.to_json())}, f, indent=2)
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
 def restore_flow_from(flow, workdir, config):

@@ -56,8 +56,10 @@ def _two_workers(workdir, args):
     procs.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outs = [p.communicate(timeout=300)[0] for p in procs]
-  for p, out in zip(procs, outs):
-    assert p.returncode == 0, out[-3000:]
+  # Every failed worker's output: the first to fail is often not the one that reports it.
+  failed = [f'--- worker {i} (exit {p.returncode}):\n{out[-3000:]}'
+            for i, (p, out) in enumerate(zip(procs, outs)) if p.returncode != 0]
+  assert not failed, '\n'.join(failed)
   return outs
 
 

@@ -57,6 +57,21 @@ def test_incompatible_workdir_is_refused_and_left_untouched(tmp_path):
   assert open(os.path.join(workdir, 'config.json')).read() == before
 
 
+def test_run_record_is_written_whole_and_a_damaged_one_is_named(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = _toy_config()
+  trainer_lib.check_workdir(workdir, config, 'mle', write=True)
+  # Written under another name, then renamed: no reader can see it half-written.
+  assert sorted(os.listdir(workdir)) == ['config.json']
+  trainer_lib.check_workdir(workdir, config, 'mle', write=False)  # reads back as the same run
+  path = os.path.join(workdir, 'config.json')
+  text = open(path).read()
+  with open(path, 'w') as f:
+    f.write(text[:len(text) // 2])
+  with pytest.raises(trainer_lib.TrainingError, match='config.json is not a readable run record'):
+    trainer_lib.check_workdir(workdir, config, 'mle', write=False)
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.checkpoint_every': 2}), 'mle',

@@ -79,12 +79,12 @@ def saved_identity(path):
   try:
     with tf.io.gfile.GFile(path) as f:
       saved = json.load(f)
-    mode = saved['identity']['mode']
+    mode, config = saved['identity']['mode'], saved['config']
   except (ValueError, KeyError, TypeError) as e:
     raise TrainingError(
         f'{path} is not a readable run record ({_one_line(e)}). Its checkpoints were not touched: '
         'move config.json aside and re-run with the run\'s settings to write it again.') from e
-  return run_identity(configs.with_defaults(saved['config']), mode)
+  return run_identity(configs.with_defaults(config), mode)
 
 
 def check_workdir(workdir, config, mode, write):

@@ -50,6 +50,7 @@ from eval import fid as fid_lib
 from losses import flow as flow_losses
 from models import glow
 from models import transport
+from train import checkpoints as ckpt_lib
 from train import modes
 from train import progress
 
@@ -322,13 +323,6 @@ def reference_stats(config, network, options):
   return fid_lib.load_stats(path), path
 
 
-def _write(path, report):
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    json.dump(report, f, indent=2, sort_keys=True)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 class Evaluator:
   """Evaluates checkpoints of one image run (see the module docstring). Keeps what does not
   change between calls: the test images, the Inception network and the reference statistics."""
@@ -420,7 +414,7 @@ class Evaluator:
         if has_flow and options.ais_steps:
           block['ais'] = ais_bpd(proposal, ebm, options, bpd_c, num_dims)
         report['ebm_bpd'] = block
-      _write(path, report)
+      ckpt_lib.write_json(path, report)
       ebm_block = report.get('ebm_bpd', {})
       logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM %s (learned c), %s '
                    '(importance-sampled log Z)', n, time.perf_counter() - t,
@@ -438,7 +432,7 @@ class Evaluator:
     if has_ebm and ebm.num_classes and 'classification' not in report:
       error, n = test_error(config, ebm, options.batch_size)
       report['classification'] = {'test_error': error, 'num_examples': n}
-      _write(path, report)
+      ckpt_lib.write_json(path, report)
       logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
 
     sample_settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
@@ -457,7 +451,7 @@ class Evaluator:
           tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
                            figures.read_png(png)[None])
       report.update(samples=grids, samples_settings=sample_settings)
-      _write(path, report)
+      ckpt_lib.write_json(path, report)
 
     fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
                     'reference_split': options.fid_reference, 'seed': options.seed,
@@ -484,7 +478,7 @@ class Evaluator:
         report['fid_backbone'] = dict(block(flow_feats), sampler='the backbone flow, ancestral')
       else:
         report['fid'] = block(flow_feats)
-      _write(path, report)
+      ckpt_lib.write_json(path, report)
       logging.info('FID %.3f%s (N=%d vs %s, %s, %.0fs)', report['fid']['fid'],
                    f' (its backbone: {report["fid_backbone"]["fid"]:.3f})' if self.tilt else '',
                    options.fid_samples, report['fid']['reference'], network.name,

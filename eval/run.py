@@ -44,9 +44,16 @@ def load_run(workdir):
   path = os.path.join(workdir, 'config.json')
   if not tf.io.gfile.exists(path):
     raise EvalError(f'{workdir} holds no run (no config.json); train one first.')
-  with tf.io.gfile.GFile(path) as f:
-    saved = json.load(f)
-  return configs.with_defaults(saved['config']), saved['identity']['mode']
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      saved = json.load(f)
+    config, mode = saved['config'], saved['identity']['mode']
+  except (ValueError, KeyError, TypeError) as e:
+    reason = ' '.join(str(e).split())
+    raise EvalError(
+        f'{path} is not a readable run record ({reason}). Its checkpoints were not touched: '
+        'move config.json aside and re-run with the run\'s settings to write it again.') from e
+  return configs.with_defaults(config), mode
 
 
 def checkpoints(workdir, which='latest'):
@@ -100,11 +107,6 @@ def restore_models(config, workdir, checkpoint=None, mode=None):
   if mode and modes.get(mode).tilt:
     ebm = transport.TiltedModel(ebm, flow)
   return flow, ebm, int(step.numpy())
-
-
-def _write_json(path, obj):
-  with tf.io.gfile.GFile(path, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
 
 
 def evaluate(workdir, eval_points=None, options=None, which='latest'):
@@ -172,7 +174,7 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     if has_flow:
       arrays['flow_logp'] = density2d.evaluate(flow.log_prob, points)
     np.savez(os.path.join(out_dir, 'points_logp.npz'), **arrays)
-  _write_json(os.path.join(out_dir, 'metrics.json'), metrics)
+  ckpt_lib.write_json(os.path.join(out_dir, 'metrics.json'), metrics)
   return metrics
 
 
@@ -230,7 +232,7 @@ def _sample_tilted(config, flow, correction, step, out_dir, num_chains, seed, hm
     png = figures.scatter(x, os.path.join(out_dir, f'{name}.png'))
   path = os.path.join(out_dir, f'{name}.npy')
   np.save(path, x)
-  _write_json(os.path.join(out_dir, f'{name}.json'), {
+  ckpt_lib.write_json(os.path.join(out_dir, f'{name}.json'), {
       'chains': num_chains, 'hmc_steps': hmc_steps, 'thin': thin, 'samples': len(x),
       'step_size_start': step_size, 'step_size': final_size,
       'acceptance_after_adaptation': acceptance})

@@ -4,9 +4,11 @@ A run keeps `train.keep_checkpoints` checkpoints (WORKDIR/checkpoints). Reading 
 tensor (their CRCs), so a truncated or scrambled data file, an empty index or a missing file is
 found before anything is restored; the run then says which file is damaged and uses the one
 before it. `roll_back` sets the newest N aside (WORKDIR/rolled_back/, never deleted), for a run
-whose newest saved state is finite but already diverging.
+whose newest saved state is finite but already diverging. `write_json` writes a run folder's
+JSON records (config.json, evaluation reports) whole.
 """
 
+import json
 import os
 import shutil
 
@@ -16,6 +18,14 @@ import tensorflow as tf
 
 class CheckpointError(RuntimeError):
   """No usable checkpoint, or a save that failed; the message says what to do."""
+
+
+def write_json(path, obj):
+  """Writes `obj` to a temporary file, then renames it to `path`: a reader (another worker, an
+  evaluation in another process) sees the old file or the new one, never half of one."""
+  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
 def kept(directory):

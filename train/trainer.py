@@ -32,7 +32,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import configs
 from configs import checks as config_checks
 from data import pipeline
 from eval import fid as fid_lib
@@ -73,18 +72,14 @@ def run_identity(config, mode):
   return flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
 
 
-def saved_identity(path):
-  """The identity of the run whose config.json is `path`, with fields added to the configs
-  since then at their defaults (so a run made before a field existed still resumes)."""
+def saved_identity(workdir):
+  """The identity of the run in `workdir`, with fields added to the configs since then at their
+  defaults (so a run made before a field existed still resumes)."""
   try:
-    with tf.io.gfile.GFile(path) as f:
-      saved = json.load(f)
-    mode, config = saved['identity']['mode'], saved['config']
-  except (ValueError, KeyError, TypeError) as e:
-    raise TrainingError(
-        f'{path} is not a readable run record ({_one_line(e)}). Its checkpoints were not touched: '
-        'move config.json aside and re-run with the run\'s settings to write it again.') from e
-  return run_identity(configs.with_defaults(config), mode)
+    config, mode = eval_run.load_run(workdir)
+  except eval_run.EvalError as e:  # a damaged config.json
+    raise TrainingError(str(e)) from e
+  return run_identity(config, mode)
 
 
 def check_workdir(workdir, config, mode, write):
@@ -92,19 +87,17 @@ def check_workdir(workdir, config, mode, write):
   path = os.path.join(workdir, 'config.json')
   identity = run_identity(config, mode)
   if tf.io.gfile.exists(path):
-    old = saved_identity(path)
+    old = saved_identity(workdir)
     diff = changed_keys(old, identity)
     if diff:
       raise TrainingError(
           f'{workdir} holds a run with a different config ({", ".join(diff)}); it was not '
           'touched. Use another --workdir, or the settings of that run.')
   elif write:
-    # Written whole, then renamed: under multi-worker training the other workers read this file
-    # while the chief writes it, and a half-written one would stop them on a JSON error.
+    # Written whole: under multi-worker training the other workers read this file while the
+    # chief writes it, and a half-written one would stop them on a JSON error.
     tf.io.gfile.makedirs(workdir)
-    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-      json.dump({'identity': identity, 'config': json.loads(config.to_json())}, f, indent=2)
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    ckpt_lib.write_json(path, {'identity': identity, 'config': json.loads(config.to_json())})
 
 
 def restore_flow_from(flow, workdir, config):

@@ -25,8 +25,10 @@ def test_toy2d_paper_is_the_paper_rule_on_the_toy2d_models():
   assert (paper.model.ebm.first_bias, ours.model.ebm.first_bias) == ('zeros', 'half')
   assert (paper.optim.ebm_lr_anneal, ours.optim.ebm_lr_anneal) == (0., 0.3)
   assert (paper.optim.ebm_clip_norm, ours.optim.ebm_clip_norm) == (0., 100.)
+  assert (paper.model.ebm.width, ours.model.ebm.width) == (128, 256)  # FCE Table 5: fc128
   paper.model.flow.scale_floor = ours.model.flow.scale_floor
   paper.model.ebm.first_bias = ours.model.ebm.first_bias
+  paper.model.ebm.width = ours.model.ebm.width
   assert paper.model == ours.model
   assert (paper.optim.flow_optimizer, paper.optim.flow_lr) == ('adamax', 1e-5)
   assert paper.train.schedule.threshold == 0.5

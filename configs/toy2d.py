@@ -49,12 +49,12 @@ def get_config():
   # mean of the EBM MSE is 0.034 (all on data: 0.037), the mean held-out LL 0.08 nats below the
   # truth (0.10), spiral_arms 0.26 (0.42). --set model.ebm.first_bias=zeros for the paper's.
   config.model.ebm.first_bias = 'half'
+  config.optim.ebm_lr_anneal = 0.3
   # The EBM's hidden layers 256 wide rather than the paper's 128 (Table 5): on the suite (13
   # densities x 3 seeds) the EBM's MSE is lower in 39 of 39 FCE runs, 0.020 against 0.034 in
   # geometric mean, and its held-out LL above Glow-MLE's on 13 densities of 13 (12 at fc128); the
   # Glow's step dominates FCE's time, so runs take 3% longer (docs/bench2d, "A wider EBM").
   config.model.ebm.width = 256
-  config.optim.ebm_lr_anneal = 0.3
   # The EBM's gradient clipped at a global norm of 100, for outliers only: in the suite's 26
   # healthy runs of seed 0 its largest norm was 43, the clip never fired and the results are
   # bit-identical. FCE from a heavy-tailed MLE Glow (student_t) draws samples out to radius 1e11

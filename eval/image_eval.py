@@ -40,19 +40,20 @@ import time
 from absl import logging
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from data import images
 from data import pipeline
 from eval import batching
 from eval import figures
 from eval import fid as fid_lib
+from eval import log_z
 from losses import flow as flow_losses
 from models import glow
 from models import transport
 from train import checkpoints as ckpt_lib
 from train import modes
 from train import progress
+from train.errors import ReportError
 
 REPORT = 'report_{step}.json'
 TRAIN_REPORT = 'train_eval_{step}.json'
@@ -88,10 +89,6 @@ class Options:
     return cls(fid_samples=0 if tilt else t.fid_samples, fid_network=t.fid_network,
                inception_graph=t.inception_graph, test_examples=t.eval_examples,
                is_samples=0 if learns_c else t.eval_is_samples, temperatures=())
-
-
-class ReportError(RuntimeError):
-  """A part of the evaluation that could not run; what was computed before it is kept."""
 
 
 def test_subset(config, num_examples, seed):
@@ -135,89 +132,6 @@ def test_error(config, ebm, batch_size):
   return 100. * wrong / len(x), len(x)
 
 
-MIN_ESS = 100  # below this effective sample size an importance-sampled log Z is flagged
-
-
-def log_normalizer_correction(flow, ebm, num_samples, batch_size, seed):
-  """Importance-sampled log(Z / e^c) of the EBM with the flow as proposal.
-
-  With w_i = exp(f(y_i) - c - log q(y_i)), y_i ~ q: Z/e^c ~= mean(w), and by the delta method
-  se(log mean w) = std(w) / (sqrt(N) mean(w)). A log-weight of -inf is a weight of 0 and counts
-  as one; a NaN or +inf one (an EBM or a flow that overflowed) makes the estimate meaningless,
-  and it is refused (ReportError) rather than computed from the rest.
-
-  Returns:
-    (estimate, standard error, effective sample size, number of zero weights).
-  """
-  gen = tf.random.Generator.from_seed(seed)
-  log_w = []
-  for _, size in batching.spans(num_samples, batch_size):
-    y, log_q = flow.sample_and_log_prob(size, generator=gen)
-    log_w.append((ebm.marginal_log_prob(y) - log_q).numpy())
-  log_w = np.concatenate(log_w).astype(np.float64)
-  nan, pos_inf = int(np.isnan(log_w).sum()), int(np.isposinf(log_w).sum())
-  if nan or pos_inf:
-    raise ReportError(f'{nan} NaN and {pos_inf} +inf of the {len(log_w)} importance log-weights '
-                      '(EBM log p - flow log q at flow samples): the models overflow there, so '
-                      'no log Z estimate is given.')
-  zeros = int(np.isneginf(log_w).sum())
-  if zeros == len(log_w):
-    raise ReportError(f'all {len(log_w)} importance weights are 0 (log-weight -inf): no log Z '
-                      'estimate is given.')
-  estimate, se, ess = _log_mean_weight(log_w)
-  return estimate, se, ess, zeros
-
-
-def _log_mean_weight(log_w):
-  """(log mean exp(log_w), its delta-method standard error std(w) / (sqrt(N) mean(w)), and
-  the effective sample size of the weights w), computed stably in float64."""
-  m = log_w.max()
-  w = np.exp(log_w - m)
-  se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
-  return float(m + np.log(w.mean())), float(se), float(w.sum() ** 2 / (w ** 2).sum())
-
-
-def ais_log_normalizer(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
-  """log(Z / e^c) of the EBM by annealed importance sampling (Neal 2001) in the flow's latent
-  space, with tfp.mcmc.sample_annealed_importance_chain.
-
-  In the latent space of x = g(z) the EBM is a tilt of N(0, I) (NT-EBM eq. 9, here for any
-  EBM): p(z) = N(z; 0, I) exp(h(g(z))) e^c / Z, with h = log p_theta - log q the EBM's log
-  density ratio to the flow (g - c for an EBM on a flow base whose base is `flow`). The chains
-  anneal from N(0, I) to it through N(z) exp(beta h) for beta = 1/K ... 1, one HMC step each
-  (`leapfrog_steps` leapfrog steps of `step_size`). Each chain's log-weight is an unbiased
-  estimate of Z/e^c in expectation of its exponential, like an importance weight of the flow,
-  but the annealing lets the chains reach where the EBM has mass the flow lacks, where plain
-  importance sampling's weights (and its ESS) collapse. Too few steps bias the log-estimate
-  low, as plain importance sampling's is: raise num_steps until the estimate stops moving.
-
-  Returns:
-    (log mean exp of the chains' log-weights, its delta-method standard error, the HMC
-    acceptance rate of the last annealing step).
-  """
-  def log_ratio(z):
-    x, log_q = flow.generate(z)
-    return ebm.marginal_log_prob(x) - log_q
-
-  proposal = glow.standard_normal_log_prob
-  target = lambda z: proposal(z) + log_ratio(z)
-  kernel = lambda fn: tfp.mcmc.HamiltonianMonteCarlo(fn, step_size=step_size,
-                                                     num_leapfrog_steps=leapfrog_steps)
-  z0 = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 7])
-  run = tf.function(lambda z: tfp.mcmc.sample_annealed_importance_chain(
-      num_steps=num_steps, proposal_log_prob_fn=proposal, target_log_prob_fn=target,
-      current_state=z, make_kernel_fn=kernel, seed=[seed, 8]))
-  _, log_w, results = run(z0)
-  log_w = log_w.numpy().astype(np.float64)
-  bad = int(np.sum(np.isnan(log_w) | np.isposinf(log_w)))
-  if bad or np.all(np.isneginf(log_w)):  # -inf: a weight of 0, as in importance sampling
-    raise ReportError(f'{bad} of {num_chains} AIS log-weights are NaN or +inf, or all are 0: '
-                      'the models overflow on the annealing path.')
-  estimate, se, _ = _log_mean_weight(log_w)
-  acceptance = float(tf.reduce_mean(tf.cast(results.inner_results.is_accepted, tf.float32)))
-  return estimate, se, acceptance
-
-
 def log_z_proposal(flow, ebm):
   """The proposal of the EBM's importance-sampled (and AIS) log Z: the flow, or for an EBM built
   on a frozen flow base (model.ebm.base=flow) that base, under which the weights are exp(g - c)
@@ -229,24 +143,23 @@ def importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
   """The EBM's bits/dim with the log Z importance-sampled with `flow` as the proposal (entries of
   the report's ebm_bpd), or why there is none."""
   try:
-    corr, se, ess, zeros = log_normalizer_correction(flow, ebm, options.is_samples,
-                                                     options.batch_size, options.seed)
+    corr, se, ess, zeros = log_z.importance_sampled(flow, ebm, options.is_samples,
+                                                    options.batch_size, options.seed)
   except ReportError as e:
     return {'importance_sampled': None, 'importance_sampled_refused': str(e),
             'num_proposals': options.is_samples}
   scale = num_dims * np.log(2.)
   return dict(importance_sampled=bpd_c + corr / scale, importance_sampled_se=se / scale,
               log_z_minus_c=corr, log_z_minus_c_se=se, effective_sample_size=ess,
-              num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= MIN_ESS)
+              num_proposals=options.is_samples, zero_weights=zeros, reliable=ess >= log_z.MIN_ESS)
 
 
 def ais_bpd(proposal, ebm, options, bpd_c, num_dims):
-  """The EBM's bits/dim with the log Z from `ais_log_normalizer` (the report's ebm_bpd.ais)."""
+  """The EBM's bits/dim with the forward-AIS log Z of `log_z.ais` (the report's ebm_bpd.ais)."""
   t = time.perf_counter()
   try:
-    corr, se, acceptance = ais_log_normalizer(proposal, ebm, options.ais_chains,
-                                              options.ais_steps, options.ais_step_size,
-                                              options.seed)
+    corr, se, acceptance = log_z.ais(proposal, ebm, options.ais_chains, options.ais_steps,
+                                     options.ais_step_size, options.seed)
   except ReportError as e:
     return {'bpd': None, 'refused': str(e)}
   scale = num_dims * np.log(2.)
@@ -255,7 +168,7 @@ def ais_bpd(proposal, ebm, options, bpd_c, num_dims):
                bpd_c + corr / scale, se / scale)
   return dict(bpd=bpd_c + corr / scale, bpd_se=se / scale, log_z_minus_c=corr,
               log_z_minus_c_se=se, chains=options.ais_chains, steps=options.ais_steps,
-              step_size=options.ais_step_size, last_step_acceptance=acceptance)
+              step_size=options.ais_step_size, acceptance=acceptance)
 
 
 def _fid_block(feats, ref, ref_path, network, config, options, settings):
@@ -394,8 +307,10 @@ class Evaluator:
     ebm_settings = dict(bpd_settings, is_samples=options.is_samples,
                         proposal='flow' if proposal is flow else 'ebm_base')
     if options.ais_steps:
+      # ais_estimator names the estimator: reports from before its fix (tfp's biased
+      # sample_annealed_importance_chain) lack it, so their AIS is recomputed.
       ebm_settings.update(ais_steps=options.ais_steps, ais_chains=options.ais_chains,
-                          ais_step_size=options.ais_step_size)
+                          ais_step_size=options.ais_step_size, ais_estimator=log_z.AIS_ESTIMATOR)
     want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
     if want_flow or want_ebm:
       t = time.perf_counter()
@@ -427,7 +342,7 @@ class Evaluator:
       elif ebm_block.get('reliable') is False:
         logging.warning('The importance-sampled EBM bits/dim is unreliable: ESS %.1f of %d '
                         'proposals (below %d); the flow is a poor proposal for this EBM.',
-                        ebm_block['effective_sample_size'], ebm_block['num_proposals'], MIN_ESS)
+                        ebm_block['effective_sample_size'], ebm_block['num_proposals'], log_z.MIN_ESS)
 
     if has_ebm and ebm.num_classes and 'classification' not in report:
       error, n = test_error(config, ebm, options.batch_size)

@@ -127,7 +127,7 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
         # A checkpoint of fce / ssl's MLE phase has no trained EBM yet: the flow only.
         reports[step] = image_eval.evaluate(workdir, config, mode, flow, ebm, step, ckpt_options,
                                             has_ebm=step > mle_phase_length(path))
-      except image_eval.ReportError as e:
+      except errors.ReportError as e:
         raise EvalError(str(e)) from e
     return reports
   points = None

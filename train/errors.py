@@ -14,3 +14,8 @@ class TrainingError(UserError):
 class DivergedError(TrainingError):
   """The models diverged: a step's metrics, or the state about to be saved, are not finite
   (nothing non-finite is saved). Experiments count these as NaN stops."""
+
+
+class ReportError(RuntimeError):
+  """A part of an evaluation that could not run (e.g. log Z from weights that overflowed); what
+  was computed before it is kept."""

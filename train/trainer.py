@@ -44,6 +44,7 @@ from models import noise as noise_lib
 from models import transport
 from train import checkpoints as ckpt_lib
 from train.errors import DivergedError
+from train.errors import ReportError
 from train.errors import TrainingError
 from train import lock as lock_lib
 from train import modes as modes_lib
@@ -753,7 +754,7 @@ class Trainer:
     try:
       try:
         report = evaluate()
-      except image_eval.ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
+      except ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
         logging.warning('step %d: %s. Training goes on without FID.', step, e)
         evaluator.options = dataclasses.replace(evaluator.options, fid_samples=0)
         report = evaluate()

@@ -1,0 +1,176 @@
+"""Estimates of an EBM's log-normalizer log Z, relative to its learned c, with a flow's help.
+
+In the latent space of x = g(z) of a flow q, an EBM p = exp(f - c) / (Z / e^c) is a tilt of
+N(0, I) (NT-EBM eq. 9, here for any EBM):
+
+  p(z) ∝ N(z; 0, I) exp(h(z)),   h(z) = log p_theta(g(z)) - log q(g(z)),   ∫ N exp(h) = Z / e^c,
+
+where log p_theta = f - c (for an EBM on a frozen flow base, h = g - c). Three estimators of
+log(Z / e^c):
+
+  importance sampling   log mean exp h(z_i), z_i ~ N(0, I): the flow as proposal.
+  AIS (forward)         annealed importance sampling (Neal 2001) from N(0, I) to p through
+                        N exp(beta h), beta = 0 ... 1; a lower bound of log Z in expectation
+                        (Jensen), as importance sampling's is.
+  AIS (reverse)         the same path walked back from exact samples of p (bidirectional Monte
+                        Carlo, Grosse, Ghahramani & Adams 2015): an upper bound in expectation.
+
+Why not `tfp.mcmc.sample_annealed_importance_chain`: at each beta it hands the new HMC kernel the
+previous step's kernel results, whose cached log-density and gradient belong to the previous
+beta. No transition then leaves its annealed target invariant and the weights are biased (0.55
+nats low at D = 16, K = 200; tests/eval/test_log_z.py). `anneal` re-bootstraps the kernel at
+every beta, which costs one gradient per step and makes each transition an exact HMC step.
+"""
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from eval import batching
+from models import glow
+from train.errors import ReportError
+
+MIN_ESS = 100  # below this effective sample size an importance-sampled log Z is flagged
+AIS_ESTIMATOR = 'rebootstrapped-hmc'  # recorded with AIS results; earlier ones were biased
+
+
+def log_mean_weight(log_w):
+  """(log mean exp(log_w), its delta-method standard error std(w) / (sqrt(N) mean(w)), and the
+  effective sample size of the weights w), computed stably in float64."""
+  log_w = np.asarray(log_w, np.float64)
+  m = log_w.max()
+  w = np.exp(log_w - m)
+  se = w.std(ddof=1) / (np.sqrt(len(w)) * w.mean()) if len(w) > 1 else float('nan')
+  return float(m + np.log(w.mean())), float(se), float(w.sum() ** 2 / (w ** 2).sum())
+
+
+def _check_weights(log_w, what):
+  """Refuses log-weights with NaN or +inf (models that overflow), or all -inf (all weights 0);
+  a -inf is a weight of 0 and counts as one. Returns the number of zero weights."""
+  nan, pos_inf = int(np.isnan(log_w).sum()), int(np.isposinf(log_w).sum())
+  if nan or pos_inf:
+    raise ReportError(f'{nan} NaN and {pos_inf} +inf of the {len(log_w)} {what}: the models '
+                      'overflow there, so no log Z estimate is given.')
+  zeros = int(np.isneginf(log_w).sum())
+  if zeros == len(log_w):
+    raise ReportError(f'all {len(log_w)} {what} are -inf (weights 0): no log Z estimate is given.')
+  return zeros
+
+
+def importance_sampled(flow, ebm, num_samples, batch_size, seed):
+  """Importance-sampled log(Z / e^c) with the flow as proposal.
+
+  With w_i = exp(f(y_i) - c - log q(y_i)), y_i ~ q: Z/e^c ~= mean(w), se(log mean w) =
+  std(w) / (sqrt(N) mean(w)) by the delta method. NaN or +inf log-weights refuse the estimate
+  (ReportError) rather than compute it from the rest.
+
+  Returns:
+    (estimate, standard error, effective sample size, number of zero weights).
+  """
+  gen = tf.random.Generator.from_seed(seed)
+  log_w = []
+  for _, size in batching.spans(num_samples, batch_size):
+    y, log_q = flow.sample_and_log_prob(size, generator=gen)
+    log_w.append((ebm.marginal_log_prob(y) - log_q).numpy())
+  log_w = np.concatenate(log_w).astype(np.float64)
+  zeros = _check_weights(log_w, 'importance log-weights (EBM log p - flow log q at flow samples)')
+  estimate, se, ess = log_mean_weight(log_w)
+  return estimate, se, ess, zeros
+
+
+def latent_log_ratio(flow, ebm):
+  """h(z) = log p_theta(g(z)) - log q(g(z)), the EBM's tilt of N(0, I) in the flow's latent."""
+  def h(z):
+    x, log_q = flow.generate(z)
+    return ebm.marginal_log_prob(x) - log_q
+  return h
+
+
+def _anneal(h, z, betas, step_size, leapfrog_steps, seed):
+  """One AIS pass along `betas` (increasing: forward; decreasing: reverse) from states z.
+
+  At beta_k the chains' log-weights gain log gamma_k(z) - log gamma_{k-1}(z), with
+  gamma_k = N(z) exp(beta_k h(z)), then (but after the last beta) one HMC transition leaves
+  gamma_k invariant. The kernel is bootstrapped at every beta, so its cached log-density and
+  gradient are gamma_k's (the bug of tfp's sample_annealed_importance_chain, module docstring);
+  that bootstrap also gives log gamma_k(z) for the weight, so a step costs leapfrog_steps + 1
+  gradients. Returns (log-weights [chains], acceptance rate of each transition [K - 1]).
+  """
+  num = tf.shape(betas)[0]
+  target = lambda beta: lambda x: glow.standard_normal_log_prob(x) + beta * h(x)
+  log_gamma = target(betas[0])(z)
+  log_w = tf.zeros_like(log_gamma)
+  accepted = tf.TensorArray(tf.float32, size=num - 2)
+
+  def body(k, z, log_w, log_gamma_prev, seed, accepted):
+    kernel = tfp.mcmc.HamiltonianMonteCarlo(target(betas[k]), step_size=step_size,
+                                            num_leapfrog_steps=leapfrog_steps)
+    results = kernel.bootstrap_results(z)
+    log_w += results.accepted_results.target_log_prob - log_gamma_prev
+    step_seed, seed = tfp.random.split_seed(seed)
+    z, results = kernel.one_step(z, results, seed=step_seed)
+    accepted = accepted.write(k - 1, tf.reduce_mean(tf.cast(results.is_accepted, tf.float32)))
+    return k + 1, z, log_w, results.accepted_results.target_log_prob, seed, accepted
+
+  _, z, log_w, log_gamma, _, accepted = tf.while_loop(
+      lambda k, *_: k < num - 1, body,
+      (tf.constant(1), z, log_w, log_gamma, seed, accepted))
+  log_w += target(betas[num - 1])(z) - log_gamma
+  return log_w, accepted.stack()
+
+
+def anneal(h, z, num_steps, step_size, seed, leapfrog_steps=3, reverse=False):
+  """AIS log-weights of chains started at latent states z [chains, D], over `num_steps`
+  annealing steps on a linear beta schedule; forward (z ~ N(0, I), E[w] = Z / e^c) or reverse
+  (z ~ the model, E[w] = e^c / Z).
+
+  Returns:
+    (log-weights as float64 [chains], mean HMC acceptance over the path).
+  """
+  if num_steps < 2:
+    raise ValueError(f'AIS needs at least 2 annealing steps, got {num_steps}.')
+  betas = tf.linspace(0., 1., num_steps + 1)
+  if reverse:
+    betas = betas[::-1]
+  run = tf.function(functools.partial(_anneal, h, leapfrog_steps=leapfrog_steps))
+  log_w, accepted = run(tf.convert_to_tensor(z, tf.float32), betas,
+                        tf.constant(step_size, tf.float32), seed=tf.constant([seed, 8], tf.int32))
+  return log_w.numpy().astype(np.float64), float(tf.reduce_mean(accepted))
+
+
+def ais(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
+  """log(Z / e^c) by forward AIS in the flow's latent space: N(0, I) chains annealed to the EBM.
+
+  Like an importance weight, each chain's exp(log-weight) is an unbiased estimate of Z / e^c,
+  so log mean exp is a lower bound in expectation; the annealing lets the chains reach where the
+  EBM has mass the flow lacks, where plain importance sampling's weights collapse. Raise
+  num_steps until the estimate stops moving (`ladder`).
+
+  Returns:
+    (estimate, its delta-method standard error, mean HMC acceptance).
+  """
+  z0 = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 7])
+  log_w, acceptance = anneal(latent_log_ratio(flow, ebm), z0, num_steps, step_size, seed,
+                             leapfrog_steps)
+  _check_weights(log_w, 'AIS log-weights')
+  estimate, se, _ = log_mean_weight(log_w)
+  return estimate, se, acceptance
+
+
+def reverse_ais(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3):
+  """log(Z / e^c) by reverse AIS from latent samples z_model of the EBM (BDMC's upper side).
+
+  Each chain's exp(log-weight) estimates e^c / Z without bias when z_model are exact samples,
+  so -log mean exp is an upper bound of log(Z / e^c) in expectation. From approximate samples
+  (e.g. neural-transport chains) the bound is approximate too.
+
+  Returns:
+    (estimate, its delta-method standard error, mean HMC acceptance).
+  """
+  log_w, acceptance = anneal(latent_log_ratio(flow, ebm), z_model, num_steps, step_size, seed,
+                             leapfrog_steps, reverse=True)
+  _check_weights(log_w, 'reverse AIS log-weights')
+  estimate, se, _ = log_mean_weight(log_w)
+  return -estimate, se, acceptance

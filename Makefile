@@ -23,7 +23,7 @@ test: $(VENV)/installed
 test-all: $(VENV)/installed
 	$(PY) -m pytest $(ARGS)
 
-# Seconds per step of the full-size image configs at batch 2 (see docs/benchmarks.md).
+# Seconds per step of the full-size image configs at batch 2 (see docs/benchmarks/README.md).
 bench: $(VENV)/installed
 	for c in svhn celeba cifar10 celeba64; do $(PY) -m bench.step_time --config=$$c --batch=2 --steps=3; done
 

@@ -22,8 +22,10 @@ results.md (means over seeds, per density, and the issue's goals) and <density>.
 Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, lowest seed; only when every panel's checkpoint is at
 hand, so a committed figure is not replaced by a partial one) to --outdir.
 
-  # full: 12 densities x 3 seeds x 5000 EBM updates (hours on 2 cores; it resumes)
-  python -m experiments.bench2d --outdir=docs/bench2d/full
+  # full: 13 densities x 3 seeds x 5000 EBM updates (hours on 2 cores; it resumes), as in
+  # docs/bench2d/README.md, whose records this reads back
+  python -m experiments.bench2d --outdir=docs/bench2d --set=model.ebm.first_bias=half \
+      --set=optim.ebm_clip_norm=100 --set=model.ebm.width=256
   # reduced (under an hour on 2 cores): 4 densities, 1 seed, 1500 EBM updates, no fce_mle
   python -m experiments.bench2d --densities=unequal2,aniso_rotated,far_mode,cross --seeds=0 \
       --ebm_updates=1500 --methods=fce_rand,nce,mle --outdir=/tmp/bench2d_reduced

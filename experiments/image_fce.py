@@ -33,7 +33,7 @@ Any of them with --set model.flow.support=cube: a Glow whose samples stay in the
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
 
-  python -m experiments.image_fce --dataset=digits --outdir=docs/image_fce/digits
+  python -m experiments.image_fce --dataset=digits --outdir=/tmp/image_fce_digits
 """
 
 import json

@@ -212,6 +212,7 @@ def labeled_run(tmp_path_factory):
   pipeline._cached_arrays.cache_clear()  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_probe_writes_errors_per_number_of_labels(labeled_run):
   report = features.probe(labeled_run, labels=(50, 10), protocol='linear', supervised_steps=15)
   with open(os.path.join(labeled_run, 'eval', 'features_linear.json')) as f:
@@ -282,6 +283,7 @@ def test_probe_errors(labeled_run, tmp_path, capsys):
   assert 'no class labels' in err[0] and 'no run' in err[1]
 
 
+@pytest.mark.slow
 def test_ssl_and_the_feature_probe_run_on_a_users_npz_with_unlabeled_examples(tmp_path):
   """npz:PATH with y = -1 for the unlabeled: the classes come from the labels, ssl draws its
   labeled subset from the labeled examples only, and the probe uses the labeled ones."""

@@ -287,6 +287,7 @@ def test_cli_on_npy_folder_and_stats(graph, tmp_path, capsys):
     fid.main(['fid', str(folder)])
 
 
+@pytest.mark.slow
 def test_cli_as_a_program_exits_with_one_line_on_errors(graph, tmp_path):
   np.save(tmp_path / 'a.npy', random_images(5, 4, seed=5))
   bad = subprocess.run([sys.executable, '-m', 'eval.fid', f'{tmp_path}/a.npy', f'{tmp_path}/a.npy',
@@ -325,6 +326,7 @@ def test_keras_fallback_without_weights_says_how_to_provide_them(monkeypatch):
     fid.load_network('keras')
 
 
+@pytest.mark.slow
 def test_the_digits_classifier_network_gives_128d_features_and_knows_its_digits(tmp_path,
                                                                                   monkeypatch):
   monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path))

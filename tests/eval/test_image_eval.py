@@ -84,6 +84,7 @@ def _options(tmp_path, **kw):
   return image_eval.Options(**defaults)
 
 
+@pytest.mark.slow
 def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
     digits_run, tmp_path, monkeypatch):
   monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path / 'cache'))
@@ -149,6 +150,7 @@ def _write_initial_checkpoint(config, workdir, x):
   trainer_lib.check_workdir(workdir, config, 'fce', write=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dataset', ['svhn', 'cifar10', 'celeba'])
 def test_full_size_configs_evaluate_end_to_end(dataset, tmp_path, monkeypatch):
   """The paper's configs (TFDS replaced by mock data) give a complete report."""
@@ -168,6 +170,7 @@ def test_full_size_configs_evaluate_end_to_end(dataset, tmp_path, monkeypatch):
   assert report['fid']['reference'] == f'{dataset} train split'
 
 
+@pytest.mark.slow
 def test_an_ebm_on_a_flow_base_is_importance_sampled_from_its_base(tmp_path):
   """With g = 0 the EBM is exactly its base: log Z - c = -c, and every weight is equal (ESS
   = N), whatever the (different) flow of the run."""

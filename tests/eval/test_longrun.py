@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from eval import image_eval
@@ -43,6 +44,7 @@ def test_magnetized_langevin_travels_from_z1_to_z2_and_reports_the_energy():
   assert gamma > 0 and energy[200] > energy[0]
 
 
+@pytest.mark.slow
 def test_report_on_an_nt_image_run_writes_the_strip_the_fid_and_the_interpolation(tmp_path):
   _, workdir = test_nt.nt_image_run(tmp_path, steps=1)
   graph = str(tmp_path / 'graph.pb')

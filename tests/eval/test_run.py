@@ -22,6 +22,7 @@ def fce_run(tmp_path_factory):
   return workdir, run
 
 
+@pytest.mark.slow
 def test_eval_writes_the_2d_contract(fce_run, tmp_path):
   workdir, run = fce_run
   points = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
@@ -72,6 +73,7 @@ def test_sample_writes_flow_samples(fce_run):
   assert np.load(npy).shape == (10, 2) and os.path.exists(png)
 
 
+@pytest.mark.slow
 def test_sample_of_an_image_run(tmp_path):
   np.save(tmp_path / 'images.npy',
           np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8))
@@ -105,6 +107,7 @@ def test_a_run_made_before_a_config_field_existed_still_loads(fce_run, tmp_path)
   assert config.model.flow.steps_per_level == 2 and config.model.flow.width == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('points,match', [
     (np.zeros((5, 3), np.float32), r'holds shape \(5, 3\); this run models vectors of shape'),
     (np.zeros((5, 2), np.int64), 'expected'),

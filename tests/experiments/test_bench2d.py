@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from experiments import bench2d
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,6 +21,7 @@ def _bench(tmp_path, *extra):
   return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_every_method_is_run_scored_and_cached(tmp_path):
   out = _bench(tmp_path, '--set_fce=train.ebm_aux_nce_weight=1.0')
   assert out.returncode == 0, out.stderr[-3000:]
@@ -53,6 +56,7 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
   assert f'| {mse:.3f} | {mse:.3f} | {ebm_ll:.3f} | {ebm_ll:.3f} |' in rows[2], rows
 
 
+@pytest.mark.slow
 def test_recorded_runs_continue_without_the_workroot_and_settings_are_checked(tmp_path):
   """--outdir/runs is the benchmark's memory: with the run folders gone (another machine), a
   recorded run is not trained again and the committed figure is kept; a run recorded under
@@ -112,6 +116,7 @@ def test_goals_count_only_densities_with_both_sides_and_truth_needs_no_mle_run()
   assert "above Glow-MLE's: 1 of 1" in table and "NCE's: no density has" in table
 
 
+@pytest.mark.slow
 def test_draw_suite_draws_every_density(tmp_path):
   out = subprocess.run([sys.executable, '-m', 'experiments.bench2d', '--draw_suite',
                         f'--outdir={tmp_path}'], cwd=ROOT, capture_output=True, text=True,

@@ -1,6 +1,7 @@
 """Neural-transport HMC on tilts with known answers (NT-EBM eq. 9), and the tilted model."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from losses import nt
@@ -33,6 +34,7 @@ def test_latent_hmc_samples_a_gaussian_tilt_of_a_gaussian_flow():
   assert float(acceptance) > 0.5  # (the adaptation itself: the next test)
 
 
+@pytest.mark.slow
 def test_step_size_adaptation_reaches_the_target_acceptance():
   target = lambda z: -0.5 * tf.reduce_sum(tf.square(z / [0.3, 3.]), axis=1)  # anisotropic
   z = tf.random.stateless_normal([500, 2], seed=[3, 4])
@@ -53,6 +55,7 @@ def test_hmc_is_a_function_of_its_seed():
   assert not np.allclose(first[0].numpy(), other[0].numpy())
 
 
+@pytest.mark.slow
 def test_a_sampler_compiles_its_hmc_once_for_every_batch():
   flow = helpers.AffineFlow(np.array([0., 1.]), 1.5)
   sampler = transport.NeuralTransport(_quadratic(0.5, np.float32([1., 0.])), flow)

@@ -62,6 +62,7 @@ def _copy(trained, tmp_path):
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('damage', [_truncate, _scramble, _empty_index, _missing])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(trained, tmp_path, damage,
                                                                   caplog):
@@ -130,6 +131,7 @@ except trainer_lib.TrainingError as e:
 '''
 
 
+@pytest.mark.slow
 def test_a_save_that_cannot_be_written_leaves_no_partial_files(tmp_path):
   """A file-size limit below the checkpoint's size makes the save fail for real, as a full disk
   does (EFBIG there, ENOSPC here)."""

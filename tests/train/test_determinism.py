@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = '''
@@ -20,6 +21,7 @@ np.savez({out!r}, *[v.numpy() for v in list(run.flow.variables) + list(run.ebm.v
 '''
 
 
+@pytest.mark.slow
 def test_a_deterministic_run_repeated_gives_identical_variables(tmp_path):
   """Two processes (op determinism is process-wide), each with TF's default thread pools."""
   results = []

@@ -14,6 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+@pytest.mark.slow
 def test_two_replica_step_equals_single_device_step():
   # A fresh process: logical devices must be configured before TensorFlow starts.
   out = subprocess.run([sys.executable, os.path.join(HERE, 'distributed_check.py')], cwd=ROOT,
@@ -21,6 +22,7 @@ def test_two_replica_step_equals_single_device_step():
   assert 'DISTRIBUTED_OK' in out.stdout, out.stdout + out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_replica_nt_step_splits_and_gathers_the_chains():
   out = subprocess.run([sys.executable, os.path.join(HERE, 'distributed_nt_check.py')], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
@@ -63,6 +65,7 @@ def _two_workers(workdir, args):
   return outs
 
 
+@pytest.mark.slow
 def test_the_readme_two_worker_example_trains_and_resumes(tmp_path):
   args = _readme_two_worker_command()
   assert args[0] == 'main.py' and '--workdir=/tmp/two_workers' in args

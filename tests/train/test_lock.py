@@ -24,6 +24,7 @@ def _sleeper():
   return subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])
 
 
+@pytest.mark.slow
 def test_a_live_holder_is_refused_and_a_dead_or_reused_one_taken_over(tmp_path):
   workdir = str(tmp_path / 'run')
   config = test_phases._digits(**{'train.steps': 1, 'train.mle_pretrain_steps': 0})
@@ -51,6 +52,7 @@ def test_a_live_holder_is_refused_and_a_dead_or_reused_one_taken_over(tmp_path):
     trainer_lib.Trainer(config, 'fce', workdir)
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_running_workdir_gets_one_line(tmp_path):
   workdir = str(tmp_path / 'run')
   first = test_phases._start(workdir, 'train.steps=100000', 'train.mle_pretrain_steps=0')

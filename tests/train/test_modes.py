@@ -41,6 +41,7 @@ def test_configure_returns_a_copy_with_what_the_mode_implies():
   assert modes.get('fce').configure(config).train.mle_pretrain_steps == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', modes.NAMES)
 def test_every_mode_trains_what_its_record_says_and_eval_reports_those_models(tmp_path, mode):
   spec = modes.get(mode)

@@ -34,6 +34,7 @@ def _values(module):
   return [v.numpy() for v in module.trainable_variables]
 
 
+@pytest.mark.slow
 def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbone):
   config = _config(**{'train.steps': 4})
   straight = trainer_lib.Trainer(config, 'nt', str(tmp_path / 'a'), init_flow=backbone)
@@ -58,6 +59,7 @@ def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbo
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_nt_nce_learns_the_correction_against_the_backbone(tmp_path, backbone):
   config = _config(**{'train.steps': 3, 'train.init_log_normalizer': True})
   run = trainer_lib.Trainer(config, 'nt_nce', str(tmp_path / 'nce'), init_flow=backbone)
@@ -71,6 +73,7 @@ def test_nt_nce_learns_the_correction_against_the_backbone(tmp_path, backbone):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
   with pytest.raises(trainer_lib.TrainingError, match='--init_flow=WORKDIR of a --mode=mle run'):
     trainer_lib.Trainer(_config(), 'nt', str(tmp_path / 'none'))
@@ -93,6 +96,7 @@ def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
   assert not os.path.exists(os.path.join(tmp_path, 'y', 'config.json'))
 
 
+@pytest.mark.slow
 def test_nt_run_is_sampled_by_neural_transport_and_evaluated_normalised(tmp_path, backbone):
   workdir = str(tmp_path / 'nt')
   trainer_lib.Trainer(_config(**{'train.steps': 2}), 'nt', workdir, init_flow=backbone).run()
@@ -130,6 +134,7 @@ def nt_image_run(tmp_path, steps):
   return config, workdir
 
 
+@pytest.mark.slow
 def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path):
   config, workdir = nt_image_run(tmp_path, steps=2)
   with open(os.path.join(workdir, 'eval', 'train_eval_2.json')) as f:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import configs
@@ -38,6 +39,7 @@ def test_digits_default_config_pretrains_its_glow():
   assert configs.for_dataset('8gaussians').train.mle_pretrain_steps == 0  # 2D: from random
 
 
+@pytest.mark.slow
 def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   workdir = str(tmp_path / 'fce')
   run = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3}), 'fce',
@@ -67,6 +69,7 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   assert int(other.step.numpy()) == 2 and not experiments.scalars(str(tmp_path / 'from_flow'), 'phase')
 
 
+@pytest.mark.slow
 def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
   config = _digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3,
                       'train.ssl_labels_per_class': 2})
@@ -125,6 +128,7 @@ def _progress(out):
           for line in out.splitlines() if '| step ' in line]
 
 
+@pytest.mark.slow
 def test_sigkill_in_each_phase_resumes_in_that_phase(tmp_path):
   workdir = str(tmp_path / 'run')
   ckpt = lambda: int(tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
@@ -147,6 +151,7 @@ def test_sigkill_in_each_phase_resumes_in_that_phase(tmp_path):
   assert _progress(out) == [('fce', second + 10)]
 
 
+@pytest.mark.slow
 def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
   workdir = str(tmp_path / 'run')
   config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2, 'train.eval_every': 2,
@@ -174,6 +179,7 @@ def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
   assert whole['flow_bpd']['value'] != during['flow_bpd']['value']
 
 
+@pytest.mark.slow
 def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, caplog):
   caplog.set_level('INFO', logger='absl')
   fields = {'train.mle_pretrain_steps': 1, 'train.steps': 2, 'train.eval_every': 1,
@@ -199,6 +205,7 @@ def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, capl
   assert sorted(experiments.scalars(workdir, 'eval/fid')) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
   """A run saved without the phase length (code from before it) goes on as FCE from step 0,
   whatever train.mle_pretrain_steps says now."""
@@ -220,6 +227,7 @@ def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
   assert int(resumed.step.numpy()) == 4 and 'flow_mle' not in resumed.optimizer_names
 
 
+@pytest.mark.slow
 def test_mode_eval_leaves_the_ebm_out_of_checkpoints_of_the_mle_phase(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2,
@@ -231,6 +239,7 @@ def test_mode_eval_leaves_the_ebm_out_of_checkpoints_of_the_mle_phase(tmp_path):
   assert 'ebm_bpd' in reports[4]
 
 
+@pytest.mark.slow
 def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, monkeypatch):
   caplog.set_level('INFO', logger='absl')
 
@@ -246,6 +255,7 @@ def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, m
   assert len(warnings) == 2 and all('evaluation failed (MemoryError' in w for w in warnings)
 
 
+@pytest.mark.slow
 def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path):
   """model.ebm.base='flow': when FCE begins, the EBM's base is a copy of the MLE flow, so the
   EBM and the noise start level (V = -log 4 up to the network's spread); FCE then moves the
@@ -269,6 +279,7 @@ def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path)
   np.testing.assert_allclose(ebm.log_prob(x).numpy(), run.ebm.log_prob(x).numpy(), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_auxiliary_nce_can_be_against_the_frozen_base(tmp_path):
   """train.ebm_aux_noise='base': the EBM's auxiliary NCE term is against its own frozen base,
   so its logit is the network's output minus c, and it starts at -log 4 as V does (a Gaussian
@@ -282,6 +293,7 @@ def test_the_auxiliary_nce_can_be_against_the_frozen_base(tmp_path):
   assert aux and abs(aux[min(aux)] + np.log(4.)) < 0.05, aux
 
 
+@pytest.mark.slow
 def test_a_support_that_holds_few_flow_samples_is_warned_about(tmp_path, caplog):
   """model.ebm.support=cube with a flow whose samples leave the cube (the paper's Glow,
   untrained): V's noise side gets no gradient, and c drifts; the run says so when FCE begins."""

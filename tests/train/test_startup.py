@@ -23,6 +23,7 @@ def test_known_notices_are_dropped_and_other_lines_kept():
   assert startup.without_notices(lines) == lines[3:]
 
 
+@pytest.mark.slow
 def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
   code = ('from train import startup; startup.quiet(); import os, tensorflow as tf; '
           'tf.constant(1.) + 1.; os.write(2, b"E my own error\\n")')
@@ -41,6 +42,7 @@ def test_a_fresh_process_prints_no_start_up_notice_but_keeps_its_own_errors():
     assert not [w for w in NOTICE_WORDS if w in out.stderr], out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('error', ['train.trainer.TrainingError', 'eval.run.EvalError',
                                    'data.images.DataError', 'eval.fid.FIDError'])
 def test_an_error_the_user_can_fix_prints_its_message_not_a_traceback(error):

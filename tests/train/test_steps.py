@@ -38,6 +38,7 @@ def _changed(before, variables):
   return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['svhn', 'celeba', 'cifar10', 'celeba64'])
 def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   config, flow, ebm, x = _setup(name, batch=2, mode='fce')  # with the image FCE defaults
@@ -64,6 +65,7 @@ def test_full_size_config_builds_and_takes_mle_and_fce_steps_at_batch_two(name):
   assert sum(_changed(before, flow.trainable_variables)) > 0.9 * len(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['svhn', 'celeba64', 'cifar10'])
 def test_full_size_config_takes_nt_and_nt_nce_steps_at_batch_two(name):
   """NT-EBM's LipSwish EBM on the full-size Glow: one HMC step of the latent chains (3
@@ -107,6 +109,7 @@ def test_compiled_mle_steps_lower_the_loss_on_a_fixed_batch():
   assert last < first - 0.1
 
 
+@pytest.mark.slow
 def test_compiled_fce_steps_move_the_value_function_in_opposite_directions():
   config, flow, ebm, x = _setup('smoke', batch=16)
   opts = steps_lib.make_optimizers(config.optim)
@@ -123,6 +126,7 @@ def test_compiled_fce_steps_move_the_value_function_in_opposite_directions():
   assert values[-1] < values[0]  # the flow descends it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mle_weight', [0., 0.5])
 def test_two_pass_flow_step_applies_the_gradient_of_the_whole_value_function(mle_weight):
   """The flow step differentiates V's data side and sample side one after the other (to hold

@@ -46,6 +46,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert straight.schedule.updates == second.schedule.updates
 
 
+@pytest.mark.slow
 def test_incompatible_workdir_is_refused_and_left_untouched(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_toy_config(**{'train.steps': 2}), 'mle', workdir).run()
@@ -102,6 +103,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   assert any(not np.array_equal(a, b) for a, b in zip(_values(run.flow), _values(resumed.flow)))
 
 
+@pytest.mark.slow
 def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
   mle_dir = str(tmp_path / 'mle')
   mle = trainer_lib.Trainer(_toy_config(**{'train.steps': 4}), 'mle', mle_dir)
@@ -144,6 +146,7 @@ def test_tensorboard_and_figures_are_written(tmp_path):
           'ebm_grad_norm', 'ebm_clipped'} <= tags
 
 
+@pytest.mark.slow
 def test_gradient_norms_and_clipped_updates_reach_tensorboard(tmp_path):
   """A bound below every gradient clips every update: the counts are the updates."""
   workdir = str(tmp_path / 'run')
@@ -173,6 +176,7 @@ def test_gradient_norms_keep_each_models_largest_and_count_the_clipped_updates()
   assert norms.summary() == {'ebm_grad_norm': 7., 'ebm_clipped': 0}
 
 
+@pytest.mark.slow
 def test_image_runs_end_to_end_from_an_npy_file(tmp_path):
   data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
   np.save(tmp_path / 'images.npy', data)
@@ -190,6 +194,7 @@ def _main(args, workdir, **kwargs):
       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_path):
   workdir = str(tmp_path / 'run')
   args = ['--mode=mle', '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=20',
@@ -212,6 +217,7 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
   assert tf.train.latest_checkpoint(ckpt_dir) == f'{ckpt_dir}/ckpt-{saved + 20}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
     (['--dataset=imagenet'], "Unknown dataset 'imagenet'"),
     (['--mode=gan'], "flag --mode=gan: value should be one of"),
@@ -234,6 +240,7 @@ def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   assert not os.path.exists(tmp_path / 'run' / 'config.json')
 
 
+@pytest.mark.slow
 def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
   """Under train.schedule.metric=value the trainer hands the schedule V: a threshold V never
   reaches keeps every update with the EBM; one it always exceeds gives the flow all but the
@@ -253,6 +260,7 @@ def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
   assert eager.schedule.updates == {'ebm': 1, 'flow': 3}
 
 
+@pytest.mark.slow
 def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   config = _toy_config(**{'train.steps': 5, 'train.ssl_labels_per_class': 7,
                           'train.ssl_labeled_batch_size': 14, 'train.vat_weight': 1.,
@@ -275,6 +283,7 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl3'))
 
 
+@pytest.mark.slow
 def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
   workdir = str(tmp_path / 'run')
   with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
@@ -288,6 +297,7 @@ def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
   trainer_lib.Trainer(config, 'ssl', workdir).run()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['fce', 'nce', 'ssl'])
 def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode):
   data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
@@ -313,6 +323,7 @@ def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode
   np.testing.assert_array_equal(again.ebm.log_normalizer.numpy(), c)
 
 
+@pytest.mark.slow
 def test_first_bias_data_places_the_kinks_on_a_new_run_only(tmp_path):
   config = _toy_config(**{'model.ebm.first_bias': 'data', 'train.steps': 4})
   run = trainer_lib.Trainer(config, 'nce', str(tmp_path))
@@ -326,6 +337,7 @@ def test_first_bias_data_places_the_kinks_on_a_new_run_only(tmp_path):
   np.testing.assert_array_equal(again.ebm.network.get_layer('fc0').bias.numpy(), trained)
 
 
+@pytest.mark.slow
 def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
   """train.fce_init_steps EBM-only updates first (the flow unchanged), then the schedule; with
   train.ebm_updates the run stops at that many EBM updates, whatever train.steps says."""
@@ -362,6 +374,7 @@ def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
   assert 'step 20' in warnings[0] and 'step 50' in warnings[1]
 
 
+@pytest.mark.slow
 def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
   """A field added later (model.flow.scale_floor) takes its default in the saved run, so the run
   resumes with that default and is refused with any other value; a renamed field is read under
@@ -385,6 +398,7 @@ def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
     trainer_lib.Trainer(_toy_config(**{'model.flow.scale_floor': 0.01}), 'fce', workdir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode, fields', [
     ('nce', {'train.steps': 4}),
     # FCE counts progress in EBM updates: strict alternation puts them at steps 1, 3, 5, 7.

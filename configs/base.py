@@ -43,7 +43,8 @@ def get_base_config():
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4
-  optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM; the adversarial game prefers short memory
+  optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM: short memory for a two-player game, a
+                            # departure from FCE's Adam (0.9), not measured (configs/departures.py)
   optim.flow_lr = 1e-5      # Adamax, FCE Sec. 4
   optim.flow_optimizer = 'adamax'  # the flow's FCE optimiser: 'adamax' (paper), 'adam' or 'sgd'
   optim.flow_beta1 = 0.9    # Adam beta1 of the flow, with flow_optimizer='adam'
@@ -131,8 +132,7 @@ def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = mle_pretrain_steps
-  # Held-out bits/dim of 10k test images and FID of 5k samples cost about as much as a few
-  # hundred training steps (docs/benchmarks.md): every 5000 steps keeps them to a few percent.
+  # An evaluation costs as much as a few hundred steps (docs/benchmarks.md): keep it rare.
   config.train.eval_every = 5000
   return config
 

@@ -14,13 +14,12 @@ Then configs/checks.py refuses values that make no sense, with one message.
 import importlib
 import json
 
-from configs import departures
-
 IMAGE_CONFIGS = ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
-# Config name -> (module of configs/, variant applied after the mode's settings, or None).
-_NAMES = {'toy2d': ('toy2d', None), 'toy2d_paper': ('toy2d', departures.paper),
-          **{name: (name, None) for name in IMAGE_CONFIGS}, 'smoke': ('smoke', None),
-          **{f'{name}_paper': (name, departures.paper) for name in IMAGE_CONFIGS}}
+# Config name -> (module of configs/, whether it is the papers' variant: configs.departures.paper
+# after the mode's settings).
+_NAMES = {'toy2d': ('toy2d', False), 'toy2d_paper': ('toy2d', True),
+          **{name: (name, False) for name in IMAGE_CONFIGS}, 'smoke': ('smoke', False),
+          **{f'{name}_paper': (name, True) for name in IMAGE_CONFIGS}}
 CONFIGS = tuple(_NAMES)
 # Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1,
 # the 2D benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
@@ -70,17 +69,18 @@ def get_config(name, mode=None):
 def _resolve(name):
   if name not in _NAMES:
     raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
-  module, variant = _NAMES[name]
-  return importlib.import_module(f'configs.{module}'), variant
+  module, paper = _NAMES[name]
+  return importlib.import_module(f'configs.{module}'), paper
 
 
 def _specialise(config, name, mode):
   """Steps 3 and 4: the mode's settings of config `name`'s module, then its variant."""
-  module, variant = _resolve(name)
+  from configs import departures  # pylint: disable=g-import-not-at-top
+  module, paper = _resolve(name)
   if mode is not None and hasattr(module, 'for_mode'):
     module.for_mode(config, mode)
-  if variant is not None:
-    variant(config, mode)
+  if paper:
+    departures.paper(config, mode)
   return config
 
 
@@ -97,7 +97,7 @@ def default_config(dataset, shape=None):
 def paper_config(name):
   """The name under which config `name` trains as the papers state it (`<module>_paper`);
   `name` itself if it has no such variant."""
-  if name in _NAMES and _NAMES[name][1] is departures.paper:
+  if name in _NAMES and _NAMES[name][1]:
     return name
   paper = f'{_NAMES[name][0] if name in _NAMES else name}_paper'
   return paper if paper in _NAMES else name

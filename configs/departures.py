@@ -204,8 +204,8 @@ def for_config(config, mode=None):
 
 def lines(config, mode=None):
   """One line per departure of `config` in `mode`: what differs and the flags that revert it."""
-  return [f'{_assignments(d["fields"])} (paper: {_assignments(d["paper"])}): {d["what"]}. '
-          f'Revert: {d["revert"]}' for d in for_config(config, mode)]
+  return [f'{_assignments(d["fields"])} (paper: {", ".join(map(str, d["paper"].values()))}): '
+          f'{d["what"]}. Revert: {d["revert"]}' for d in for_config(config, mode)]
 
 
 def _assignments(fields):

@@ -76,7 +76,7 @@ def test_a_value_set_by_hand_keeps_the_record_but_not_its_reason():
   (width,) = [d for d in departures.for_config(config, 'fce') if 'model.ebm.width' in d['fields']]
   assert width['fields'] == {'model.ebm.width': 64} and 'comes from' in width['why']
   lines = departures.lines(config, 'fce')
-  assert any(line.startswith('model.ebm.width=64 (paper: model.ebm.width=128)') and
+  assert any(line.startswith('model.ebm.width=64 (paper: 128): ') and
              line.endswith('Revert: --set model.ebm.width=128') for line in lines)
   assert all('\n' not in line for line in lines)
 

@@ -3,7 +3,8 @@
 Each record names the config fields it changes, the paper's values and ours, what differs and
 why (measured; the docs/ folder holds the numbers), and so the `--set` flags that revert it.
 A record applies to a resolved config when one of its fields holds other than the paper's value.
-The `<name>_paper` configs are their config with every record that fits reverted (`paper`).
+The `<name>_paper` configs are their config with our departures reverted (`paper`); a run
+prints its departures at start (main.py), and `for_config` gives them for its config.json.
 
   python -m configs.departures --markdown             # the list, as markdown
   python -m configs.departures --write RESULTS.md     # that list between the marker lines
@@ -195,10 +196,10 @@ def for_config(config, mode=None):
   for record in RECORDS:
     if record.applies(config, mode):
       fields = {field: _lookup(config, field) for field in record.paper}
+      why = record.why if record.is_ours(config) else (
+          f'ours is {_assignments(record.ours)}; this value comes from the config or --set')
       out.append({'fields': fields, 'paper': dict(record.paper), 'what': record.what,
-                  'why': record.why if record.is_ours(config) else
-                         f'ours is {_assignments(record.ours)}; this value comes from the config or --set',
-                  'revert': ' '.join(f'--set {r}' for r in record.revert)})
+                  'why': why, 'revert': ' '.join(f'--set {r}' for r in record.revert)})
   return out
 
 

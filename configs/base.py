@@ -66,7 +66,7 @@ def get_base_config():
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
   train.deterministic = False  # TF's op determinism: the same command and seed give the same
-                               # run bit for bit (cost: docs/benchmarks.md)
+                               # run bit for bit (cost: docs/benchmarks)
   train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample
                             # grid, held-out bits/dim and FID (eval/image_eval.py)
   train.eval_examples = 10000  # images: held-out bits/dim on this many test-split images (a
@@ -132,7 +132,7 @@ def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = mle_pretrain_steps
-  # An evaluation costs as much as a few hundred steps (docs/benchmarks.md): keep it rare.
+  # An evaluation costs as much as a few hundred steps (docs/benchmarks): keep it rare.
   config.train.eval_every = 5000
   return config
 

@@ -22,8 +22,10 @@ results.md (means over seeds, per density, and the issue's goals) and <density>.
 Glow-MLE | Glow-FCE | EBM-FCE | EBM-NCE, lowest seed; only when every panel's checkpoint is at
 hand, so a committed figure is not replaced by a partial one) to --outdir.
 
-  # full: 12 densities x 3 seeds x 5000 EBM updates (hours on 2 cores; it resumes)
-  python -m experiments.bench2d --outdir=docs/bench2d/full
+  # full: 13 densities x 3 seeds x 5000 EBM updates (hours on 2 cores; it resumes), as in
+  # docs/bench2d/README.md, whose records this reads back
+  python -m experiments.bench2d --outdir=docs/bench2d --set=model.ebm.first_bias=half \
+      --set=optim.ebm_clip_norm=100 --set=model.ebm.width=256
   # reduced (under an hour on 2 cores): 4 densities, 1 seed, 1500 EBM updates, no fce_mle
   python -m experiments.bench2d --densities=unequal2,aniso_rotated,far_mode,cross --seeds=0 \
       --ebm_updates=1500 --methods=fce_rand,nce,mle --outdir=/tmp/bench2d_reduced
@@ -53,19 +55,26 @@ from train import modes  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 METHODS = ('mle', 'fce_rand', 'fce_mle', 'nce')
-flags.DEFINE_list('densities', list(suite2d.NAMES), 'Densities of data/suite2d.py to run.')
-flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed).')
-flags.DEFINE_list('methods', list(METHODS), f'Which of {", ".join(METHODS)} to run.')
-flags.DEFINE_integer('ebm_updates', 5000, 'EBM updates per run (MLE: as many steps).')
-flags.DEFINE_integer('evals', 5, 'In-run log-density evaluations (TensorBoard curves).')
-experiments.define_run_flags('bench2d')
-flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to reuse (or make), so '
-                    'that FCE settings can be compared against one set of baselines.')
-flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
-flags.DEFINE_bool('draw_suite', False, 'Instead of running: draw every density of the suite '
-                  'into --outdir/suite.png.')
-flags.DEFINE_list('compare', [], 'Instead of running: NAME=WORKROOT pairs of finished benchmarks '
-                  'whose fce_rand runs to tabulate side by side (with --baselines_from).')
+
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_list('densities', list(suite2d.NAMES), 'Densities of data/suite2d.py to run.')
+  flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed).')
+  flags.DEFINE_list('methods', list(METHODS), f'Which of {", ".join(METHODS)} to run.')
+  flags.DEFINE_integer('ebm_updates', 5000, 'EBM updates per run (MLE: as many steps).')
+  flags.DEFINE_integer('evals', 5, 'In-run log-density evaluations (TensorBoard curves).')
+  experiments.define_run_flags('bench2d')
+  flags.DEFINE_string('baselines_from', '', 'Workroot whose mle and nce runs to reuse (or make), '
+                      'so that FCE settings can be compared against one set of baselines.')
+  flags.DEFINE_multi_string('set_fce', [], 'Config overrides for the FCE runs only.')
+  flags.DEFINE_bool('draw_suite', False, 'Instead of running: draw every density of the suite '
+                    'into --outdir/suite.png.')
+  flags.DEFINE_list('compare', [], 'Instead of running: NAME=WORKROOT pairs of finished benchmarks '
+                    'whose fce_rand runs to tabulate side by side (with --baselines_from).')
+
+
 FLAGS = flags.FLAGS
 
 NUM_TEST_POINTS = 5000
@@ -427,4 +436,5 @@ def main(_):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -29,19 +29,25 @@ from eval import features  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 
-flags.DEFINE_integer('mle_steps', 10000, 'Glow MLE steps.')
-flags.DEFINE_integer('fce_steps', 10000, 'FCE updates (EBM + flow).')
-flags.DEFINE_integer('ssl_steps', 10000, 'Semi-supervised FCE updates.')
-flags.DEFINE_integer('ssl_labels_per_class', 10, 'Labels per class of the semi-supervised run.')
-flags.DEFINE_list('probe_labels', ['10', '50', '100', '500'], 'Numbers of labels (total) for '
-                  'the feature probes.')
-flags.DEFINE_integer('fid_samples', 0, 'Glow samples for FID (needs --inception_graph).')
-flags.DEFINE_string('inception_graph', '', 'TTUR classify_image_graph_def.pb, for FID.')
-flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-flags.DEFINE_enum('config', 'digits', ['digits', 'digits_paper'], 'digits: FCE with this '
-                  'project\'s setting (configs.base.fce_on_images, the cube Glow); digits_paper: as '
-                  'the paper states it (docs/digits was measured so).')
-experiments.define_run_flags('digits')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_integer('mle_steps', 10000, 'Glow MLE steps.')
+  flags.DEFINE_integer('fce_steps', 10000, 'FCE updates (EBM + flow).')
+  flags.DEFINE_integer('ssl_steps', 10000, 'Semi-supervised FCE updates.')
+  flags.DEFINE_integer('ssl_labels_per_class', 10, 'Labels per class of the semi-supervised run.')
+  flags.DEFINE_list('probe_labels', ['10', '50', '100', '500'], 'Numbers of labels (total) for '
+                    'the feature probes.')
+  flags.DEFINE_integer('fid_samples', 0, 'Glow samples for FID (needs --inception_graph).')
+  flags.DEFINE_string('inception_graph', '', 'TTUR classify_image_graph_def.pb, for FID.')
+  flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+  flags.DEFINE_enum('config', 'digits', ['digits', 'digits_paper'], 'digits: FCE with this '
+                    'project\'s setting (configs.base.fce_on_images, the cube Glow); digits_paper: '
+                    'as the paper states it (docs/digits was measured so).')
+  experiments.define_run_flags('digits')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -102,4 +108,5 @@ def _table(reports, probes):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

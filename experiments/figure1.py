@@ -31,11 +31,17 @@ from eval import figures  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
-flags.DEFINE_list('toys', list(toys.TOYS), 'Toys to run.')
-flags.DEFINE_integer('steps', 5000, 'FCE steps (EBM + flow updates) per toy.')
-flags.DEFINE_integer('mle_steps', 5000, 'MLE steps of the Glow-MLE baseline per toy.')
-flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-experiments.define_run_flags('figure1')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_list('toys', list(toys.TOYS), 'Toys to run.')
+  flags.DEFINE_integer('steps', 5000, 'FCE steps (EBM + flow updates) per toy.')
+  flags.DEFINE_integer('mle_steps', 5000, 'MLE steps of the Glow-MLE baseline per toy.')
+  flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+  experiments.define_run_flags('figure1')
+
+
 FLAGS = flags.FLAGS
 
 NUM_TEST_POINTS = 20000
@@ -147,4 +153,5 @@ def _plot_all(all_panels, path):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -29,12 +29,18 @@ import experiments  # noqa: E402
 from train import modes  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
-flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
-flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs stop when their EBM '
-                     'has had as many, whatever the flow had).')
-flags.DEFINE_integer('mle_steps', 2000, 'MLE steps of the flow for the "trained" start.')
-flags.DEFINE_integer('eval_every', 500, 'Steps between log-density evaluations.')
-experiments.define_run_flags('figure2')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (train.seed) to run.')
+  flags.DEFINE_integer('ebm_updates', 4000, 'EBM updates per run (FCE runs stop when their EBM '
+                       'has had as many, whatever the flow had).')
+  flags.DEFINE_integer('mle_steps', 2000, 'MLE steps of the flow for the "trained" start.')
+  flags.DEFINE_integer('eval_every', 500, 'Steps between log-density evaluations.')
+  experiments.define_run_flags('figure2')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -116,4 +122,5 @@ def summary(curves, n, seeds, below=0.1):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -27,11 +27,17 @@ import configs  # noqa: E402
 import experiments  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
-flags.DEFINE_list('seeds', ['0'], 'Seeds (train.seed: also which points are labeled).')
-flags.DEFINE_integer('steps', 10000, 'Updates (EBM + flow) per run.')
-flags.DEFINE_integer('labels_per_class', 7, 'Labeled points per arm (the paper: 7).')
-flags.DEFINE_integer('eval_every', 1000, 'Steps between evaluations.')
-experiments.define_run_flags('figure5')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_list('seeds', ['0'], 'Seeds (train.seed: also which points are labeled).')
+  flags.DEFINE_integer('steps', 10000, 'Updates (EBM + flow) per run.')
+  flags.DEFINE_integer('labels_per_class', 7, 'Labeled points per arm (the paper: 7).')
+  flags.DEFINE_integer('eval_every', 1000, 'Steps between evaluations.')
+  experiments.define_run_flags('figure5')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -69,4 +75,5 @@ def main(_):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

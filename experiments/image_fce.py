@@ -33,7 +33,7 @@ Any of them with --set model.flow.support=cube: a Glow whose samples stay in the
 Writes --outdir/results.json, results.md and value.png (V against the update, per variant); the
 runs live under --workroot (re-running resumes them).
 
-  python -m experiments.image_fce --dataset=digits --outdir=docs/image_fce/digits
+  python -m experiments.image_fce --dataset=digits --outdir=/tmp/image_fce_digits
 """
 
 import json
@@ -81,17 +81,24 @@ VARIANTS['flow_base_slow_cube_init_v'] = (VARIANTS['flow_base_slow_init_v'] +
                                           ['model.ebm.support=cube'])
 LOG4 = float(np.log(4.))
 
-flags.DEFINE_string('dataset', 'digits', 'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')
-flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; svhn for user '
-                    'images, so pass --config=digits for 8x8 data).')
-flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps.')
-flags.DEFINE_string('mle_run', None, 'An existing --mode=mle run of the same data to start every '
-                    'variant from, instead of training one for --mle_steps.')
-flags.DEFINE_integer('fce_steps', 2000, 'FCE updates (EBM + flow) of each variant.')
-flags.DEFINE_list('variants', ['flow_base', 'paper'], f'Of {", ".join(VARIANTS)}.')
-flags.DEFINE_integer('is_samples', 10000, 'Flow proposals of the importance-sampled log Z.')
-flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-experiments.define_run_flags('image_fce')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_string('dataset', 'digits',
+                      'Dataset (a built-in name, npy:TRAIN.npy,TEST.npy, ...).')
+  flags.DEFINE_string('config', None, 'Base config (default: the dataset\'s; svhn for user '
+                      'images, so pass --config=digits for 8x8 data).')
+  flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps.')
+  flags.DEFINE_string('mle_run', None, 'An existing --mode=mle run of the same data to start every '
+                      'variant from, instead of training one for --mle_steps.')
+  flags.DEFINE_integer('fce_steps', 2000, 'FCE updates (EBM + flow) of each variant.')
+  flags.DEFINE_list('variants', ['flow_base', 'paper'], f'Of {", ".join(VARIANTS)}.')
+  flags.DEFINE_integer('is_samples', 10000, 'Flow proposals of the importance-sampled log Z.')
+  flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+  experiments.define_run_flags('image_fce')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -183,4 +190,5 @@ def table(results):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -32,16 +32,22 @@ from eval import figures  # noqa: E402
 from eval import mixing  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 
-flags.DEFINE_list('toys', ['8gaussians', 'checkerboard', 'rings', 'banana'],
-                  'Densities with an exact log-density (the toys and data/suite2d.py).')
-flags.DEFINE_list('seeds', ['0'], 'train.seed of the runs.')
-flags.DEFINE_integer('backbone_k', 2, 'Flow steps of the small backbone.')
-flags.DEFINE_integer('mle_steps', 3000, 'MLE steps of the backbone and of the large flow.')
-flags.DEFINE_integer('nt_steps', 1000, 'nt updates (each with train.hmc_steps HMC steps).')
-flags.DEFINE_integer('nce_steps', 3000, 'nt_nce updates.')
-flags.DEFINE_integer('mixing_chains', 64, 'Chains per sampler of the mixing comparison.')
-flags.DEFINE_integer('mixing_steps', 400, 'Steps per chain of the mixing comparison.')
-experiments.define_run_flags('nt2d')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_list('toys', ['8gaussians', 'checkerboard', 'rings', 'banana'],
+                    'Densities with an exact log-density (the toys and data/suite2d.py).')
+  flags.DEFINE_list('seeds', ['0'], 'train.seed of the runs.')
+  flags.DEFINE_integer('backbone_k', 2, 'Flow steps of the small backbone.')
+  flags.DEFINE_integer('mle_steps', 3000, 'MLE steps of the backbone and of the large flow.')
+  flags.DEFINE_integer('nt_steps', 1000, 'nt updates (each with train.hmc_steps HMC steps).')
+  flags.DEFINE_integer('nce_steps', 3000, 'nt_nce updates.')
+  flags.DEFINE_integer('mixing_chains', 64, 'Chains per sampler of the mixing comparison.')
+  flags.DEFINE_integer('mixing_steps', 400, 'Steps per chain of the mixing comparison.')
+  experiments.define_run_flags('nt2d')
+
+
 FLAGS = flags.FLAGS
 
 NUM_TEST_POINTS = 20000
@@ -140,4 +146,5 @@ def _mean_sd(values):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -28,16 +28,22 @@ import experiments  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 
-flags.DEFINE_string('backbone', '', 'Workdir of a digits --mode=mle run to use as the backbone '
-                    '(default: train one for --mle_steps under --workroot).')
-flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps of the backbone.')
-flags.DEFINE_integer('nt_steps', 500, 'nt updates (NT-EBM: 40k at batch 64).')
-flags.DEFINE_integer('nce_steps', 1000, 'nt_nce updates (NT-EBM: 80k at batch 128).')
-flags.DEFINE_integer('fid_samples', 1000, 'Samples per model for the digits-classifier FID.')
-flags.DEFINE_integer('hmc_steps', 100, 'HMC steps of each neural-transport sample chain.')
-flags.DEFINE_integer('is_samples', 10000, 'Backbone proposals of the importance-sampled log Z.')
-flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
-experiments.define_run_flags('nt_digits')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_string('backbone', '', 'Workdir of a digits --mode=mle run to use as the backbone '
+                      '(default: train one for --mle_steps under --workroot).')
+  flags.DEFINE_integer('mle_steps', 3000, 'Glow MLE steps of the backbone.')
+  flags.DEFINE_integer('nt_steps', 500, 'nt updates (NT-EBM: 40k at batch 64).')
+  flags.DEFINE_integer('nce_steps', 1000, 'nt_nce updates (NT-EBM: 80k at batch 128).')
+  flags.DEFINE_integer('fid_samples', 1000, 'Samples per model for the digits-classifier FID.')
+  flags.DEFINE_integer('hmc_steps', 100, 'HMC steps of each neural-transport sample chain.')
+  flags.DEFINE_integer('is_samples', 10000, 'Backbone proposals of the importance-sampled log Z.')
+  flags.DEFINE_integer('seed', 0, 'train.seed of every run.')
+  experiments.define_run_flags('nt_digits')
+
+
 FLAGS = flags.FLAGS
 # NT-EBM's optimiser (A.3: Adam, beta1 0.99, lr 5e-5 for MNIST); the EBM is FCE's Table 5 conv
 # net of the digits config (NT-EBM's LipSwish nets are for 32x32 and 64x64).
@@ -96,4 +102,5 @@ def table(reports):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -13,11 +13,17 @@ from absl import app
 from absl import flags
 import numpy as np
 
-flags.DEFINE_string('out', '/tmp/patches.npz', 'The .npz to write (x, x_test).')
-flags.DEFINE_integer('train', 40000, 'Training patches.')
-flags.DEFINE_integer('test', 5000, 'Held-out patches.')
-flags.DEFINE_integer('size', 8, 'Patch side in pixels.')
-flags.DEFINE_integer('seed', 0, 'Seed of the patch positions.')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_string('out', '/tmp/patches.npz', 'The .npz to write (x, x_test).')
+  flags.DEFINE_integer('train', 40000, 'Training patches.')
+  flags.DEFINE_integer('test', 5000, 'Held-out patches.')
+  flags.DEFINE_integer('size', 8, 'Patch side in pixels.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the patch positions.')
+
+
 FLAGS = flags.FLAGS
 TEST_SHARE = 0.2  # the right-most fifth of each photograph is held out
 
@@ -57,4 +63,5 @@ def main(_):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -18,10 +18,16 @@ from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from losses import flow as flow_losses  # noqa: E402
 
-flags.DEFINE_string('workdir', None, 'An fce / nce image run.', required=True)
-flags.DEFINE_integer('is_samples', 10000, 'Importance-sampling proposals.')
-flags.DEFINE_integer('ais_steps', 300, 'AIS annealing steps.')
-flags.DEFINE_integer('ais_chains', 128, 'AIS chains.')
+
+def define_flags():
+  """The script's flags, defined when it runs rather than on import, so that experiments
+  sharing flag names (--seeds, --outdir) can be imported side by side."""
+  flags.DEFINE_string('workdir', None, 'An fce / nce image run.', required=True)
+  flags.DEFINE_integer('is_samples', 10000, 'Importance-sampling proposals.')
+  flags.DEFINE_integer('ais_steps', 300, 'AIS annealing steps.')
+  flags.DEFINE_integer('ais_chains', 128, 'AIS chains.')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -49,4 +55,5 @@ def main(_):
 
 
 if __name__ == '__main__':
+  define_flags()
   startup.run(main)

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+from experiments import bench2d
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -87,14 +89,7 @@ def test_recorded_runs_continue_without_the_workroot_and_settings_are_checked(tm
 
 
 def _table(records):
-  """bench2d._table in a process of its own: bench2d and nt2d both define the absl flag --seeds,
-  so they cannot be imported into one test process."""
-  code = ('import json, sys; from experiments import bench2d; '
-          'print(bench2d._table(json.load(sys.stdin)))')
-  out = subprocess.run([sys.executable, '-c', code], input=json.dumps(records), cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return out.stdout
+  return bench2d._table(records)
 
 
 def test_goals_count_only_densities_with_both_sides_and_truth_needs_no_mle_run():

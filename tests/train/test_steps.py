@@ -73,15 +73,17 @@ def test_full_size_config_takes_nt_and_nt_nce_steps_at_batch_two(name):
   optimizer = steps_lib.make_optimizers(config.optim)['ebm']
   optimizer.build(ebm.trainable_variables)  # as the trainer does
   chains = tf.Variable(flow.sample_latent(2, generator=tf.random.Generator.from_seed(0)))
-  step_size = tf.Variable(0.15)
+  step_size = tf.Variable(0.01)  # small enough that the move is accepted
   start = chains.numpy().copy()
   nt = steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,
                               lambda: tf.constant([0, 1]), hmc_steps=1)
   flow_before, ebm_before = _snapshot(flow.trainable_variables), _snapshot(ebm.trainable_variables)
   metrics = nt({'x': x})
   assert all(np.isfinite(float(v)) for v in metrics.values())
-  assert float(step_size.numpy()) != 0.15 and np.isfinite(chains.numpy()).all()
-  assert float(metrics['acceptance']) == 0. or not np.array_equal(chains.numpy(), start)
+  assert float(step_size.numpy()) != 0.01 and np.isfinite(chains.numpy()).all()
+  # The acceptance is the share of chains that moved (a rejected proposal leaves its chain).
+  moved = np.any(chains.numpy() != start, axis=1)
+  assert float(metrics['acceptance']) > 0 and np.mean(moved) == float(metrics['acceptance'])
   # Eq. 6 is blind to constant shifts of f: the head's bias and c stay, every weight moves.
   assert [v.name for v in ebm.trainable_variables[-2:]] == ['head/bias:0', 'log_normalizer_delta:0']
   assert _changed(ebm_before, ebm.trainable_variables) == [True] * (len(ebm_before) - 2) + [
@@ -150,10 +152,9 @@ def test_nce_step_against_gaussian_noise_trains():
   step = steps_lib.compile_step(steps_lib.make_nce_step(
       ebm, noise, steps_lib.make_optimizers(config.optim)['ebm'], nu=2.))
   batch = {'x': x, 'z': tf.random.stateless_normal([16, 2, noise.latent_dim], seed=[0, 1])}
-  first = float(step(batch)['value'])
-  for _ in range(20):
-    last = float(step(batch)['value'])
-  assert last > first
+  values = [float(step(batch)['value']) for _ in range(21)]
+  # V rises at every step on a fixed batch (seen: -278.5 -> -245.7 over 20 Adam steps).
+  assert np.all(np.diff(values) > 0) and values[-1] > values[0] + 10, values
 
 
 @pytest.mark.parametrize('which', ['ebm', 'flow'])

@@ -21,6 +21,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 import configs  # noqa: E402
+from configs import departures  # noqa: E402
 from data import images  # noqa: E402
 from eval import image_eval  # noqa: E402
 from eval import run as eval_run  # noqa: E402
@@ -128,6 +129,11 @@ def main(argv):
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)
+  differ = departures.lines(config, FLAGS.mode)
+  if differ:
+    logging.info('Departures from the papers (configs/departures.py), each with what reverts it:')
+  for line in differ:
+    logging.info('  %s', line)
   try:
     strategy = distribute.make_strategy(FLAGS.strategy)
     run = trainer.Trainer(config, FLAGS.mode, workdir, strategy, FLAGS.init_flow,

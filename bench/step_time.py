@@ -58,9 +58,7 @@ def _time(fn, args, steps):
 
 
 def main(_):
-  config = configs.get_config(FLAGS.config)
-  if FLAGS.mode == 'nt':
-    overrides.apply(config, configs.mode_defaults(FLAGS.config, 'nt'))
+  config = configs.get_config(FLAGS.config, mode='nt' if FLAGS.mode == 'nt' else None)
   overrides.apply(config, FLAGS.set)
   if config.train.deterministic:  # as the trainer does (--set train.deterministic=True)
     tf.random.set_seed(config.train.seed)  # determinism refuses unseeded random ops

@@ -1,15 +1,26 @@
-"""Configs are data: one module per dataset family, each with `get_config()`."""
+"""Configs are data: one module per dataset family, each with `get_config()`.
+
+A config resolves in five steps, each editing the ConfigDict the one before left:
+  1. configs/base.py `get_base_config()`: the defaults every config shares;
+  2. configs/<module>.py `get_config()`: what its datasets change;
+  3. the module's `for_mode(config, mode)`, if it has one: its settings for one training mode
+     (NT-EBM's optimiser for nt, the measured FCE setting on images for fce, VAT for 2D ssl);
+  4. the variant of the config's name: `<module>_paper` reverts every departure from the papers
+     that fits (configs/departures.py), after the mode's settings, so it wins over them;
+  5. `--set key=value` overrides (configs/overrides.py).
+Then configs/checks.py refuses values that make no sense, with one message.
+"""
 
 import importlib
 import json
 
 IMAGE_CONFIGS = ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
-# `<image config>_paper`: the same config with FCE as the paper states it, without the fce
-# entry of its MODE_DEFAULTS (configs.base.PHOTO_FCE or DIGITS_FCE), and with the paper's Glow
-# (model.flow.support=none, in every mode); `toy2d_paper` is a module of its own.
-PAPER = '_paper'
-CONFIGS = ('toy2d', 'toy2d_paper', *IMAGE_CONFIGS, 'smoke',
-           *(name + PAPER for name in IMAGE_CONFIGS))
+# Config name -> (module of configs/, whether it is the papers' variant: configs.departures.paper
+# after the mode's settings).
+_NAMES = {'toy2d': ('toy2d', False), 'toy2d_paper': ('toy2d', True),
+          **{name: (name, False) for name in IMAGE_CONFIGS}, 'smoke': ('smoke', False),
+          **{f'{name}_paper': (name, True) for name in IMAGE_CONFIGS}}
+CONFIGS = tuple(_NAMES)
 # Built-in datasets (besides npy:PATH, folder:PATH and npz:PATH): the 2D toys of FCE Figure 1,
 # the 2D benchmark suite (data/suite2d.py), the TFDS image sets and the shipped digits.
 DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moons',
@@ -48,31 +59,29 @@ def _merge(into, update):
       into[k] = v
 
 
-def get_config(name):
-  """Returns the default config `name`; an unknown name raises a ValueError listing valid ones."""
-  config = _module(name).get_config()
-  if _is_image_paper(name):
-    config.model.flow.support = 'none'  # the paper's Glow: a density on all of R^D
-  return config
+def get_config(name, mode=None):
+  """The config `name` for training in `mode` (None: no mode's settings), steps 1-4 of the
+  module docstring; an unknown name raises a ValueError listing the valid ones."""
+  module, _ = _resolve(name)
+  return _specialise(module.get_config(), name, mode)
 
 
-def mode_defaults(name, mode):
-  """A config's own settings for one mode, as `key=value` overrides (e.g. NT-EBM's optimiser
-  for nt / nt_nce: `MODE_DEFAULTS` of configs/<name>.py); [] if it has none, and for fce under
-  an `<image config>_paper` name."""
-  if _is_image_paper(name) and mode == 'fce':
-    return []
-  return list(getattr(_module(name), 'MODE_DEFAULTS', {}).get(mode, ()))
-
-
-def _is_image_paper(name):
-  return name.endswith(PAPER) and name[:-len(PAPER)] in IMAGE_CONFIGS
-
-
-def _module(name):
-  if name not in CONFIGS:
+def _resolve(name):
+  if name not in _NAMES:
     raise ValueError(f'Unknown config {name!r}; valid configs: {", ".join(CONFIGS)}.')
-  return importlib.import_module(f'configs.{name[:-len(PAPER)] if _is_image_paper(name) else name}')
+  module, paper = _NAMES[name]
+  return importlib.import_module(f'configs.{module}'), paper
+
+
+def _specialise(config, name, mode):
+  """Steps 3 and 4: the mode's settings of config `name`'s module, then its variant."""
+  from configs import departures  # pylint: disable=g-import-not-at-top
+  module, paper = _resolve(name)
+  if mode is not None and hasattr(module, 'for_mode'):
+    module.for_mode(config, mode)
+  if paper:
+    departures.paper(config, mode)
+  return config
 
 
 def default_config(dataset, shape=None):
@@ -86,16 +95,18 @@ def default_config(dataset, shape=None):
 
 
 def paper_config(name):
-  """The name under which config `name` trains FCE as the paper states it (toy2d_paper, or
-  `<image config>_paper`); `name` itself if it has no such variant."""
-  paper = ('toy2d' if name == 'toy2d_paper' else name) + PAPER
-  return paper if paper in CONFIGS else name
+  """The name under which config `name` trains as the papers state it (`<module>_paper`);
+  `name` itself if it has no such variant."""
+  if name in _NAMES and _NAMES[name][1]:
+    return name
+  paper = f'{_NAMES[name][0] if name in _NAMES else name}_paper'
+  return paper if paper in _NAMES else name
 
 
 def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   """The config for `dataset`: its own default (or `config_name`), with the data fields of a
-  user source (npy:/folder:/npz:) read from the data, then the config's defaults for `mode`
-  (`mode_defaults`), then the `key=value` overrides."""
+  user source (npy:/folder:/npz:) read from the data, then the mode's settings and the name's
+  variant (`get_config`), then the `key=value` overrides, checked (configs/checks.py)."""
   from configs import checks  # pylint: disable=g-import-not-at-top
   from configs import overrides  # pylint: disable=g-import-not-at-top
   from data import images  # pylint: disable=g-import-not-at-top
@@ -106,7 +117,8 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
   shape = images.infer_shape(dataset) if user_source else None
   if config_name is None:
     config_name = default_config(dataset, shape)
-  config = get_config(config_name)
+  module, _ = _resolve(config_name)
+  config = module.get_config()
   config.data.name = dataset
   if dataset == '2spirals':
     config.data.num_classes = 2  # the arms (FCE Figure 5)
@@ -114,6 +126,7 @@ def for_dataset(dataset, config_name=None, assignments=(), mode=None):
     config.data.shape = shape
     config.data.num_classes = images.user_num_classes(dataset)  # npz: labels
     config.data.num_bins = 256 if len(shape) == 3 else 0
-  overrides.apply(config, mode_defaults(config_name, mode) + list(assignments))
+  _specialise(config, config_name, mode)
+  overrides.apply(config, list(assignments))
   checks.check(config)
   return config

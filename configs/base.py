@@ -43,7 +43,8 @@ def get_base_config():
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.ebm_lr = 3e-4       # Adam, FCE Sec. 4
-  optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM; the adversarial game prefers short memory
+  optim.ebm_beta1 = 0.5     # Adam beta1 of the EBM: short memory for a two-player game, a
+                            # departure from FCE's Adam (0.9), not measured (configs/departures.py)
   optim.flow_lr = 1e-5      # Adamax, FCE Sec. 4
   optim.flow_optimizer = 'adamax'  # the flow's FCE optimiser: 'adamax' (paper), 'adam' or 'sgd'
   optim.flow_beta1 = 0.9    # Adam beta1 of the flow, with flow_optimizer='adam'
@@ -65,7 +66,7 @@ def get_base_config():
   train.snapshot_every = 10000  # steps between kept snapshots for evaluation (0 = none)
   train.jit_compile = False  # XLA-compile each replica's step
   train.deterministic = False  # TF's op determinism: the same command and seed give the same
-                               # run bit for bit (cost: docs/benchmarks.md)
+                               # run bit for bit (cost: docs/benchmarks)
   train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample
                             # grid, held-out bits/dim and FID (eval/image_eval.py)
   train.eval_examples = 10000  # images: held-out bits/dim on this many test-split images (a
@@ -131,60 +132,51 @@ def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
   config.train.mle_pretrain_steps = mle_pretrain_steps
-  # Held-out bits/dim of 10k test images and FID of 5k samples cost about as much as a few
-  # hundred training steps (docs/benchmarks.md): every 5000 steps keeps them to a few percent.
+  # An evaluation costs as much as a few hundred steps (docs/benchmarks): keep it rare.
   config.train.eval_every = 5000
   return config
 
 
 # The Glow of images that are mostly background at the bottom of the pixel range (digits,
-# MNIST): a last sigmoid keeps its samples in the range (model.flow.support=cube; their
-# `<name>_paper` configs have the paper's Glow, on all of R^D). Held-out bits/dim of the MLE Glow,
-# same Glow and steps (docs/image_fce): digits 2.628 -> 2.057, where the paper's spills over the
-# edge (93 % of its samples leave the range); photograph patches 3.534 -> 3.610, so the
-# photograph configs keep the paper's Glow.
+# MNIST): a last sigmoid keeps its samples in the range (a departure: configs/departures.py).
 EDGE_FLOW_SUPPORT = 'cube'
 
-# FCE on real images, as measured in docs/image_fce. With the paper's setting (f a ConvNet from
-# scratch, the accuracy rule, flow Adamax 1e-5) V sat far below -log 4 and the importance-
-# sampled log Z rested on a handful of proposals. What holds V near -log 4 with an EBM below
-# Glow-MLE's bits/dim (importance sampling and AIS agreeing):
-FCE_ON_IMAGES = (
-    'model.ebm.base=flow',  # f = network + log q of the flow FCE starts from, frozen (a tilt)
-    'train.schedule.max_flow_updates=1',  # the flow hands back after every update
-    'model.ebm.support=cube',  # p = 0 outside [-0.5, 0.5]^D, where dequantized images live:
-                               # without it the EBM put mass where only AIS saw it
-    'train.fce_init_steps=500',  # FCE-init (FCE Sec. 4.4): the EBM alone first
-    'train.schedule.metric=value',  # the turn handed on V (its mean over 10 updates)
-    'train.schedule.window=10',
-)
-# Photographs (patches, 3 seeds, the paper's Glow): the flow at a tenth of the paper's rate, or
-# it out-runs the EBM.
-PHOTO_FCE = FCE_ON_IMAGES + ('optim.flow_lr=1e-6',)
-# Digits and MNIST (digits, 3 seeds, the cube Glow): the paper's rate; at 1e-6 the flow fell
-# behind (V -1.10, 48 % of it within 0.3 of -log 4).
-DIGITS_FCE = FCE_ON_IMAGES + ('optim.flow_lr=1e-5',)
 
+def fce_on_images(config, flow_lr):
+  """FCE on real images as measured in docs/image_fce: the EBM a tilt of the flow, confined to
+  the cube, fitted to the flow first (FCE-init), the turn handed on V; each field is a
+  departure from the paper (configs/departures.py), reverted by the `<name>_paper` configs.
 
-def image_mode_defaults(nt_lr=None, nce_lr=None, photographs=True):
-  """An image config's MODE_DEFAULTS: PHOTO_FCE (or DIGITS_FCE) for fce, and NT-EBM's settings
-  for nt and nt_nce if their learning rates are given. `--config=<name>_paper` drops the fce
-  entry.
-
-  photographs=False for images that are mostly background at the bottom of the pixel range
-  (digits, MNIST), whose configs use the cube Glow (EDGE_FLOW_SUPPORT).
+  Args:
+    config: the ConfigDict to edit in place.
+    flow_lr: the flow's FCE learning rate (photographs: a tenth of the paper's).
   """
-  defaults = {'fce': list(PHOTO_FCE if photographs else DIGITS_FCE)}
-  if nt_lr is not None:
-    defaults.update(nt_ebm_defaults(nt_lr, nce_lr))
-  return defaults
+  config.model.ebm.update(base='flow', support='cube')
+  config.train.fce_init_steps = 500
+  config.train.schedule.update(max_flow_updates=1, metric='value', window=10)
+  config.optim.flow_lr = flow_lr
 
 
-def nt_ebm_defaults(nt_lr, nce_lr):
+def nt_ebm(config, mode, nt_lr, nce_lr):
   """NT-EBM's settings for nt and nt_nce on images (NT-EBM A.3-A.4): the LipSwish EBM of its
   Tables 4-5 (nf=32), Adam with beta1 0.99; nt at `nt_lr`, batch 64, 40k updates; nt_nce at
-  `nce_lr`, batch 128, 80k updates. A config's MODE_DEFAULTS (see configs.mode_defaults)."""
-  ebm = ['model.ebm.arch=lipswish', 'optim.ebm_beta1=0.99']
-  return {'nt': ebm + [f'optim.ebm_lr={nt_lr}', 'train.batch_size=64', 'train.steps=40000'],
-          'nt_nce': ebm + [f'optim.ebm_lr={nce_lr}', 'train.batch_size=128',
-                           'train.steps=80000']}
+  `nce_lr`, batch 128, 80k updates. Other modes are left as they are."""
+  if mode == 'nt':
+    lr, batch_size, steps = nt_lr, 64, 40000
+  elif mode == 'nt_nce':
+    lr, batch_size, steps = nce_lr, 128, 80000
+  else:
+    return
+  config.model.ebm.arch = 'lipswish'
+  config.optim.update(ebm_beta1=0.99, ebm_lr=lr)
+  config.train.update(batch_size=batch_size, steps=steps)
+
+
+def image_for_mode(config, mode, nt_lr=None, nce_lr=None, photographs=True):
+  """An image config's `for_mode`: `fce_on_images` for fce (the flow at 1e-6 on photographs,
+  1e-5 on digits and MNIST), and NT-EBM's settings for nt and nt_nce if their learning rates are
+  given."""
+  if mode == 'fce':
+    fce_on_images(config, flow_lr=1e-6 if photographs else 1e-5)
+  if nt_lr is not None:
+    nt_ebm(config, mode, nt_lr, nce_lr)

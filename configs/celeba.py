@@ -3,9 +3,10 @@
 from configs import base
 
 
-MODE_DEFAULTS = base.image_mode_defaults(nt_lr=1e-5, nce_lr=1e-5)
-
-
 def get_config():
   return base.get_image32_config('celeba', steps_per_level=16, num_classes=0,
                                  mle_pretrain_steps=50000)
+
+
+def for_mode(config, mode):
+  base.image_for_mode(config, mode, nt_lr=1e-5, nce_lr=1e-5)

@@ -4,9 +4,6 @@ A.4), and the 64x64 LipSwish EBM of NT-EBM Table 5 (nf=32) with Adam lr 1e-5, be
 from configs import base
 
 
-MODE_DEFAULTS = base.image_mode_defaults(nt_lr=1e-5, nce_lr=1e-5)
-
-
 def get_config():
   config = base.get_base_config()
   config.data.name = 'celeba64'
@@ -19,3 +16,7 @@ def get_config():
   config.train.mle_pretrain_steps = 50000  # ours: the paper does not say (configs/base.py)
   config.train.eval_every = 5000
   return config
+
+
+def for_mode(config, mode):
+  base.image_for_mode(config, mode, nt_lr=1e-5, nce_lr=1e-5)

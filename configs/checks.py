@@ -67,8 +67,36 @@ def _lookup(config, key):
   return node
 
 
+def choices():
+  """The fields that take one of a few names, each with the names its implementation knows."""
+  # pylint: disable=g-import-not-at-top
+  from models import build  # the implementations import TensorFlow: only when checking
+  from models import ebm
+  from train import schedule
+  from train import steps
+  return {
+      'model.ebm.arch': ebm.ARCHITECTURES,
+      'model.ebm.activation': tuple(ebm.ACTIVATIONS),
+      'model.ebm.first_bias': tuple(build.FIRST_BIAS_SHARE),
+      'model.ebm.base': ('none', 'flow'),
+      'model.ebm.support': tuple(build.SUPPORTS),
+      'model.flow.support': tuple(build.SUPPORTS),
+      'model.flow.coupling': ('additive', 'affine'),
+      'optim.flow_optimizer': steps.FLOW_OPTIMIZERS,
+      'train.nce_noise': ('gaussian', 'flow'),
+      'train.ebm_aux_noise': ('gaussian', 'base'),
+      'train.schedule.metric': schedule.METRICS,
+  }
+
+
+def _one_of(names):
+  quoted = [repr(n) for n in names]
+  return ' or '.join(quoted) if len(quoted) == 2 else 'one of ' + ', '.join(quoted)
+
+
 def problems(config):
-  """The fields of `config` whose values make no sense, as 'field=value (must be ...)'."""
+  """The fields of `config` whose values make no sense, alone or together, as
+  'field=value (must be ...)'."""
   out = []
   for key, (ok, must) in RULES.items():
     value = _lookup(config, key)
@@ -77,36 +105,64 @@ def problems(config):
     number = isinstance(value, (int, float)) and math.isfinite(value)
     if not number or not ok(value):
       out.append(f'{key}={value!r} (must be {must})')
-  return out
+  valid = set()  # the named fields whose names are valid, which the combinations below read
+  for key, names in choices().items():
+    value = _lookup(config, key)
+    if value is None or value in names:
+      valid.add(key)
+    else:
+      out.append(f'{key}={value!r} (must be {_one_of(names)})')
+  return out + _combinations(config, valid)
 
 
-def _combinations(config):
-  """Values that make sense alone but not together."""
+def _combinations(config, valid):
+  """Values that make sense alone but not together (of the named fields, only valid ones)."""
+  from models import ebm  # pylint: disable=g-import-not-at-top
+  get = lambda key: _lookup(config, key)
+  shape = tuple(get('data.shape') or ())
   out = []
-  if (_lookup(config, 'train.ebm_aux_noise') not in (None, 'gaussian', 'base')):
-    out.append(f"train.ebm_aux_noise={config.train.ebm_aux_noise!r} (must be 'gaussian' or "
-               "'base')")
-  elif (_lookup(config, 'train.ebm_aux_noise') == 'base'
-        and _lookup(config, 'model.ebm.base') != 'flow'):
+  if len(shape) not in (1, 3):
+    out.append(f'data.shape={shape} (must be vectors (D,) or images (H, W, C))')
+  if 'train.ebm_aux_noise' in valid and get('train.ebm_aux_noise') == 'base' and (
+      get('model.ebm.base') != 'flow'):
     out.append("train.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
-  if _lookup(config, 'train.schedule.metric') not in (None, 'accuracy', 'value'):
-    out.append(f"train.schedule.metric={config.train.schedule.metric!r} (must be 'accuracy' or "
-               "'value')")
-  if _lookup(config, 'model.flow.support') not in (None, 'none', 'cube'):
-    out.append(f"model.flow.support={config.model.flow.support!r} (must be 'none' or 'cube')")
-  elif (_lookup(config, 'model.flow.support') == 'cube'
-        and len(_lookup(config, 'data.shape') or ()) != 3):
+  if 'model.flow.support' in valid and get('model.flow.support') == 'cube' and len(shape) != 3:
     out.append("model.flow.support='cube' on vector data (it is for images (H, W, C))")
-  if _lookup(config, 'model.ebm.support') not in (None, 'none', 'cube'):
-    out.append(f"model.ebm.support={config.model.ebm.support!r} (must be 'none' or 'cube')")
-  elif _lookup(config, 'model.ebm.support') == 'cube' and _lookup(config, 'train.ebm_f_penalty'):
+  if 'model.ebm.support' in valid and get('model.ebm.support') == 'cube' and (
+      get('train.ebm_f_penalty')):
     out.append("model.ebm.support='cube' with train.ebm_f_penalty > 0 (f is -inf outside the "
                "cube, where the penalty would be infinite)")
+  if get('model.ebm.conditional') and (get('data.num_classes') or 0) < 2:
+    out.append('model.ebm.conditional=True (needs labeled data, data.num_classes >= 2)')
+  arch = get('model.ebm.arch')
+  if 'model.ebm.arch' not in valid or arch is None:
+    return out  # the other EBM fields depend on a valid architecture
+  if arch == 'mlp' and len(shape) == 3:
+    out.append("model.ebm.arch='mlp' on image data (it takes vectors (D,))")
+  elif arch != 'mlp' and len(shape) == 1:
+    out.append(f'model.ebm.arch={arch!r} on vector data (it takes images (H, W, C))')
+  first_bias = get('model.ebm.first_bias')
+  if 'model.ebm.first_bias' in valid and first_bias not in (None, 'zeros') and arch != 'mlp':
+    out.append(f'model.ebm.first_bias={first_bias!r} is for the mlp EBM (use '
+               'model.ebm.first_bias=zeros)')
+  width = get('model.ebm.width')
+  if width not in (None, ebm.MLP_WIDTH) and arch != 'mlp':
+    out.append(f'model.ebm.width={width} is for the mlp EBM; {arch!r} has its own widths (use '
+               f'model.ebm.width={ebm.MLP_WIDTH})')
+  activation = get('model.ebm.activation')
+  if ('model.ebm.activation' in valid and activation not in (None, 'lrelu')
+      and arch not in ('mlp', 'conv')):
+    out.append(f'model.ebm.activation={activation!r} is for the mlp and conv EBMs; {arch!r} has '
+               'its own (use model.ebm.activation=lrelu)')
   return out
 
 
 def check(config):
-  """Raises ValueError naming every value of `config` that makes no sense."""
-  found = problems(config) + _combinations(config)
+  """Raises ValueError naming every value of `config` that makes no sense, in one line.
+
+  The one place config values are validated: models/, train/ and eval/ trust the config they
+  are given (configs.with_defaults fills the fields an old saved config lacks).
+  """
+  found = problems(config)
   if found:
     raise ValueError('Config values that make no sense: ' + '; '.join(found) + '.')

@@ -3,11 +3,6 @@
 from configs import base
 
 
-# Mostly background at the bottom of the pixel range, as digits
-# (configs.base.image_mode_defaults).
-MODE_DEFAULTS = base.image_mode_defaults(nt_lr=5e-5, nce_lr=1e-5, photographs=False)
-
-
 def get_config():
   config = base.get_base_config()
   config.data.name = 'mnist'
@@ -21,3 +16,8 @@ def get_config():
   config.train.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)
   config.train.eval_every = 5000  # as the 32x32 RGB configs
   return config
+
+
+def for_mode(config, mode):
+  # Mostly background at the bottom of the pixel range: the paper's flow rate and the cube Glow.
+  base.image_for_mode(config, mode, nt_lr=5e-5, nce_lr=1e-5, photographs=False)

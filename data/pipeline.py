@@ -44,7 +44,7 @@ def load_arrays(config, split='train'):
   """All of `split` as numpy arrays (x as stored: uint8 images or float32 vectors, labels)."""
   d = config.data
   x, labels = _cached_arrays(d.name, split, tuple(d.shape), d.num_bins, config.train.seed,
-                             d.data_dir, float(d.get('test_fraction', 0.)))
+                             d.data_dir, float(d.test_fraction))
   if len(x) == 0:
     raise images.DataError(f'Dataset {d.name} split {split!r} is empty.')
   return x, labels

@@ -1,7 +1,7 @@
 """FCE Figure 5: semi-supervised FCE on two spirals with 7 labeled points per arm.
 
 Runs `--mode=ssl` (class-conditional EBM, eqs. 15-18; the flow as in FCE) with the toy2d
-defaults for ssl (MODE_DEFAULTS in configs/toy2d.py: VAT) plus --set overrides, evaluating
+defaults for ssl (`for_mode` in configs/toy2d.py: VAT) plus --set overrides, evaluating
 every --eval_every steps. Writes, in --outdir:
 figure5.png (data | Glow | EBM marginal | EBM class 0 | EBM class 1, at the end), figure5.json
 (class accuracy on 5000 points of both arms against steps, and the log-density errors) and

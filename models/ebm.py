@@ -67,16 +67,9 @@ def _lrelu(x):
 
 
 # model.ebm.activation of the 'mlp' and 'conv' networks. With 'lrelu' (the paper's) f is
-# piecewise linear in x; 'swish' and 'softplus' make it smooth. On the 2D suite swish was worse
-# than lrelu for FCE and NCE alike (docs/bench2d).
+# piecewise linear in x; 'swish' and 'softplus' make it smooth (lrelu did better on the 2D
+# suite, docs/bench2d).
 ACTIVATIONS = {'lrelu': _lrelu, 'swish': tf.nn.silu, 'softplus': tf.nn.softplus}
-
-
-def _activation(name):
-  if name not in ACTIVATIONS:
-    raise ValueError(f'model.ebm.activation must be one of {", ".join(ACTIVATIONS)}; '
-                     f'got {name!r}.')
-  return ACTIVATIONS[name]
 
 
 def _head(h, outputs):
@@ -90,7 +83,7 @@ MLP_WIDTH = 128  # FCE Table 5, 2D: fc128 x3
 
 
 def mlp_net(input_dim, outputs=1, width=MLP_WIDTH, depth=3, activation='lrelu'):
-  act = _activation(activation)
+  act = ACTIVATIONS[activation]
   x = keras.Input((input_dim,))
   h = x
   for i in range(depth):
@@ -119,7 +112,7 @@ def place_kinks_on_data(network, x, seed, share=1.):
 
 
 def conv_net(image_shape, outputs=1, widths=(64, 128, 256), activation='lrelu'):
-  act = _activation(activation)
+  act = ACTIVATIONS[activation]
   x = keras.Input(image_shape)
   h = x
   for i, w in enumerate(widths):
@@ -162,25 +155,22 @@ def conv_ssl_net(image_shape, outputs=10, large=False):
   return keras.Model(x, out, name='conv_large' if large else 'conv_small')
 
 
-ARCHITECTURES = ('mlp', 'conv', 'lipswish', 'conv_small', 'conv_large')
+# model.ebm.arch: the energy network for data of shape `shape` (no batch axis) with `outputs`
+# outputs; 'mlp' takes vectors (D,), the others images (H, W, C).
+NETWORKS = {
+    'mlp': lambda shape, outputs, **kwargs: mlp_net(shape[0], outputs, **kwargs),
+    'conv': conv_net,
+    'lipswish': lipswish_net,
+    'conv_small': lambda shape, outputs: conv_ssl_net(shape, outputs, large=False),
+    'conv_large': lambda shape, outputs: conv_ssl_net(shape, outputs, large=True),
+}
+ARCHITECTURES = tuple(NETWORKS)
 
 
 def build_network(arch, data_shape, outputs=1, **kwargs):
-  """Builds the energy network `arch` for data of shape `data_shape` (no batch axis)."""
-  data_shape = tuple(int(d) for d in data_shape)
-  if arch not in ARCHITECTURES:
-    raise ValueError(f'Unknown EBM architecture {arch!r}; valid: {", ".join(ARCHITECTURES)}.')
-  if arch == 'mlp':
-    if len(data_shape) != 1:
-      raise ValueError(f"EBM 'mlp' takes vectors (D,), got data shape {data_shape}.")
-    return mlp_net(data_shape[0], outputs, **kwargs)
-  if len(data_shape) != 3:
-    raise ValueError(f'EBM {arch!r} takes images (H, W, C), got data shape {data_shape}.')
-  if arch == 'conv':
-    return conv_net(data_shape, outputs, **kwargs)
-  if arch == 'lipswish':
-    return lipswish_net(data_shape, outputs, **kwargs)
-  return conv_ssl_net(data_shape, outputs, large=arch == 'conv_large')
+  """Builds the energy network `arch` (a key of NETWORKS) for data of shape `data_shape`; the
+  config's pair of them has passed configs/checks.py."""
+  return NETWORKS[arch](tuple(int(d) for d in data_shape), outputs, **kwargs)
 
 
 class EnergyModel(keras.Model):

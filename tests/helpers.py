@@ -112,3 +112,20 @@ class AffineFlow(tf.Module):
   def _log_normal(self, z):
     return (-0.5 * tf.reduce_sum(tf.square(z), axis=1)
             - self.latent_dim * (0.5 * np.log(2 * np.pi) + np.log(self.s)))
+
+
+def ebm_config(**fields):
+  """model.ebm of the base config with `fields` changed: every field there, as a checked config
+  gives the builders (models/build.py reads them without defaults)."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+  config = base.get_base_config().model.ebm
+  config.update(fields)
+  return config
+
+
+def flow_config(**fields):
+  """model.flow of the base config with `fields` changed (see ebm_config)."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+  config = base.get_base_config().model.flow
+  config.update(fields)
+  return config

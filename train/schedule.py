@@ -29,21 +29,14 @@ METRICS = ('accuracy', 'value')
 
 
 class AlternationSchedule(tf.Module):
-  """Decides which model the next FCE update trains; counts both models' updates."""
+  """Decides which model the next FCE update trains; counts both models' updates.
+
+  The arguments are train.schedule's fields, checked by configs/checks.py.
+  """
 
   def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0,
                max_ebm_updates=0, metric='accuracy', value_threshold=-np.log(4.)):
     super().__init__(name='schedule')
-    if metric not in METRICS:
-      raise ValueError(f'The schedule reads one of {", ".join(METRICS)}, got {metric!r}.')
-    if not 0. < threshold < 1.:
-      raise ValueError(f'The accuracy threshold must lie in (0, 1), got {threshold}.')
-    if not value_threshold < 0.:
-      raise ValueError(f'V is a log-likelihood, below 0: value_threshold={value_threshold}.')
-    if hysteresis < 0 or window < 1 or max_flow_updates < 0 or max_ebm_updates < 0:
-      raise ValueError('Need hysteresis >= 0, window >= 1, max_flow_updates >= 0 and '
-                       f'max_ebm_updates >= 0; got {hysteresis}, {window}, {max_flow_updates}, '
-                       f'{max_ebm_updates}.')
     self.metric = metric
     self.threshold = threshold if metric == 'accuracy' else value_threshold
     self.hysteresis = hysteresis

@@ -45,9 +45,7 @@ def make_optimizers(optim_config):
   """
   lr = learning_rates(optim_config)
   clip = lambda norm: {'global_clipnorm': float(norm)} if norm else {}
-  kind = optim_config.flow_optimizer
-  if kind not in FLOW_OPTIMIZERS:
-    raise ValueError(f'Unknown optim.flow_optimizer {kind!r}; valid: {", ".join(FLOW_OPTIMIZERS)}.')
+  kind = optim_config.flow_optimizer  # one of FLOW_OPTIMIZERS (configs/checks.py)
   flow_clip = clip(optim_config.flow_clip_norm)
   flow = {'adamax': lambda: keras.optimizers.Adamax(lr['flow'], **flow_clip),
           'adam': lambda: keras.optimizers.Adam(lr['flow'], beta_1=optim_config.flow_beta1,

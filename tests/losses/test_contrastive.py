@@ -1,4 +1,3 @@
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -95,7 +94,7 @@ def test_nce_recovers_gaussian_parameters_and_normaliser(nu):
 
 def _models():
   flow = glow.Flow(glow.VectorGlow(2, 3, width=16), (2,))
-  ebm = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  ebm = build.build_ebm(helpers.ebm_config(arch='mlp'), (2,))
   x = tf.constant(np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32))
   flow.data_init(x)
   helpers.perturb_variables(flow, scale=0.05)
@@ -183,9 +182,9 @@ def test_ebm_fce_metrics_are_computed_with_dropout_off():
   """The alternation schedule reads the accuracy: the EBM step must report it with dropout off,
   as the flow step does, while its loss keeps dropout on."""
   shape = (12, 12, 3)
-  ebm = build.build_ebm(ml_collections.ConfigDict(dict(arch='conv_small', conditional=True)),
+  ebm = build.build_ebm(helpers.ebm_config(arch='conv_small', conditional=True),
                         shape, num_classes=3)
-  mlp = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  mlp = build.build_ebm(helpers.ebm_config(arch='mlp'), (2,))
   assert ebm.has_dropout and not mlp.has_dropout
   gaussian = noise.GaussianNoise(shape, std=1.)
   rng = np.random.default_rng(3)

@@ -1,4 +1,3 @@
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -9,7 +8,7 @@ from tests import helpers
 
 
 def _conditional_ebm(classes=3):
-  config = ml_collections.ConfigDict(dict(arch='mlp', conditional=True))
+  config = helpers.ebm_config(arch='mlp', conditional=True)
   return build.build_ebm(config, (2,), num_classes=classes)
 
 
@@ -55,7 +54,7 @@ def test_ssl_loss_reaches_every_ebm_variable():
 
 def _dropout_ebm(classes=3, shape=(12, 12, 3)):
   """A 'conv_small' EBM (dropout 0.2 / 0.5 / 0.5, FCE Table 6) on images it accepts."""
-  config = ml_collections.ConfigDict(dict(arch='conv_small', conditional=True))
+  config = helpers.ebm_config(arch='conv_small', conditional=True)
   return build.build_ebm(config, shape, num_classes=classes)
 
 

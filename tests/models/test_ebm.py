@@ -1,4 +1,3 @@
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,7 +20,7 @@ CASES = [
 
 
 def _ebm(arch, shape, classes):
-  config = ml_collections.ConfigDict(dict(arch=arch, conditional=bool(classes)))
+  config = helpers.ebm_config(arch=arch, conditional=bool(classes))
   return build.build_ebm(config, shape, num_classes=classes)
 
 
@@ -58,7 +57,7 @@ def test_log_prob_subtracts_the_log_normalizer_per_class():
 def test_a_cube_support_zeroes_the_density_outside_and_keeps_gradients_finite(classes):
   """model.ebm.support='cube': log p = f - c on [-0.5, 0.5]^D, -inf outside (one pixel out is
   enough); a loss on a batch mixing both has finite gradients for every variable."""
-  config = ml_collections.ConfigDict(dict(arch='conv', conditional=bool(classes), support='cube'))
+  config = helpers.ebm_config(arch='conv', conditional=bool(classes), support='cube')
   model = build.build_ebm(config, (8, 8, 1), num_classes=classes)
   free = _ebm('conv', (8, 8, 1), classes)
   free.set_weights(model.get_weights())
@@ -73,9 +72,6 @@ def test_a_cube_support_zeroes_the_density_outside_and_keeps_gradients_finite(cl
     loss = -tf.reduce_mean(tf.math.log_sigmoid(-model.marginal_log_prob(x, training=True)))
   grads = tape.gradient(loss, model.trainable_variables)
   assert all(np.all(np.isfinite(g.numpy())) for g in grads)
-  with pytest.raises(ValueError, match="model.ebm.support must be one of none, cube; got 'ball'"):
-    build.build_ebm(ml_collections.ConfigDict(dict(arch='conv', conditional=False,
-                                                   support='ball')), (8, 8, 1))
 
 
 def test_table5_conv_net_layers():
@@ -112,7 +108,7 @@ def test_lipswish():
 @pytest.mark.parametrize('arch,shape', [('mlp', (2,)), ('conv', (8, 8, 1))])
 @pytest.mark.parametrize('activation', ['lrelu', 'swish', 'softplus'])
 def test_activation_option_sets_the_hidden_layers(arch, shape, activation):
-  config = ml_collections.ConfigDict(dict(arch=arch, conditional=False, activation=activation))
+  config = helpers.ebm_config(arch=arch, activation=activation)
   net = build.build_ebm(config, shape).network
   hidden = [layer for layer in net.layers if layer.name.startswith(('fc', 'conv'))]
   assert hidden
@@ -124,7 +120,7 @@ def test_activation_option_sets_the_hidden_layers(arch, shape, activation):
 
 @pytest.mark.parametrize('width', [16, 256])
 def test_width_option_sets_the_mlp_hidden_layers(width):
-  config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False, width=width))
+  config = helpers.ebm_config(arch='mlp', width=width)
   net = build.build_ebm(config, (2,)).network
   hidden = [layer for layer in net.layers if layer.name.startswith('fc')]
   assert [layer.units for layer in hidden] == [width] * 3
@@ -137,8 +133,7 @@ def test_smooth_activation_curves_the_2d_log_density():
 
   def hessian_norm(activation):
     keras.utils.set_random_seed(0)
-    config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False,
-                                            activation=activation))
+    config = helpers.ebm_config(arch='mlp', activation=activation)
     f = build.build_ebm(config, (2,)).network
     with tf.GradientTape() as outer:
       outer.watch(x)
@@ -174,32 +169,10 @@ def test_place_kinks_on_data_puts_each_first_layer_kink_through_a_data_point():
   assert not np.any(bias[8:])  # the others still through the origin
 
 
-@pytest.mark.parametrize('fields,shape,message', [
-    (dict(arch='mlp', activation='tanh'), (2,),
-     "activation must be one of lrelu, swish, softplus; got 'tanh'"),
-    (dict(arch='lipswish', activation='swish'), (8, 8, 1),
-     "activation is for the mlp and conv EBMs; 'lipswish'"),
-    (dict(arch='mlp', first_bias='random'), (2,),
-     "first_bias must be 'zeros', 'half' or 'data'; got 'random'"),
-    (dict(arch='conv', first_bias='data'), (8, 8, 1), "first_bias='data' is for the mlp EBM"),
-    (dict(arch='conv', width=256), (8, 8, 1), "width is for the mlp EBM; 'conv'"),
-])
-def test_bad_activation_or_first_bias_is_refused(fields, shape, message):
-  with pytest.raises(ValueError, match=message):
-    build.build_ebm(ml_collections.ConfigDict(dict(conditional=False, **fields)), shape)
-
-
-def test_bad_input_is_refused():
-  with pytest.raises(ValueError, match="Unknown EBM architecture 'resnet'; valid: mlp"):
-    ebm_lib.build_network('resnet', (2,))
-  with pytest.raises(ValueError, match='takes images'):
-    ebm_lib.build_network('conv', (2,))
+def test_inputs_of_another_shape_are_refused():
   model = _ebm('conv', (8, 8, 1), 0)
   with pytest.raises(ValueError, match=r'inputs of shape \(8, 8, 1\).*\(2, 8, 8, 3\)'):
     model(tf.zeros([2, 8, 8, 3]))
-  with pytest.raises(ValueError, match='num_classes >= 2'):
-    build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=True)), (2,),
-                    num_classes=0)
 
 
 def _adam_steps_on_c(ebm, steps):
@@ -231,11 +204,10 @@ def test_c_learns_at_the_scale_of_image_log_densities():
 def test_a_flow_base_adds_a_frozen_log_q():
   """With base='flow', f = network + log q_base, and the base is not among the EBM's trainable
   variables (the EBM's optimizer must not move it)."""
-  flow_config = ml_collections.ConfigDict(dict(
-      levels=1, steps_per_level=2, width=8, coupling='affine', seed=0, scale_floor=0.))
-  config = ml_collections.ConfigDict(dict(arch='mlp', conditional=False, base='flow'))
+  flow_config = helpers.flow_config(levels=1, steps_per_level=2, width=8)
+  config = helpers.ebm_config(arch='mlp', base='flow')
   ebm = build.build_ebm(config, (2,), flow_config=flow_config)
-  plain = build.build_ebm(ml_collections.ConfigDict(dict(arch='mlp', conditional=False)), (2,))
+  plain = build.build_ebm(helpers.ebm_config(arch='mlp'), (2,))
   x = tf.random.stateless_normal([5, 2], seed=[3, 4])
   np.testing.assert_allclose(ebm(x).numpy(), ebm.network(x).numpy()[:, 0] +
                              ebm.base.log_prob(x).numpy(), rtol=1e-6)

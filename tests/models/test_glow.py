@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import configs
 from data import pipeline
 from losses import flow as flow_losses
 from models import bijectors as fb
@@ -196,8 +197,8 @@ def _variable_shapes(flow):
 def test_build_flow_from_config(coupling):
   """Every field of the config reaches the flow: its variables are those of the flow built by
   hand from them (levels, steps, width and coupling each change the shapes or their count)."""
-  config = ml_collections.ConfigDict(dict(levels=2, steps_per_level=1, width=8, coupling=coupling, seed=0,
-                                          scale_floor=0.05))
+  config = helpers.flow_config(levels=2, steps_per_level=1, width=8, coupling=coupling,
+                               scale_floor=0.05)
   image = build.build_flow(config, (8, 8, 3))
   couplings = [m for m in image.bijector.submodules if type(m).__name__ == 'Coupling']
   assert len(couplings) == 2 and all(m.scale_floor == 0.05 for m in couplings)
@@ -209,11 +210,10 @@ def test_build_flow_from_config(coupling):
   assert _variable_shapes(vector) == _variable_shapes(
       glow.Flow(glow.VectorGlow(3, 1, 8, coupling), (3,)))
   assert vector.event_shape == (3,)
-  other = build.build_flow(ml_collections.ConfigDict(dict(config, steps_per_level=2, width=4)), (3,))
+  other = build.build_flow(helpers.flow_config(**dict(config, steps_per_level=2, width=4)),
+                        (3,))
   assert _variable_shapes(other) == _variable_shapes(
       glow.Flow(glow.VectorGlow(3, 2, 4, coupling), (3,)))
-  with pytest.raises(ValueError, match='vectors .* or images'):
-    build.build_flow(config, (4, 4))
   with pytest.raises(ValueError, match="'additive' or 'affine'"):
     build.build_flow(ml_collections.ConfigDict(dict(config, coupling='spline')), (8, 8, 3))
 
@@ -266,12 +266,10 @@ def test_cube_glow_density_integrates_to_one_on_a_grid():
   np.testing.assert_allclose(np.exp(log_q).sum() / n ** 4, 1., atol=0.03)
 
 
-def test_cube_support_builds_from_config_for_images_only():
-  config = ml_collections.ConfigDict(dict(levels=1, steps_per_level=1, width=8,
-                                          coupling='additive', seed=0, scale_floor=0.,
-                                          support='cube'))
+def test_cube_support_builds_from_config_and_is_refused_on_vectors():
+  config = helpers.flow_config(levels=1, steps_per_level=1, width=8, coupling='additive',
+                               support='cube')
   assert build.build_flow(config, (4, 4, 1)).bijector.support == (-0.5, 0.5)
-  with pytest.raises(ValueError, match='is for images'):
-    build.build_flow(config, (3,))
-  with pytest.raises(ValueError, match="must be one of none, cube; got 'ball'"):
-    build.build_flow(ml_collections.ConfigDict(dict(config, support='ball')), (4, 4, 1))
+  with pytest.raises(ValueError, match=r"model.flow.support='cube' on vector data \(it is for "
+                     'images'):
+    configs.for_dataset('8gaussians', None, ['model.flow.support=cube'])

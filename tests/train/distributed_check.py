@@ -9,7 +9,6 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -20,6 +19,7 @@ import configs  # noqa: E402
 from configs import overrides  # noqa: E402
 from models import build as build_lib  # noqa: E402
 from models import noise as noise_lib  # noqa: E402
+from tests import helpers  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
 config = configs.get_config('smoke')
@@ -38,8 +38,8 @@ def build(strategy):
   with strategy.scope():
     flow = build_lib.build_flow(config.model.flow, shape)
     ebm = build_lib.build_ebm(config.model.ebm, shape)
-    cond_ebm = build_lib.build_ebm(ml_collections.ConfigDict(
-        dict(arch=config.model.ebm.arch, conditional=True)), shape, num_classes=2)
+    cond_ebm = build_lib.build_ebm(helpers.ebm_config(
+        arch=config.model.ebm.arch, conditional=True), shape, num_classes=2)
     opts = steps_lib.make_optimizers(config.optim)
     ssl_opt = steps_lib.make_optimizers(config.optim)['ebm']
   return flow, ebm, cond_ebm, opts, ssl_opt

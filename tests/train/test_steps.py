@@ -210,13 +210,6 @@ def test_a_step_logs_its_models_gradient_norm():
   np.testing.assert_allclose(float(out['ebm_grad_norm']), expected, rtol=1e-5)
 
 
-def test_unknown_flow_optimizer_is_refused():
-  config = configs.get_config('toy2d')
-  config.optim.flow_optimizer = 'rmsprop'
-  with pytest.raises(ValueError, match="Unknown optim.flow_optimizer 'rmsprop'; valid: adamax"):
-    steps_lib.make_optimizers(config.optim)
-
-
 def test_annealed_learning_rate_is_constant_then_falls_linearly_to_zero():
   lr = 3e-4
   assert steps_lib.annealed(lr, 0.5, 0.) == lr  # 0 = off

@@ -229,6 +229,9 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--mode=sample', '--thin=-1'], '--thin at least 0'),
     (['--set', 'train.steps=1.5'], "'train.steps' is an integer; got '1.5'"),
     (['--set', 'train.checkpoint_every=0'], 'train.checkpoint_every=0 (must be an integer >= 1)'),
+    (['--set', 'model.ebm.arch=foo'], "no sense: model.ebm.arch='foo' (must be one of 'mlp', "),
+    (['--mode=nce', '--set', 'train.nce_noise=banana'],
+     "no sense: train.nce_noise='banana' (must be 'gaussian' or 'flow')."),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]

@@ -172,6 +172,7 @@ def test_classifiers_minimise_the_stated_objective(kind, num_features, num_class
     assert f(params + 1e-2 * rng.normal(size=params.shape)) > best
 
 
+@pytest.mark.slow
 def test_supervised_baseline_learns_its_labeled_examples():
   config = configs.get_config('smoke')
   config.data.num_classes = 3
@@ -245,6 +246,7 @@ def test_probe_writes_errors_per_number_of_labels(labeled_run):
   assert report['results']['50']['error'] < 50.
 
 
+@pytest.mark.slow
 def test_probe_svm_protocol_and_command_line(labeled_run, capsys):
   assert features.main(['features', f'--workdir={labeled_run}', '--labels=20,50',
                         '--protocol=svm']) == 0

@@ -127,6 +127,7 @@ def test_image_eval_writes_one_report_per_checkpoint_and_skips_what_is_done(
   assert not calls and again[6] == report
 
 
+@pytest.mark.slow
 def test_fid_without_the_graph_fails_in_one_message_keeping_the_bits_per_dim(
     digits_run, tmp_path, monkeypatch):
   monkeypatch.setenv('FCE_CACHE_DIR', str(tmp_path / 'cache'))

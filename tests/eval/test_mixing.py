@@ -1,6 +1,7 @@
 """Mixing diagnostics (eval/mixing.py): R-hat, autocorrelation, and the three samplers."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from eval import mixing
@@ -40,6 +41,7 @@ def test_autocorrelation_of_an_ar1_process_decays_as_its_coefficient():
   np.testing.assert_allclose(acf, phi ** np.arange(6), atol=0.03)
 
 
+@pytest.mark.slow
 def test_the_three_samplers_start_together_and_report(tmp_path):
   flow = helpers.AffineFlow([0., 0.], 1.)
   results = mixing.report(lambda x: tf.zeros(tf.shape(x)[:1]), flow, str(tmp_path), num_chains=8,

@@ -59,6 +59,7 @@ def _assert_same_metrics(a, b):
       assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_eval_errors_are_clear(fce_run, tmp_path):
   with pytest.raises(eval_run.EvalError, match='no run'):
     eval_run.evaluate(str(tmp_path / 'nothing'))

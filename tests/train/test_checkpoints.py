@@ -80,6 +80,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(trained, tmp_p
   assert ckpt_lib.latest_readable(os.path.join(workdir, 'checkpoints'))[0].endswith('ckpt-6')
 
 
+@pytest.mark.slow
 def test_every_checkpoint_damaged_is_one_clear_error(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   for step in (2, 4):

@@ -98,6 +98,7 @@ def test_full_size_config_takes_nt_and_nt_nce_steps_at_batch_two(name):
   assert all(_changed(ebm_before, ebm.trainable_variables))
 
 
+@pytest.mark.slow
 def test_compiled_mle_steps_lower_the_loss_on_a_fixed_batch():
   config, flow, _, x = _setup('smoke', batch=16)
   step = steps_lib.compile_step(steps_lib.make_mle_step(

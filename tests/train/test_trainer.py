@@ -31,6 +31,7 @@ def _values(module):
   return [v.numpy() for v in module.trainable_variables]
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
   straight = trainer_lib.Trainer(_toy_config(**{'train.steps': 6}), 'fce', str(tmp_path / 'a'))
   straight.run()
@@ -73,6 +74,7 @@ def test_run_record_is_written_whole_and_a_damaged_one_is_named(tmp_path):
     trainer_lib.check_workdir(workdir, config, 'mle', write=False)
 
 
+@pytest.mark.slow
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.checkpoint_every': 2}), 'mle',
@@ -132,6 +134,7 @@ def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
   trainer_lib.Trainer(_toy_config(), 'fce', str(tmp_path / 'w'), init_flow=str(tmp_path / 'nce'))
 
 
+@pytest.mark.slow
 def test_tensorboard_and_figures_are_written(tmp_path):
   workdir = str(tmp_path / 'run')
   trainer_lib.Trainer(_toy_config(**{'train.steps': 4, 'train.eval_every': 4}), 'fce',

@@ -259,6 +259,7 @@ def test_probe_svm_protocol_and_command_line(labeled_run, capsys):
   assert 'supervised_error' not in report['results']['50']
 
 
+@pytest.mark.slow
 def test_probe_errors(labeled_run, tmp_path, capsys):
   with pytest.raises(eval_run.EvalError, match='Cannot draw 1000 labels'):
     features.probe(labeled_run, labels=(1000,))

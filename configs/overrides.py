@@ -2,6 +2,8 @@
 
 import ast
 
+import ml_collections
+
 
 def apply(config, assignments):
   """Applies ['train.steps=500', ...] to `config`; unknown keys or bad values raise ValueError."""
@@ -12,12 +14,17 @@ def apply(config, assignments):
     *parents, leaf = key.strip().split('.')
     node = config
     for part in parents:
-      if part not in node:
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
         raise ValueError(f'Unknown config field {key!r}: no section {part!r}.')
       node = node[part]
-    if leaf not in node:
-      raise ValueError(f'Unknown config field {key!r}; fields here: {", ".join(sorted(node))}.')
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      fields = f'; fields here: {", ".join(sorted(node))}' if isinstance(
+          node, ml_collections.ConfigDict) else ''
+      raise ValueError(f'Unknown config field {key!r}{fields}.')
     old = node[leaf]
+    if isinstance(old, ml_collections.ConfigDict):
+      raise ValueError(f'{key!r} is a section, not a field: set one of its fields, e.g. '
+                       f'{key}.{sorted(old)[0]}=...')
     try:
       value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -31,4 +38,7 @@ def apply(config, assignments):
       if not value.is_integer():
         raise ValueError(f'Config field {key!r} is an integer; got {text!r}.')
       value = int(value)
-    node[leaf] = value
+    try:
+      node[leaf] = value
+    except TypeError as e:  # e.g. a number for a list field
+      raise ValueError(f'Config field {key!r} is {type(old).__name__}; got {text!r}.') from e

@@ -19,6 +19,10 @@ def test_overrides_are_typed_by_the_field_they_replace():
     ('trian.steps=3', "no section 'trian'"),
     ('train.steps=many', "'train.steps' is int; got 'many'"),
     ('train.steps', 'not of the form key=value'),
+    ('train=5', "'train' is a section, not a field: set one of its fields, e.g. train\\."),
+    ('train.steps.every=5', "Unknown config field 'train.steps.every': no section 'every'|"
+     "Unknown config field 'train.steps.every'\\.$"),
+    ('data.shape=5', "'data.shape' is (tuple|list); got '5'"),
 ])
 def test_bad_overrides_are_refused(assignment, match):
   with pytest.raises(ValueError, match=match):

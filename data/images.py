@@ -24,6 +24,8 @@ names give all of the data.
 
 import functools
 import os
+import zipfile
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -73,8 +75,9 @@ def load_npy(path):
   """Reads an .npy of (N, D) float vectors or (N, H, W, C) uint8 images, checking both."""
   try:
     array = np.load(path, mmap_mode='r', allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise DataError(f'Cannot read {path} as a .npy array: {e}.') from e
+  except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or truncated file
+    raise DataError(f'Cannot read {path} as a .npy array ({type(e).__name__}: {e}); write it '
+                    'again with numpy.save.') from e
   return _check_array(path, array)
 
 
@@ -127,8 +130,9 @@ def load_npz(path):
   try:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
-  except (OSError, ValueError) as e:
-    raise DataError(f'Cannot read {path} as an .npz archive: {e}.') from e
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated, empty
+    raise DataError(f'Cannot read {path} as an .npz archive ({type(e).__name__}: {e}); write it '
+                    'again with numpy.savez.') from e
   if 'x' not in arrays:
     raise DataError(f'{path} has no array `x` (it has {sorted(arrays)}); save the examples as x '
                     '(and labels as y, -1 for unlabeled).')
@@ -137,6 +141,9 @@ def load_npz(path):
     if xk in arrays:
       x = _check_array(f'{path}[{xk}]', arrays[xk])
       out[split] = (x, _check_labels(f'{path}[{yk}]', x, arrays.get(yk)))
+  if 'test' in out and out['test'][0].shape[1:] != out['train'][0].shape[1:]:
+    raise DataError(f'{path}: x holds examples of shape {out["train"][0].shape[1:]} and x_test '
+                    f'of shape {out["test"][0].shape[1:]}; they must match.')
   return out
 
 

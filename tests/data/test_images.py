@@ -54,6 +54,38 @@ def test_corrupt_npy_is_refused(tmp_path):
     images.load(f'npy:{tmp_path}/bad.npy', 'train', (2,))
 
 
+def _truncated(path, keep):
+  data = path.read_bytes()
+  path.write_bytes(data[:keep(len(data))])
+  return path
+
+
+@pytest.mark.parametrize('name,keep', [
+    ('empty.npy', lambda n: 0), ('cut.npy', lambda n: n // 2),
+    ('empty.npz', lambda n: 0), ('cut.npz', lambda n: n // 2)])
+def test_empty_or_truncated_files_are_one_data_error(tmp_path, name, keep):
+  """An empty or cut-off .npy / .npz (a copy that stopped): one DataError naming the file, not
+  numpy's EOFError or zipfile's BadZipFile."""
+  x = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+  path = tmp_path / name
+  if name.endswith('.npy'):
+    np.save(path, x)
+  else:
+    np.savez(path, x=x, x_test=x)
+  _truncated(path, keep)
+  with pytest.raises(images.DataError, match=f'Cannot read {path} as an? .np[yz]'):
+    images.infer_shape(f'{name[-3:]}:{path}')
+
+
+def test_npz_whose_test_examples_differ_in_shape_is_refused(tmp_path):
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / 'd.npz', x=rng.normal(size=(50, 2)).astype(np.float32),
+           x_test=rng.normal(size=(50, 3)).astype(np.float32))
+  with pytest.raises(images.DataError, match=r'x holds examples of shape \(2,\) and x_test of '
+                     r'shape \(3,\); they must match'):
+    images.infer_shape(f'npz:{tmp_path}/d.npz')
+
+
 def test_folder_of_images(tmp_path):
   rng = np.random.default_rng(0)
   for i in range(3):

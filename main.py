@@ -10,6 +10,7 @@ field (see configs/). Re-running the same command resumes from the workdir's che
 """
 
 import json
+import math
 import os
 
 from train import startup
@@ -94,6 +95,18 @@ def evaluate_or_sample():
     raise app.UsageError(f'--mode={FLAGS.mode} needs --workdir, the run folder to read.')
   if FLAGS.hmc_steps < 1 or FLAGS.thin < 0 or FLAGS.num_samples < 1:
     raise app.UsageError('--hmc_steps and --num_samples must be at least 1, --thin at least 0.')
+  positive = lambda v: math.isfinite(v) and v > 0
+  if not positive(FLAGS.temperature):
+    raise app.UsageError(f'--temperature must be a positive number (1: the model itself); got '
+                         f'{FLAGS.temperature}.')
+  if not (math.isfinite(FLAGS.hmc_step_size) and FLAGS.hmc_step_size >= 0):
+    raise app.UsageError(f'--hmc_step_size must be 0 (the run\'s own) or positive; got '
+                         f'{FLAGS.hmc_step_size}.')
+  if FLAGS.ais_steps and not (positive(FLAGS.ais_step_size) and FLAGS.ais_steps >= 2 and
+                              FLAGS.ais_chains >= 2):
+    raise app.UsageError('--ais_steps must be 0 or at least 2, with --ais_chains at least 2 and '
+                         f'a positive --ais_step_size; got {FLAGS.ais_steps}, '
+                         f'{FLAGS.ais_chains}, {FLAGS.ais_step_size}.')
   # Errors the user can fix (errors.UserError: no run there, unreadable data, ...) are printed
   # as one line by startup.run.
   if FLAGS.mode == 'eval':

@@ -235,6 +235,10 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--set', 'model.ebm.arch=foo'], "no sense: model.ebm.arch='foo' (must be one of 'mlp', "),
     (['--mode=nce', '--set', 'train.nce_noise=banana'],
      "no sense: train.nce_noise='banana' (must be 'gaussian' or 'flow')."),
+    (['--mode=sample', '--temperature=nan'], '--temperature must be a positive number'),
+    (['--mode=sample', '--temperature=-1'], '--temperature must be a positive number'),
+    (['--mode=sample', '--hmc_step_size=-1'], '--hmc_step_size must be 0'),
+    (['--mode=eval', '--ais_steps=1'], '--ais_steps must be 0 or at least 2'),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]

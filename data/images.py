@@ -147,6 +147,21 @@ def load_npz(path):
   return out
 
 
+def _check_training_data(path, x):
+  """Refuses training data with nothing to model: vectors with a column that never changes (no
+  density exists there: the flow's NLL falls without bound) or images that are all one image."""
+  if len(x) < 2:
+    return
+  if x.ndim == 2:
+    constant = np.flatnonzero(np.all(x == x[:1], axis=0))
+    if len(constant):
+      raise DataError(f'{path}: column(s) {", ".join(map(str, constant[:5]))} hold one value in '
+                      'every row. A density on real vectors is degenerate there (its '
+                      'log-likelihood grows without bound): drop those columns.')
+  elif np.all(x == x[:1]):
+    raise DataError(f'{path}: all {len(x)} images are the same image; there is nothing to model.')
+
+
 def _check_array(path, array):
   if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
     array = np.asarray(array, np.float32)
@@ -168,7 +183,9 @@ def _load_user(name):
   cached, since the config reads its shape before training reads it."""
   kind, _, paths = name.partition(':')
   if kind == 'npz':
-    return load_npz(paths)
+    out = load_npz(paths)
+    _check_training_data(f'{paths}[x]', out['train'][0])
+    return out
   read = load_npy if kind == 'npy' else load_folder
   parts = paths.split(',')
   if len(parts) > 2:
@@ -180,6 +197,7 @@ def _load_user(name):
   if len(parts) == 2 and out['train'][0].shape[1:] != out['test'][0].shape[1:]:
     raise DataError(f'{name}: the train examples are {out["train"][0].shape[1:]} and the test '
                     f'ones {out["test"][0].shape[1:]}; they must match.')
+  _check_training_data(parts[0], out['train'][0])
   return out
 
 

@@ -43,7 +43,7 @@ def test_npy_of_wrong_dtype_or_rank_is_refused(tmp_path, array, match):
 
 
 def test_npy_shape_must_match_config(tmp_path):
-  np.save(tmp_path / 'imgs.npy', np.zeros((2, 8, 8, 1), np.uint8))
+  np.save(tmp_path / 'imgs.npy', np.arange(128, dtype=np.uint8).reshape(2, 8, 8, 1))
   with pytest.raises(images.DataError, match='set data.shape'):
     images.load(f'npy:{tmp_path}/imgs.npy', 'train', (32, 32, 3))
 
@@ -188,3 +188,16 @@ def test_nan_in_vector_data_is_refused_when_loading(tmp_path):
   np.save(tmp_path / 'v.npy', vecs)
   with pytest.raises(images.DataError, match='2 of its 10 rows \\(the first: row 7\\)'):
     images.infer_shape(f'npy:{tmp_path}/v.npy')
+
+
+def test_constant_data_is_refused(tmp_path):
+  """Vectors with a column that never changes have no density (the flow's NLL fell to -135 on
+  such data with no warning); identical images leave nothing to model."""
+  x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+  x[:, 1] = 2.
+  np.save(tmp_path / 'v.npy', x)
+  with pytest.raises(images.DataError, match=r'column\(s\) 1 hold one value in every row'):
+    images.infer_shape(f'npy:{tmp_path}/v.npy')
+  np.save(tmp_path / 'i.npy', np.full((10, 4, 4, 1), 7, np.uint8))
+  with pytest.raises(images.DataError, match='i.npy: all 10 images are the same image'):
+    images.infer_shape(f'npy:{tmp_path}/i.npy')

@@ -31,7 +31,7 @@ def test_for_dataset_picks_the_dataset_config_and_user_shapes(tmp_path):
   import numpy as np
   assert configs.for_dataset('cifar10').model.flow.steps_per_level == 32
   assert configs.for_dataset('2spirals').data.num_classes == 2
-  np.save(tmp_path / 'v.npy', np.zeros((4, 5), np.float32))
+  np.save(tmp_path / 'v.npy', np.arange(20, dtype=np.float32).reshape(4, 5))
   config = configs.for_dataset(f'npy:{tmp_path}/v.npy', assignments=['train.steps=3'])
   assert tuple(config.data.shape) == (5,) and config.train.steps == 3
   with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):

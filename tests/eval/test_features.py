@@ -265,7 +265,7 @@ def test_probe_errors(labeled_run, tmp_path, capsys):
     features.probe(labeled_run, labels=(1000,))
   with pytest.raises(eval_run.EvalError, match='fewer than one per class'):
     features.probe(labeled_run, labels=(5,))
-  np.save(tmp_path / 'images.npy', np.zeros((6, 8, 8, 3), np.uint8))
+  np.save(tmp_path / 'images.npy', np.arange(6 * 192, dtype=np.uint8).reshape(6, 8, 8, 3))
   config = configs.get_config('smoke')
   config.data.update(name=f'npy:{tmp_path}/images.npy', num_classes=0)
   trainer_lib.check_workdir(str(tmp_path / 'unlabeled'), config, 'fce', write=True)

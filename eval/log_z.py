@@ -151,12 +151,18 @@ def ais(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
   Returns:
     (estimate, its delta-method standard error, mean HMC acceptance).
   """
+  estimate, se, _, acceptance = _forward(flow, ebm, num_chains, num_steps, step_size, seed,
+                                         leapfrog_steps)
+  return estimate, se, acceptance
+
+
+def _forward(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps):
+  """Forward AIS: (estimate, se, effective sample size of the weights, acceptance)."""
   z0 = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 7])
   log_w, acceptance = anneal(latent_log_ratio(flow, ebm), z0, num_steps, step_size, seed,
                              leapfrog_steps)
   _check_weights(log_w, 'AIS log-weights')
-  estimate, se, _ = log_mean_weight(log_w)
-  return estimate, se, acceptance
+  return (*log_mean_weight(log_w), acceptance)
 
 
 def reverse_ais(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3):
@@ -174,3 +180,47 @@ def reverse_ais(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3
   _check_weights(log_w, 'reverse AIS log-weights')
   estimate, se, _ = log_mean_weight(log_w)
   return -estimate, se, acceptance
+
+
+def ladder(flow, ebm, num_chains, steps, step_size, seed, leapfrog_steps=3, min_ess=0.1):
+  """Forward AIS at each number of annealing steps in `steps` (e.g. 100, 300, 1000, 3000), from
+  the same starts: an estimate that still rises with K was annealed too fast (AIS is low in
+  expectation, by less with more steps).
+
+  The standard error of a log mean weight is only trustworthy when the weights are not ruled
+  by a few chains, so the ladder has `settled` when its last two rungs each have an effective
+  sample size of at least `min_ess` of the chains and agree within twice their combined
+  standard error.
+
+  Returns:
+    {'rungs': [{'steps', 'estimate', 'se', 'ess', 'acceptance'}, ...], 'settled': bool, or
+    None for a single rung}.
+  """
+  rungs = []
+  for k in steps:
+    estimate, se, ess, acceptance = _forward(flow, ebm, num_chains, k, step_size, seed,
+                                             leapfrog_steps)
+    rungs.append(dict(steps=int(k), estimate=estimate, se=se, ess=ess, acceptance=acceptance))
+  settled = None
+  if len(rungs) > 1:
+    a, b = rungs[-2], rungs[-1]
+    settled = bool(min(a['ess'], b['ess']) >= min_ess * num_chains and
+                   abs(b['estimate'] - a['estimate']) <= 2 * np.hypot(a['se'], b['se']))
+  return {'rungs': rungs, 'settled': settled}
+
+
+def sandwich(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3):
+  """Bidirectional Monte Carlo (Grosse, Ghahramani & Adams 2015): forward AIS from N(0, I) and
+  reverse AIS from the model's latent samples z_model, over the same path; log(Z / e^c) lies
+  between them in expectation when z_model are exact samples (approximate samples, e.g. long
+  neural-transport chains, make the upper side approximate too).
+
+  Returns:
+    {'lower', 'lower_se', 'upper', 'upper_se', 'gap', 'acceptance'} (log(Z / e^c), nats).
+  """
+  lower, lower_se, acc_f = ais(flow, ebm, len(z_model), num_steps, step_size, seed,
+                               leapfrog_steps)
+  upper, upper_se, acc_r = reverse_ais(flow, ebm, z_model, num_steps, step_size, seed,
+                                       leapfrog_steps)
+  return dict(lower=lower, lower_se=lower_se, upper=upper, upper_se=upper_se,
+              gap=upper - lower, acceptance=(acc_f + acc_r) / 2)

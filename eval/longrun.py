@@ -118,7 +118,8 @@ def report(workdir, chain_steps=2000, strip_every=5, strip_frames=100, fid_every
   if len(config.data.shape) != 3:
     raise eval_run.EvalError('eval.longrun is for image runs.')
   path = eval_run.checkpoints(workdir)[0]
-  flow, correction, step = eval_run.restore_models(config, workdir, path)
+  flow, model, step = eval_run.restore_models(config, workdir, path, mode=mode)
+  correction = transport.correction_of(model, flow)  # the model's density, whatever the mode
   step_size = eval_run.hmc_step_size(config, path)
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)

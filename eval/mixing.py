@@ -178,12 +178,13 @@ def main(argv):
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   from eval import run as eval_run  # pylint: disable=g-import-not-at-top
+  from train import modes  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   config, mode = eval_run.load_run(f.workdir)
-  flow, correction, _ = eval_run.restore_models(config, f.workdir)
-  if mode not in ('nt', 'nt_nce'):
-    logging.info('%s is a %s run: its EBM is scored as a correction f of its flow', f.workdir,
-                 mode)
+  if not modes.get(mode).trains_ebm:
+    raise eval_run.EvalError(f'{f.workdir} is a --mode={mode} run: it has no EBM to sample.')
+  flow, model, _ = eval_run.restore_models(config, f.workdir, mode=mode)
+  correction = transport.correction_of(model, flow)  # the model's density, whatever the mode
   results = report(correction, flow, os.path.join(f.workdir, 'eval'), f.chains, f.steps, f.seed,
                    f.step_size, f.leapfrog_steps, f.langevin_step_size, config.data.name)
   for sampler, r in results.items():

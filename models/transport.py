@@ -39,6 +39,16 @@ class TiltedModel(tf.Module):
   log_prob = marginal_log_prob
 
 
+def correction_of(model, flow):
+  """The model as a correction h of the flow, p(x) ∝ exp(h(x)) q(x), whose latent pull-back
+  `latent_log_prob` samples: for a tilted model (nt, nt_nce) its correction f; for an EBM
+  p = exp(f - c) (fce, nce, ssl; its f may hold a frozen base flow) h = log p - log q, so that q
+  is counted once. (Taking such an EBM's f as the correction would sample exp(f) q: q twice.)"""
+  if isinstance(model, TiltedModel):
+    return model.correction
+  return lambda x: model.marginal_log_prob(x) - flow.log_prob(x)
+
+
 def latent_log_prob(correction, flow):
   """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z."""
   def fn(z):

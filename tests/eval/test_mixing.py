@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from eval import mixing
+from models import transport
 from tests import helpers
 
 
@@ -51,3 +52,29 @@ def test_the_three_samplers_start_together_and_report(tmp_path):
     assert np.isfinite([r['rhat_median'], r['ess_per_chain_median']]).all()
     assert r['autocorrelation'][0] == 1. and 0 <= r['chains_visiting_all_8'] <= 8
   assert (tmp_path / 'mixing.json').exists() and (tmp_path / 'mixing_paths.png').exists()
+
+
+class _StandardNormalEBM(tf.Module):
+  """An EBM whose log p_theta = f - c is log N(x; 0, I) exactly (c = D/2 log 2 pi)."""
+
+  def __call__(self, x):
+    return -0.5 * tf.reduce_sum(tf.square(x), 1)
+
+  def marginal_log_prob(self, x):
+    return self(x) - np.log(2 * np.pi)
+
+
+@pytest.mark.parametrize('sampler', ['latent_hmc', 'data_hmc'])
+def test_an_ebm_is_sampled_as_itself_not_tilted_by_its_flow_again(sampler):
+  """p = N(0, I) as an fce / nce EBM under an identity flow: the chains must have variance 1.
+  Taking its f as a correction of the flow samples exp(f) q = N(0, I/2) (variance 0.5)."""
+  flow = helpers.AffineFlow([0., 0.], 1.)
+  correction = transport.correction_of(_StandardNormalEBM(), flow)
+  z0 = tf.random.stateless_normal([64, 2], seed=[1, 2])
+  states, rate = mixing.trace(sampler, correction, flow, z0, 600, step_size=0.5)
+  var = states[300:].reshape(-1, 2).var(axis=0)
+  assert rate > 0.5 and np.all(np.abs(var - 1.) < 0.15), var
+  tilted = transport.TiltedModel(_StandardNormalEBM(), flow)  # nt: p = exp(f) q = N(0, I/2)
+  states, _ = mixing.trace(sampler, transport.correction_of(tilted, flow), flow, z0, 600,
+                           step_size=0.5)
+  assert np.all(np.abs(states[300:].reshape(-1, 2).var(axis=0) - 0.5) < 0.1)

@@ -9,6 +9,7 @@ and in the flow's latent space, with x = g_alpha(z) and z ~ q0 = N(0, I) under q
 no inversion. HMC runs on p(z) (tfp.mcmc) and its states are pushed forward through g_alpha.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -50,10 +51,17 @@ def correction_of(model, flow):
 
 
 def latent_log_prob(correction, flow):
-  """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z."""
+  """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z.
+  A correction with a support (model.ebm.support=cube) is -inf where g(z) leaves it, as the
+  model it evaluates is: HMC then rejects every move out of the support."""
+  support = getattr(correction, 'support', None)
+
   def fn(z):
     x, _ = flow.generate(z)
-    return correction(x) + glow.standard_normal_log_prob(z)
+    log_p = correction(x) + glow.standard_normal_log_prob(z)
+    if support is not None:
+      log_p = tf.where(correction.in_support(x), log_p, tf.constant(-np.inf, log_p.dtype))
+    return log_p
   return fn
 
 

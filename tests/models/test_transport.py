@@ -34,6 +34,71 @@ def test_latent_hmc_samples_a_gaussian_tilt_of_a_gaussian_flow():
   assert float(acceptance) > 0.5  # (the adaptation itself: the next test)
 
 
+class _SinhFlow(tf.Module):
+  """g(z) = sinh(z), elementwise: a flow whose log-det, -sum log cosh z, varies with z."""
+
+  def __init__(self, dim):
+    super().__init__()
+    self.latent_dim, self.event_shape = dim, (dim,)
+
+  def generate(self, z):
+    return tf.sinh(z), (_log_normal(z) -
+                        tf.reduce_sum(tf.math.log(tf.cosh(z)), axis=1))
+
+  def log_prob(self, x):
+    z = tf.asinh(x)
+    return _log_normal(z) - tf.reduce_sum(tf.math.log(tf.cosh(z)), axis=1)
+
+
+def _log_normal(z):
+  return -0.5 * tf.reduce_sum(tf.square(z), axis=1) - z.shape[1] * 0.5 * np.log(2 * np.pi)
+
+
+class _Gaussian(tf.Module):
+  """An EBM with log p_theta(x) = log N(x; 0, s^2 I), optionally on the cube [-1, 1]^D."""
+
+  def __init__(self, s=1., support=None):
+    super().__init__()
+    self.s, self.support = s, support
+
+  def __call__(self, x):
+    return _log_normal(x / self.s) - x.shape[1] * np.log(self.s)
+
+  marginal_log_prob = __call__
+
+  def in_support(self, x):
+    return tf.reduce_all(tf.abs(x) <= 1., axis=1)
+
+
+def test_an_ebm_pulled_back_through_a_nonlinear_flow_keeps_its_own_density():
+  """p = N(0, I) as an EBM, sampled in the latent of g(z) = sinh(z): the pull-back
+  h(g(z)) + log N(z), h = log p - log q, must hold log q's log-det exactly, or g(z) would not
+  be N(0, I) (an affine flow's constant log-det cannot show that)."""
+  flow = _SinhFlow(2)
+  target = transport.latent_log_prob(transport.correction_of(_Gaussian(), flow), flow)
+  z0 = tf.random.stateless_normal([2000, 2], seed=[0, 1])
+  run = tf.function(lambda z, size, seed: transport.hmc(target, z, size, 40, 3, seed))
+  z, _, size = run(z0, 0.15, tf.constant([1, 2]))
+  z, acceptance, _ = run(z, size, tf.constant([1, 3]))
+  x = flow.generate(z)[0].numpy()
+  np.testing.assert_allclose(x.mean(0), 0., atol=5 * np.sqrt(1 / 2000))
+  np.testing.assert_allclose(x.var(0), 1., rtol=0.12)
+  assert float(acceptance) > 0.5
+
+
+def test_latent_hmc_keeps_a_correction_with_a_support_inside_it():
+  """nt with model.ebm.support=cube: p = 0 outside [-1, 1]^D, so no chain may leave it."""
+  flow = helpers.AffineFlow([0., 0.], 1.)
+  target = transport.latent_log_prob(_Gaussian(2., support=(-1., 1.)), flow)
+  z0 = tf.random.stateless_uniform([500, 2], seed=[2, 3], minval=-0.9, maxval=0.9)
+  z, acceptance, _ = transport.hmc(target, z0, 0.3, 50, 3, tf.constant([4, 5]))
+  assert np.all(np.abs(z.numpy()) <= 1.) and float(acceptance) > 0.3
+  # Unmasked, the same chains leave: p(z) ~ N(0, 0.8 I) puts a third of its mass outside.
+  free = transport.latent_log_prob(_Gaussian(2.), flow)
+  z, _, _ = transport.hmc(free, z0, 0.3, 50, 3, tf.constant([4, 5]))
+  assert np.mean(np.any(np.abs(z.numpy()) > 1., axis=1)) > 0.2
+
+
 @pytest.mark.slow
 def test_step_size_adaptation_reaches_the_target_acceptance():
   target = lambda z: -0.5 * tf.reduce_sum(tf.square(z / [0.3, 3.]), axis=1)  # anisotropic

@@ -22,12 +22,12 @@ def test_rhat_is_near_one_on_one_mode_and_large_for_chains_stuck_in_two():
   flow = helpers.AffineFlow([0., 0.], 1.)
   z0 = tf.random.stateless_normal([16, 2], seed=[0, 0])
   zero = lambda x: tf.zeros(tf.shape(x)[:1])  # p = q = N(0, I)
-  states, rate = mixing.trace('data_hmc', zero, flow, z0, 400, step_size=0.5)
+  states, rate, _ = mixing.trace('data_hmc', zero, flow, z0, 400, step_size=0.5)
   rhat = mixing.diagnostics(states)['rhat']
   assert rate > 0.4 and np.all(rhat < 1.1), rhat
   # Half the chains start at each mode, 8 standard deviations of 0.3 apart twice over.
   starts = tf.constant([[4., 0.]] * 8 + [[-4., 0.]] * 8)
-  states, _ = mixing.trace('data_hmc', _two_modes, flow, starts, 400, step_size=0.1)
+  states, _, _ = mixing.trace('data_hmc', _two_modes, flow, starts, 400, step_size=0.1)
   rhat = mixing.diagnostics(states)['rhat']
   assert rhat[0] > 3, rhat  # the axis that separates the modes
   assert np.all(np.sign(states[-1, :8, 0]) > 0) and np.all(np.sign(states[-1, 8:, 0]) < 0)
@@ -51,6 +51,7 @@ def test_the_three_samplers_start_together_and_report(tmp_path):
   for r in results.values():
     assert np.isfinite([r['rhat_median'], r['ess_per_chain_median']]).all()
     assert r['autocorrelation'][0] == 1. and 0 <= r['chains_visiting_all_8'] <= 8
+    assert r['step_size'] > 0
   assert (tmp_path / 'mixing.json').exists() and (tmp_path / 'mixing_paths.png').exists()
 
 
@@ -71,10 +72,22 @@ def test_an_ebm_is_sampled_as_itself_not_tilted_by_its_flow_again(sampler):
   flow = helpers.AffineFlow([0., 0.], 1.)
   correction = transport.correction_of(_StandardNormalEBM(), flow)
   z0 = tf.random.stateless_normal([64, 2], seed=[1, 2])
-  states, rate = mixing.trace(sampler, correction, flow, z0, 600, step_size=0.5)
+  states, rate, _ = mixing.trace(sampler, correction, flow, z0, 600, step_size=0.5)
   var = states[300:].reshape(-1, 2).var(axis=0)
   assert rate > 0.5 and np.all(np.abs(var - 1.) < 0.15), var
   tilted = transport.TiltedModel(_StandardNormalEBM(), flow)  # nt: p = exp(f) q = N(0, I/2)
-  states, _ = mixing.trace(sampler, transport.correction_of(tilted, flow), flow, z0, 600,
+  states, _, _ = mixing.trace(sampler, transport.correction_of(tilted, flow), flow, z0, 600,
                            step_size=0.5)
   assert np.all(np.abs(states[300:].reshape(-1, 2).var(axis=0) - 0.5) < 0.1)
+
+
+@pytest.mark.parametrize('start', [0.001, 20.])
+def test_hmc_adapts_its_step_size_in_the_burn_in_and_reports_after_it(start):
+  """Dual averaging reaches the target acceptance from a step size 100 times off either way
+  within the burn-in (200 steps); the acceptance reported is the one after it."""
+  flow = helpers.AffineFlow([0., 0.], 1.)
+  z0 = tf.random.stateless_normal([64, 2], seed=[3, 4])
+  zero = lambda x: tf.zeros(tf.shape(x)[:1])  # p = q = N(0, I)
+  _, rate, size = mixing.trace('latent_hmc', zero, flow, z0, 400, step_size=start)
+  assert abs(rate - 0.651) < 0.1, rate
+  assert 0.2 < size < 3., size

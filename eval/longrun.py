@@ -9,8 +9,10 @@
                  log q0(z), whose gradient adds a pull of constant strength gamma towards z2,
                    z <- z + (s^2 / 2) grad U_gamma(z) + s eps,   eps ~ N(0, I),
                  for n steps; the path pushed through g, and U along it (Figure 5's energy
-                 profile). gamma = 0 picks the smallest pull that alone would cover |z1 - z2|
-                 in n steps, times 2.
+                 profile). NT-EBM asks for a small gamma, so that the model, not the pull,
+                 shapes the path: gamma = 0 picks half the model's own force, the median of
+                 |grad U| along the segment from z1 to z2 (`GAMMA_SHARE`). Such a path may stop
+                 short of z2 in n steps; the report gives gamma / force and the distance left.
 
   python -m eval.longrun --workdir=runs/svhn_nt --chain_steps=2000 --strip_every=5
 
@@ -56,15 +58,27 @@ def long_chain(correction, flow, num_steps, step_size, seed=0, leapfrog_steps=3,
   return np.concatenate(states), float(np.mean(np.concatenate(accepted)))
 
 
+GAMMA_SHARE = 0.5  # the default pull, as a share of the model's own force
+
+
+def model_force(target, z1, z2, points=11):
+  """The median of |grad U(z)| at `points` points of the segment from z1 to z2 ([1, D] each)."""
+  z = z1 + tf.linspace(0., 1., points)[:, None] * (z2 - z1)
+  with tf.GradientTape() as tape:
+    tape.watch(z)
+    u = target(z)
+  return float(np.median(tf.norm(tape.gradient(u, z), axis=1).numpy()))
+
+
 def magnetized_langevin(correction, flow, z1, z2, num_steps=1000, step_size=0.05, gamma=0.,
                         seed=0):
   """The path of magnetized Langevin dynamics from z1 towards z2 (module docstring):
-  (states [num_steps + 1, latent_dim], U at each, the gamma used)."""
+  (states [num_steps + 1, latent_dim], U at each, the gamma used, the model's force)."""
   z1 = tf.reshape(tf.convert_to_tensor(z1, tf.float32), [1, -1])
   z2 = tf.reshape(tf.convert_to_tensor(z2, tf.float32), [1, -1])
-  if not gamma:
-    gamma = 2. * 2. * float(tf.norm(z1 - z2)) / (num_steps * step_size ** 2)
   target = transport.latent_log_prob(correction, flow)
+  force = model_force(target, z1, z2)
+  gamma = gamma or GAMMA_SHARE * force
 
   @tf.function
   def step(z, noise):
@@ -83,7 +97,7 @@ def magnetized_langevin(correction, flow, z1, z2, num_steps=1000, step_size=0.05
     energies.append(float(u[0]))
     states.append(z.numpy()[0])
   energies.append(float(target(z)[0]))
-  return np.stack(states), np.array(energies), gamma
+  return np.stack(states), np.array(energies), gamma, force
 
 
 def fid_of_growing_chain(features, ref, every=1000):
@@ -142,8 +156,8 @@ def report(workdir, chain_steps=2000, strip_every=5, strip_frames=100, fid_every
     result.update(fid_network=evaluator.network.name, fid_reference=ref_path)
 
   z1, z2 = tf.unstack(tf.random.stateless_normal([2, 1, flow.latent_dim], seed=[seed, 7]))
-  path_z, energies, used_gamma = magnetized_langevin(correction, flow, z1, z2, interpolate_steps,
-                                                     langevin_step_size, gamma, seed)
+  path_z, energies, used_gamma, force = magnetized_langevin(
+      correction, flow, z1, z2, interpolate_steps, langevin_step_size, gamma, seed)
   frames = np.linspace(0, interpolate_steps, 11).astype(int)
   np.savez(os.path.join(out_dir, f'interpolation_{step}.npz'), z=path_z, energy=energies,
            z_start=z1.numpy(), z_target=z2.numpy(), gamma=used_gamma)
@@ -161,6 +175,7 @@ def report(workdir, chain_steps=2000, strip_every=5, strip_frames=100, fid_every
   plt.close(fig)
   result['interpolation'] = {
       'steps': interpolate_steps, 'step_size': langevin_step_size, 'gamma': used_gamma,
+      'model_force': force, 'gamma_to_force': used_gamma / force if force else None,
       'start_distance': float(np.linalg.norm(z1 - z2)),
       'end_distance': float(np.linalg.norm(path_z[-1] - z2.numpy()[0])),
       'energy_min': float(-energies.max()), 'energy_max': float(-energies.min())}
@@ -196,6 +211,7 @@ if __name__ == '__main__':
                     'As main.py\'s --fid_network (digits: the 8x8 digits classifier).')
   flags.DEFINE_integer('interpolate_steps', 1000, 'Magnetized Langevin steps from z1 to z2.')
   flags.DEFINE_float('langevin_step_size', 0.05, 'Langevin step size s.')
-  flags.DEFINE_float('gamma', 0., 'Magnetization (0: twice the pull that covers |z1 - z2|).')
+  flags.DEFINE_float('gamma', 0., 'Magnetization (0: half the model\'s own force |grad U| '
+                     'along the segment from z1 to z2).')
   flags.DEFINE_integer('seed', 0, 'Seed of the chain and the two latents.')
   startup.run(main)

@@ -33,15 +33,27 @@ def test_magnetized_langevin_travels_from_z1_to_z2_and_reports_the_energy():
   flow = helpers.AffineFlow(np.zeros(4), 1.)
   zero = lambda x: tf.zeros([tf.shape(x)[0]])  # U(z) = log N(z; 0, I)
   z1, z2 = np.full(4, -2., np.float32), np.full(4, 2., np.float32)
-  path, energy, gamma = longrun.magnetized_langevin(zero, flow, z1, z2, num_steps=400,
-                                                    step_size=0.05)
+  path, energy, gamma, force = longrun.magnetized_langevin(zero, flow, z1, z2, num_steps=400,
+                                                           step_size=0.05, gamma=20.)
   assert path.shape == (401, 4) and energy.shape == (401,)
   np.testing.assert_array_equal(path[0], z1)
   assert np.linalg.norm(path[-1] - z2) < 0.2 * np.linalg.norm(z1 - z2)
   # U along the path is log N(z; 0, I): highest mid-way, where the path passes the origin.
   expected = -0.5 * np.sum(path ** 2, 1) - 2 * np.log(2 * np.pi)
   np.testing.assert_allclose(energy, expected, rtol=1e-5, atol=1e-5)
-  assert gamma > 0 and energy[200] > energy[0]
+  assert gamma == 20. and energy[200] > energy[0]
+  # |grad U| = |z| on the segment: from 4 at the ends through 0 mid-way, median 2 (11 points).
+  assert force == pytest.approx(np.median(np.abs(np.linspace(-4, 4, 11))), rel=1e-5)
+
+
+def test_the_default_pull_is_half_the_models_own_force():
+  flow = helpers.AffineFlow(np.zeros(64), 1.)
+  zero = lambda x: tf.zeros([tf.shape(x)[0]])
+  z1, z2 = (tf.random.stateless_normal([64], seed=[0, i]) for i in (1, 2))
+  _, _, gamma, force = longrun.magnetized_langevin(zero, flow, z1, z2, num_steps=10)
+  # U = log N(z): |grad U| = |z|, about 8 at D = 64 near the ends of the segment; the former
+  # default, 4 |z1 - z2| / (n s^2), was 18 at n = 1000 (and 1800 at n = 10).
+  assert 3 < force < 8 and gamma == pytest.approx(longrun.GAMMA_SHARE * force)
 
 
 @pytest.mark.slow

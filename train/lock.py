@@ -51,6 +51,9 @@ def acquire(workdir):
   if '://' in workdir:
     return
   path = os.path.join(workdir, LOCK_NAME)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise LockError(f'--workdir={workdir} is a file, not a folder: pass a folder (it is created '
+                    'if it does not exist).')
   me = _me()
   for _ in range(2):  # a stale lock is removed once, then created afresh
     try:
@@ -68,6 +71,9 @@ def acquire(workdir):
                           'on this workdir); wait for it to finish or stop it.')
       os.remove(path)  # stale, or unreadable (a write cut short)
       continue
+    except OSError as e:  # read-only, no permission, no space
+      raise LockError(f'Cannot write in {workdir} ({e.strerror}): a run writes its checkpoints '
+                      'there. Pass a --workdir you can write to.') from e
     with os.fdopen(fd, 'w') as f:
       json.dump(me, f)
     return

@@ -69,3 +69,19 @@ def test_a_second_process_on_a_running_workdir_gets_one_line(tmp_path):
   errors = [line for line in out.splitlines() if line.startswith('error: ')]
   assert len(errors) == 1 and f'in use by process {first.pid} ' in errors[0], out[-2000:]
   assert 'Traceback' not in out
+
+
+def test_a_workdir_that_is_a_file_or_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+  a_file = tmp_path / 'notes.txt'
+  a_file.write_text('not a run')
+  with pytest.raises(lock_lib.LockError, match='is a file, not a folder'):
+    lock_lib.acquire(str(a_file))
+  assert a_file.read_text() == 'not a run'
+
+  def read_only(*_):
+    raise PermissionError(13, 'Permission denied')
+
+  monkeypatch.setattr(os, 'open', read_only)  # root ignores chmod: a read-only disk, simulated
+  with pytest.raises(lock_lib.LockError, match=r'Cannot write in .* \(Permission denied\): a run '
+                     'writes its checkpoints there'):
+    lock_lib.acquire(str(tmp_path))

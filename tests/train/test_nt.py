@@ -50,8 +50,8 @@ def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbo
   resumed = trainer_lib.Trainer(config, 'nt', workdir, init_flow=backbone)
   assert int(resumed.step.numpy()) == 2
   resumed.run()
-  np.testing.assert_allclose(resumed.state.extras['chains'].numpy(), straight.state.extras['chains'].numpy(), rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(resumed.state.extras['chains'].numpy(),
+                             straight.state.extras['chains'].numpy(), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(float(resumed.state.extras['hmc_step_size'].numpy()),
                              float(straight.state.extras['hmc_step_size'].numpy()), rtol=1e-6)
   for a, b in zip(_values(straight.ebm), _values(resumed.ebm)):

@@ -14,7 +14,11 @@ class Single:
 
   def __init__(self, train_config, name, mle_steps):
     self.t, self.name, self.mle_steps = train_config, name, mle_steps
-    self.total = mle_steps + train_config.steps
+
+  @property
+  def total(self):
+    """The step the run ends at: the MLE phase, then train.steps."""
+    return self.mle_steps + self.t.steps
 
   def phase(self, step):
     """The update of step `step` + 1: 'mle' in the MLE phase, else the mode's."""

@@ -312,40 +312,13 @@ def _error(predictions, labels):
   return float(100. * np.mean(np.asarray(predictions) != np.asarray(labels)))
 
 
-def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=2000, seed=0,
-          supervised_batch_size=100, batch_size=500):
-  """Test error (%) of classifiers on the run's EBM features for each number of labels n.
-
-  n // K labeled examples per class come from the train split (balanced_subset with `seed`); the
-  error is on the whole test split. Protocol 'linear' (Figure 4) also trains the supervised
-  baseline for `supervised_steps` Adam steps (lr optim.ebm_lr). Writes and returns
-  WORKDIR/eval/features_<protocol>.json.
-  """
-  if protocol not in PROTOCOLS:
-    raise eval_run.EvalError(f'Unknown protocol {protocol!r}; valid: {", ".join(PROTOCOLS)}.')
-  config, mode = eval_run.load_run(workdir)
-  num_classes = config.data.num_classes
-  if not num_classes:
-    raise eval_run.EvalError(f'{config.data.name} has no class labels (data.num_classes is 0): '
-                             'a feature probe needs labeled data.')
-  if not modes.get(mode).trains_ebm:
-    ebm_modes = ', '.join(m.name for m in modes.MODES.values() if m.trains_ebm)
-    raise eval_run.EvalError(f'{workdir} is a {mode} run: it trained no EBM to take features '
-                             f'from (modes {ebm_modes} do).')
-  labels = sorted({int(n) for n in labels})
-  if not labels:
-    raise eval_run.EvalError('Give at least one number of labels.')
-  x_train, l_train = _labeled_split(config, 'train')
-  x_test, l_test = _labeled_split(config, 'test')
-
-  subsets = {}
-  for n in labels:
-    try:
-      subsets[n] = balanced_subset(l_train, n, num_classes, seed)
-    except ValueError as e:
-      raise eval_run.EvalError(f'Cannot draw {n} labels from the {len(l_train)} training '
-                               f'examples: {e}') from e
-  _, ebm, step = eval_run.restore_models(config, workdir)
+def _fit_and_test(config, ebm, protocol, subsets, train, test, baseline, batch_size, seed):
+  """Fits a classifier on the EBM's features of each labeled subset of `train` (for protocol
+  'linear' also the supervised baseline, `baseline` = (steps, batch size)), and scores each on
+  `test`: (results by number of labels, feature dimension)."""
+  (x_train, l_train), (x_test, l_test) = train, test
+  labels, num_classes = sorted(subsets), config.data.num_classes
+  supervised_steps, supervised_batch_size = baseline
   if protocol == 'linear':
     feature_fn = top_feature_fn(ebm)
     fit = lambda f, lab: train_linear(f, lab, num_classes)
@@ -386,10 +359,50 @@ def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=200
     if n in supervised:
       results[str(n)]['supervised_error'] = _error(np.concatenate(supervised_predictions[n]),
                                                    l_test)
+  return results, int(train_features.shape[1])
+
+
+def probe(workdir, labels=(10, 50, 100), protocol='linear', supervised_steps=2000, seed=0,
+          supervised_batch_size=100, batch_size=500):
+  """Test error (%) of classifiers on the run's EBM features for each number of labels n.
+
+  n // K labeled examples per class come from the train split (balanced_subset with `seed`); the
+  error is on the whole test split. Protocol 'linear' (Figure 4) also trains the supervised
+  baseline for `supervised_steps` Adam steps (lr optim.ebm_lr). Writes and returns
+  WORKDIR/eval/features_<protocol>.json.
+  """
+  if protocol not in PROTOCOLS:
+    raise eval_run.EvalError(f'Unknown protocol {protocol!r}; valid: {", ".join(PROTOCOLS)}.')
+  config, mode = eval_run.load_run(workdir)
+  num_classes = config.data.num_classes
+  if not num_classes:
+    raise eval_run.EvalError(f'{config.data.name} has no class labels (data.num_classes is 0): '
+                             'a feature probe needs labeled data.')
+  if not modes.get(mode).reports(config).ebm:
+    ebm_modes = ', '.join(m.name for m in modes.MODES.values() if m.reports(config).ebm)
+    raise eval_run.EvalError(f'{workdir} is a {mode} run: it trained no EBM to take features '
+                             f'from (modes {ebm_modes} do).')
+  labels = sorted({int(n) for n in labels})
+  if not labels:
+    raise eval_run.EvalError('Give at least one number of labels.')
+  x_train, l_train = _labeled_split(config, 'train')
+  x_test, l_test = _labeled_split(config, 'test')
+
+  subsets = {}
+  for n in labels:
+    try:
+      subsets[n] = balanced_subset(l_train, n, num_classes, seed)
+    except ValueError as e:
+      raise eval_run.EvalError(f'Cannot draw {n} labels from the {len(l_train)} training '
+                               f'examples: {e}') from e
+  _, ebm, step = eval_run.restore_models(config, workdir)
+  results, feature_dim = _fit_and_test(config, ebm, protocol, subsets, (x_train, l_train),
+                                       (x_test, l_test), (supervised_steps, supervised_batch_size),
+                                       batch_size, seed)
   report = {
       'step': step, 'mode': mode, 'protocol': protocol, 'dataset': config.data.name,
       'features': 'top' if protocol == 'linear' else 'conv_top3_maxpool4x4',
-      'feature_dim': int(train_features.shape[1]),
+      'feature_dim': feature_dim,
       'classifier': 'logistic regression' if protocol == 'linear' else 'one-vs-rest L2-SVM',
       'test_examples': int(len(x_test)), 'seed': seed, 'results': results,
   }

@@ -21,7 +21,7 @@ def density_report(config, flow, ebm, mode, out_dir, step):
   Returns (metrics, path of the PNG). The EBM's error uses its learned log-normalizer c. The
   panels show the models the run of `mode` has (`train/modes.py`).
   """
-  spec = modes.get(mode)
+  reports = modes.get(mode).reports(config)
   name = config.data.name
   rng = np.random.default_rng(config.train.seed + 1)
   grid, _, cell = density2d.make_grid(GRID_LIMIT, GRID_SIZE)
@@ -34,16 +34,16 @@ def density_report(config, flow, ebm, mode, out_dir, step):
   elif name in toys.ALL:
     panels['data'] = density2d.histogram_density(toys.sample(name, 200000, rng), GRID_LIMIT,
                                                  GRID_SIZE)
-  if spec.has_flow(config):
+  if reports.flow:
     if exact:
       metrics['flow_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(flow.log_prob, points), true_points)
     panels[f'Glow-{mode.upper()}'] = np.exp(density2d.evaluate(flow.log_prob, grid))
-  if spec.trains_ebm:
+  if reports.ebm:
     grid_log_p = density2d.evaluate(ebm.marginal_log_prob, grid)
     # NT-EBM's tilted model is normalised by its log Z on the grid (nt learns no c); an EBM of
     # FCE / NCE is scored with its learned c, as in FCE Figure 2.
-    log_z = density2d.grid_log_normalizer(grid_log_p, cell) if spec.tilt else 0.
+    log_z = density2d.grid_log_normalizer(grid_log_p, cell) if reports.grid_log_z else 0.
     if exact:
       metrics['ebm_logp_mse'] = density2d.log_density_mse(
           density2d.evaluate(ebm.marginal_log_prob, points) - log_z, true_points)

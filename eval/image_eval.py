@@ -80,15 +80,17 @@ class Options:
   ais_step_size: float = 0.1
 
   @classmethod
-  def for_training(cls, train_config, learns_c=True, tilt=False):
+  def for_training(cls, train_config, reports):
     """What the training loop computes every train.eval_every steps (its sample grids are the
-    trainer's own, so none here). A model that learns no c (nt) gets its log Z by importance
-    sampling from train.eval_is_samples flow proposals. A tilted model (nt, nt_nce) gets no FID
-    in the loop: its samples need HMC chains, which would cost more than the training."""
+    trainer's own, so none here), given what the run reports (`modes.Reports`). A model that
+    learns no c (nt) gets its log Z by importance sampling from train.eval_is_samples flow
+    proposals. A model sampled by neural transport (nt, nt_nce) gets no FID in the loop: its
+    samples need HMC chains, which would cost more than the training."""
     t = train_config
-    return cls(fid_samples=0 if tilt else t.fid_samples, fid_network=t.fid_network,
-               inception_graph=t.inception_graph, test_examples=t.eval_examples,
-               is_samples=0 if learns_c else t.eval_is_samples, temperatures=())
+    return cls(fid_samples=0 if reports.transport_samples else t.fid_samples,
+               fid_network=t.fid_network, inception_graph=t.inception_graph,
+               test_examples=t.eval_examples,
+               is_samples=0 if reports.learns_c else t.eval_is_samples, temperatures=())
 
 
 def test_subset(config, num_examples, seed):
@@ -238,17 +240,12 @@ def reference_stats(config, network, options):
 
 class Evaluator:
   """Evaluates checkpoints of one image run (see the module docstring). Keeps what does not
-  change between calls: the test images, the Inception network and the reference statistics."""
+  change between calls: the test images, the Inception network and the reference statistics.
+  What it reports is the mode's (`modes.Mode.reports`)."""
 
-  def __init__(self, config, mode, options):
+  def __init__(self, config, mode, options, reports=None):
     self.config, self.mode, self.options = config, mode, options
-    spec = modes.get(mode)
-    self.has_ebm, self.has_flow = spec.trains_ebm, spec.has_flow(config)
-    # The FID of an nt / nt_nce run is that of its model's neural-transport samples, beside its
-    # backbone's ancestral samples (NT-EBM Table 1).
-    self.tilt = spec.tilt
-    # nt never learns c (eq. 6 is blind to it): its f - c + log q is not normalised.
-    self.learns_c = not spec.persistent_chains
+    self.reports = reports or modes.get(mode).reports(config)
     self._network = None
     # A user source without a test split gives all of its data under both names.
     self.split = 'test'
@@ -283,7 +280,6 @@ class Evaluator:
     """Computes what WORKDIR/eval/<report_name> lacks; returns the report. `has_ebm=False`
     leaves the EBM out (the trainer's MLE phase); `writer` takes the eval/ scalars (default: a
     writer of WORKDIR/tensorboard)."""
-    config, options = self.config, self.options
     writer = writer or tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
     out_dir = os.path.join(workdir, 'eval')
     tf.io.gfile.makedirs(out_dir)
@@ -292,117 +288,146 @@ class Evaluator:
     if tf.io.gfile.exists(path):
       with tf.io.gfile.GFile(path) as f:
         report = json.load(f)
-    report.update(step=step, mode=self.mode, dataset=config.data.name)
-    has_flow = self.has_flow
-    has_ebm = self.has_ebm if has_ebm is None else has_ebm and self.has_ebm
-    num_dims = int(np.prod(config.data.shape))
-    num_bins = config.data.num_bins or 256
-    to_bpd = lambda lp: flow_losses.bits_per_dim(lp, num_dims, num_bins)
+    report.update(step=step, mode=self.mode, dataset=self.config.data.name)
+    has_ebm = self.reports.ebm if has_ebm is None else has_ebm and self.reports.ebm
+    save = lambda: ckpt_lib.write_json(path, report)
+    self._bits_per_dim(report, flow, ebm, has_ebm, save)
+    if has_ebm and ebm.num_classes and 'classification' not in report:
+      self._classification(report, ebm, save)
+    if self.reports.flow and self.options.temperatures:
+      self._grids(report, flow, step, out_dir, writer, save)
+    if self.reports.flow and self.fid:
+      self._fid(report, flow, ebm, path, save)
+    with writer.as_default(step=step):
+      for name, value in scalars(report).items():
+        tf.summary.scalar(name, value)
+    writer.flush()
+    return report
 
-    bpd_settings = {'split': self.split, 'dequantization_samples': 1, 'seed': options.seed}
+  def _bits_per_dim(self, report, flow, ebm, has_ebm, save):
+    """flow_bpd and ebm_bpd (see the module docstring), where missing or made with other
+    settings."""
+    options = self.options
+    settings = {'split': self.split, 'dequantization_samples': 1, 'seed': options.seed}
     if options.test_examples:
-      bpd_settings['subset'] = len(self.test_set[0])
-    want_flow = has_flow and report.get('flow_bpd', {}).get('settings') != bpd_settings
+      settings['subset'] = len(self.test_set[0])
     proposal = log_z_proposal(flow, ebm)
-    ebm_settings = dict(bpd_settings, is_samples=options.is_samples,
+    ebm_settings = dict(settings, is_samples=options.is_samples,
                         proposal='flow' if proposal is flow else 'ebm_base')
     if options.ais_steps:
       # ais_estimator names the estimator: reports from before its fix (tfp's biased
       # sample_annealed_importance_chain) lack it, so their AIS is recomputed.
       ebm_settings.update(ais_steps=options.ais_steps, ais_chains=options.ais_chains,
                           ais_step_size=options.ais_step_size, ais_estimator=log_z.AIS_ESTIMATOR)
+    want_flow = self.reports.flow and report.get('flow_bpd', {}).get('settings') != settings
     want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
-    if want_flow or want_ebm:
-      t = time.perf_counter()
-      flow_lp, ebm_lp, n = test_log_probs(config, flow, ebm, options.batch_size, options.seed,
-                                          want_flow, want_ebm, x=self.test_set[0])
-      if want_flow:
-        report['flow_bpd'] = {'value': float(np.mean(to_bpd(flow_lp))), 'num_examples': n,
-                              'settings': bpd_settings}
-      if want_ebm:
-        bpd_c = float(np.mean(to_bpd(ebm_lp)))
-        block = {'learned_c' if self.learns_c else 'unnormalised': bpd_c,
-                 'num_examples': n, 'settings': ebm_settings,
-                 'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
-        if has_flow and options.is_samples > 1:
-          block.update(importance_sampled_bpd(proposal, ebm, options, bpd_c, num_dims))
-        if has_flow and options.ais_steps:
-          block['ais'] = ais_bpd(proposal, ebm, options, bpd_c, num_dims)
-        report['ebm_bpd'] = block
-      ckpt_lib.write_json(path, report)
-      ebm_block = report.get('ebm_bpd', {})
-      logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM %s (learned c), %s '
-                   '(importance-sampled log Z)', n, time.perf_counter() - t,
-                   *(f'{v:.4f}' if v is not None else '-' for v in (
-                       report.get('flow_bpd', {}).get('value'), ebm_block.get('learned_c'),
-                       ebm_block.get('importance_sampled'))))
+    if not (want_flow or want_ebm):
+      return
+    t = time.perf_counter()
+    flow_lp, ebm_lp, n = test_log_probs(self.config, flow, ebm, options.batch_size,
+                                        options.seed, want_flow, want_ebm, x=self.test_set[0])
+    if want_flow:
+      report['flow_bpd'] = {'value': float(np.mean(self._to_bpd(flow_lp))), 'num_examples': n,
+                            'settings': settings}
+    if want_ebm:
+      report['ebm_bpd'] = dict(self._ebm_bpd(ebm, ebm_lp, proposal), num_examples=n,
+                               settings=ebm_settings)
+    save()
+    _log_bits_per_dim(report, n, time.perf_counter() - t)
 
-      if ebm_block.get('importance_sampled_refused'):
-        logging.warning('No importance-sampled log Z: %s', ebm_block['importance_sampled_refused'])
-      elif ebm_block.get('reliable') is False:
-        logging.warning('The importance-sampled EBM bits/dim is unreliable: ESS %.1f of %d '
-                        'proposals (below %d); the flow is a poor proposal for this EBM.',
-                        ebm_block['effective_sample_size'], ebm_block['num_proposals'], log_z.MIN_ESS)
+  def _to_bpd(self, log_p):
+    return flow_losses.bits_per_dim(log_p, int(np.prod(self.config.data.shape)),
+                                    self.config.data.num_bins or 256)
 
-    if has_ebm and ebm.num_classes and 'classification' not in report:
-      error, n = test_error(config, ebm, options.batch_size)
-      report['classification'] = {'test_error': error, 'num_examples': n}
-      ckpt_lib.write_json(path, report)
-      logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
+  def _ebm_bpd(self, ebm, log_p, proposal):
+    """The EBM's bits/dim with its learned c (or unnormalised, if it learns none), and with
+    log Z by importance sampling and by AIS from `proposal` when the run has a flow."""
+    bpd_c = float(np.mean(self._to_bpd(log_p)))
+    num_dims = int(np.prod(self.config.data.shape))
+    block = {'learned_c' if self.reports.learns_c else 'unnormalised': bpd_c,
+             'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
+    if self.reports.flow and self.options.is_samples > 1:
+      block.update(importance_sampled_bpd(proposal, ebm, self.options, bpd_c, num_dims))
+    if self.reports.flow and self.options.ais_steps:
+      block['ais'] = ais_bpd(proposal, ebm, self.options, bpd_c, num_dims)
+    return block
 
-    sample_settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
-                       'seed': options.seed}
-    done = (report.get('samples_settings') == sample_settings and
-            all(tf.io.gfile.exists(p) for p in report.get('samples', [])))
-    if has_flow and options.temperatures and not done:
-      grids = []
-      for temp in options.temperatures:
-        png = figures.sample_grid(flow, config, out_dir, step, num=options.grid_samples,
-                                  temperatures=(temp,),
-                                  seed=options.seed, name=f'samples_T{temp:g}')
-        grids.append(png)
-      with writer.as_default(step=step):
-        for png in grids:
-          tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
-                           figures.read_png(png)[None])
-      report.update(samples=grids, samples_settings=sample_settings)
-      ckpt_lib.write_json(path, report)
+  def _classification(self, report, ebm, save):
+    """Test error of the class-conditional EBM's classifier (FCE eq. 15)."""
+    error, n = test_error(self.config, ebm, self.options.batch_size)
+    report['classification'] = {'test_error': error, 'num_examples': n}
+    save()
+    logging.info('EBM classifier: test error %.2f%% on %d examples', error, n)
 
-    fid_settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
-                    'reference_split': options.fid_reference, 'seed': options.seed,
-                    'network': options.fid_network, 'reference_stats': options.fid_stats}
-    if self.tilt:
-      fid_settings.update(sampler='neural-transport HMC', hmc_steps=options.hmc_steps,
-                          hmc_step_size=options.hmc_step_size,
-                          leapfrog_steps=config.train.hmc_leapfrog_steps)
-    if has_flow and self.fid and report.get('fid', {}).get('settings') != fid_settings:
-      t = time.perf_counter()
-      try:
-        network = self.network
-        ref, ref_path = self._reference
-      except fid_lib.FIDError as e:
-        raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
-                          '--fid_samples=0 to skip FID)') from e
-      flow_feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
-                                        options.batch_size, options.seed)
-      block = lambda feats: _fid_block(feats, ref, ref_path, network, config, options,
-                                       fid_settings)
-      if self.tilt:
-        feats, acceptance = nt_sample_features(ebm, network, config, options)
-        report['fid'] = dict(block(feats), acceptance_after_adaptation=acceptance)
-        report['fid_backbone'] = dict(block(flow_feats), sampler='the backbone flow, ancestral')
-      else:
-        report['fid'] = block(flow_feats)
-      ckpt_lib.write_json(path, report)
-      logging.info('FID %.3f%s (N=%d vs %s, %s, %.0fs)', report['fid']['fid'],
-                   f' (its backbone: {report["fid_backbone"]["fid"]:.3f})' if self.tilt else '',
-                   options.fid_samples, report['fid']['reference'], network.name,
-                   time.perf_counter() - t)
+  def _grids(self, report, flow, step, out_dir, writer, save):
+    """PNG grids of flow samples at each of options.temperatures, unless made already."""
+    options = self.options
+    settings = {'temperatures': list(options.temperatures), 'num': options.grid_samples,
+                'seed': options.seed}
+    if (report.get('samples_settings') == settings and
+        all(tf.io.gfile.exists(p) for p in report.get('samples', []))):
+      return
+    grids = [figures.sample_grid(flow, self.config, out_dir, step, num=options.grid_samples,
+                                 temperatures=(temp,), seed=options.seed,
+                                 name=f'samples_T{temp:g}') for temp in options.temperatures]
     with writer.as_default(step=step):
-      for name, value in scalars(report).items():
-        tf.summary.scalar(name, value)
-    writer.flush()
-    return report
+      for png in grids:
+        tf.summary.image('eval/' + os.path.basename(png).rsplit('_', 1)[0],
+                         figures.read_png(png)[None])
+    report.update(samples=grids, samples_settings=settings)
+    save()
+
+  def _fid(self, report, flow, ebm, path, save):
+    """FID / KID of flow samples, or of the model's neural-transport samples beside its
+    backbone's (NT-EBM Table 1), unless computed already with these settings."""
+    config, options = self.config, self.options
+    settings = {'num_samples': options.fid_samples, 'temperature': 1.0,
+                'reference_split': options.fid_reference, 'seed': options.seed,
+                'network': options.fid_network, 'reference_stats': options.fid_stats}
+    transport = self.reports.transport_samples
+    if transport:
+      settings.update(sampler='neural-transport HMC', hmc_steps=options.hmc_steps,
+                      hmc_step_size=options.hmc_step_size,
+                      leapfrog_steps=config.train.hmc_leapfrog_steps)
+    if report.get('fid', {}).get('settings') == settings:
+      return
+    t = time.perf_counter()
+    try:
+      network = self.network
+      ref, ref_path = self._reference
+    except fid_lib.FIDError as e:
+      raise ReportError(f'FID not computed: {e} (everything else is in {path}; pass '
+                        '--fid_samples=0 to skip FID)') from e
+    flow_feats = flow_sample_features(flow, network, config, options.fid_samples, 1.0,
+                                      options.batch_size, options.seed)
+    block = lambda feats: _fid_block(feats, ref, ref_path, network, config, options, settings)
+    if transport:
+      feats, acceptance = nt_sample_features(ebm, network, config, options)
+      report['fid'] = dict(block(feats), acceptance_after_adaptation=acceptance)
+      report['fid_backbone'] = dict(block(flow_feats), sampler='the backbone flow, ancestral')
+    else:
+      report['fid'] = block(flow_feats)
+    save()
+    logging.info('FID %.3f%s (N=%d vs %s, %s, %.0fs)', report['fid']['fid'],
+                 f' (its backbone: {report["fid_backbone"]["fid"]:.3f})' if transport else '',
+                 options.fid_samples, report['fid']['reference'], network.name,
+                 time.perf_counter() - t)
+
+
+def _log_bits_per_dim(report, n, seconds):
+  ebm_block = report.get('ebm_bpd', {})
+  logging.info('bits/dim on %d test images (%.0fs): flow %s, EBM %s (learned c), %s '
+               '(importance-sampled log Z)', n, seconds,
+               *(f'{v:.4f}' if v is not None else '-' for v in (
+                   report.get('flow_bpd', {}).get('value'), ebm_block.get('learned_c'),
+                   ebm_block.get('importance_sampled'))))
+  if ebm_block.get('importance_sampled_refused'):
+    logging.warning('No importance-sampled log Z: %s', ebm_block['importance_sampled_refused'])
+  elif ebm_block.get('reliable') is False:
+    logging.warning('The importance-sampled EBM bits/dim is unreliable: ESS %.1f of %d '
+                    'proposals (below %d); the flow is a poor proposal for this EBM.',
+                    ebm_block['effective_sample_size'], ebm_block['num_proposals'],
+                    log_z.MIN_ESS)
 
 
 def evaluate(workdir, config, mode, flow, ebm, step, options, has_ebm=None):

@@ -104,8 +104,8 @@ def restore_models(config, workdir, checkpoint=None, mode=None):
   checkpoint = checkpoint or checkpoints(workdir)[0]
   tf.train.Checkpoint(flow=flow, ebm=ebm, step=step).restore(checkpoint).expect_partial()
   ebm_lib.restore_legacy_log_normalizer(ebm, checkpoint)
-  if mode and modes.get(mode).tilt:
-    ebm = transport.TiltedModel(ebm, flow)
+  if mode:
+    ebm = modes.get(mode).model(ebm, flow)
   return flow, ebm, int(step.numpy())
 
 
@@ -118,10 +118,11 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
       raise EvalError('--eval_points is for vector data; this run models images.')
     reports = {}
     options = options or image_eval.Options()
+    reported = modes.get(mode).reports(config)
     for path in checkpoints(workdir, which):
       flow, ebm, step = restore_models(config, workdir, path, mode)
       ckpt_options = options
-      if modes.get(mode).tilt and not options.hmc_step_size:  # this checkpoint's adapted one
+      if reported.transport_samples and not options.hmc_step_size:  # this checkpoint's own
         ckpt_options = dataclasses.replace(options, hmc_step_size=hmc_step_size(config, path))
       try:
         # A checkpoint of fce / ssl's MLE phase has no trained EBM yet: the flow only.
@@ -145,8 +146,8 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
   tf.io.gfile.makedirs(out_dir)
   # Only the models the run has are reported: an MLE run has no EBM, an NCE run no flow unless
   # it was the noise (train/modes.py).
-  spec = modes.get(mode)
-  has_ebm, has_flow = spec.trains_ebm, spec.has_flow(config)
+  reports = modes.get(mode).reports(config)
+  has_ebm, has_flow = reports.ebm, reports.flow
   metrics = {'step': step, 'mode': mode}
   if has_ebm:
     metrics['log_normalizer'] = [float(c) for c in ebm.log_normalizer.numpy()]
@@ -156,7 +157,7 @@ def evaluate(workdir, eval_points=None, options=None, which='latest'):
     arrays = {'grid_x': axis, 'grid_y': axis, 'points': grid}
     if has_ebm:
       arrays['ebm_logp'] = density2d.evaluate(ebm.marginal_log_prob, grid)
-      if spec.tilt:
+      if reports.grid_log_z:
         log_z = density2d.grid_log_normalizer(arrays['ebm_logp'], cell)
         arrays['ebm_logp'] -= log_z
         metrics['log_z_grid'] = log_z
@@ -192,15 +193,15 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step
   after that.
   """
   config, mode = load_run(workdir)
-  spec = modes.get(mode)
-  if not spec.has_flow(config):
+  reports = modes.get(mode).reports(config)
+  if not reports.flow:
     raise EvalError(f'{workdir} is an {mode} run against Gaussian noise: it has no flow to '
                     'sample.')
   path = checkpoints(workdir)[0]
   flow, correction, step = restore_models(config, workdir, path)
   out_dir = os.path.join(workdir, 'samples')
   tf.io.gfile.makedirs(out_dir)
-  if spec.tilt:
+  if reports.transport_samples:
     return _sample_tilted(config, flow, correction, step, out_dir, num_samples, seed, hmc_steps,
                           step_size or hmc_step_size(config, path), thin)
   x = flow.sample(num_samples, temperature, generator=tf.random.Generator.from_seed(seed))

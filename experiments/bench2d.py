@@ -52,6 +52,7 @@ from eval import density2d  # noqa: E402
 from eval import figures  # noqa: E402
 from eval import run as eval_run  # noqa: E402
 from train import modes  # noqa: E402
+from train import run_folder  # noqa: E402
 from train import trainer as trainer_lib  # noqa: E402
 
 METHODS = ('mle', 'fce_rand', 'fce_mle', 'nce')
@@ -181,8 +182,8 @@ def _run(density, seed, method, need_checkpoint=False):
 def config_changes(saved, config):
   """The dotted keys whose values differ between a saved config (fields added to the configs
   since then taken at their defaults, as a resumed run does) and `config` (both dicts)."""
-  flat = lambda c: trainer_lib.flatten(configs.with_defaults(c).to_dict())  # noqa: E731
-  return trainer_lib.changed_keys(flat(saved), flat(config))
+  flat = lambda c: run_folder.flatten(configs.with_defaults(c).to_dict())  # noqa: E731
+  return run_folder.changed_keys(flat(saved), flat(config))
 
 
 def _reuse(path, config):

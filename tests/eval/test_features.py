@@ -13,6 +13,7 @@ from eval import features
 from eval import run as eval_run
 from losses import flow as flow_losses
 from models import ebm as ebm_lib
+from train import run_folder
 from train import trainer as trainer_lib
 
 
@@ -268,14 +269,14 @@ def test_probe_errors(labeled_run, tmp_path, capsys):
   np.save(tmp_path / 'images.npy', np.arange(6 * 192, dtype=np.uint8).reshape(6, 8, 8, 3))
   config = configs.get_config('smoke')
   config.data.update(name=f'npy:{tmp_path}/images.npy', num_classes=0)
-  trainer_lib.check_workdir(str(tmp_path / 'unlabeled'), config, 'fce', write=True)
+  run_folder.check_workdir(str(tmp_path / 'unlabeled'), config, 'fce', write=True)
   with pytest.raises(eval_run.EvalError, match='no class labels'):
     features.probe(str(tmp_path / 'unlabeled'))
   config.data.num_classes = 2  # claimed, but the file has none
-  trainer_lib.check_workdir(str(tmp_path / 'claimed'), config, 'fce', write=True)
+  run_folder.check_workdir(str(tmp_path / 'claimed'), config, 'fce', write=True)
   with pytest.raises(eval_run.EvalError, match='without a label'):
     features.probe(str(tmp_path / 'claimed'))
-  trainer_lib.check_workdir(str(tmp_path / 'mle'), config, 'mle', write=True)
+  run_folder.check_workdir(str(tmp_path / 'mle'), config, 'mle', write=True)
   with pytest.raises(eval_run.EvalError, match='trained no EBM'):
     features.probe(str(tmp_path / 'mle'))
   assert features.main(['features', f'--workdir={tmp_path / "unlabeled"}']) == 1

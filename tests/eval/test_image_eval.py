@@ -12,6 +12,7 @@ from eval import image_eval
 from eval import run as eval_run
 from models import build
 from tests import helpers
+from train import run_folder
 from train import trainer as trainer_lib
 
 
@@ -148,7 +149,7 @@ def _write_initial_checkpoint(config, workdir, x):
   flow.data_init(x)
   checkpoint = tf.train.Checkpoint(step=tf.Variable(1, dtype=tf.int64), flow=flow, ebm=ebm)
   tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'), 1).save(1)
-  trainer_lib.check_workdir(workdir, config, 'fce', write=True)
+  run_folder.check_workdir(workdir, config, 'fce', write=True)
 
 
 @pytest.mark.slow

@@ -109,11 +109,11 @@ def test_a_state_that_overflows_on_the_next_batch_is_not_saved(trained, tmp_path
   head = run.ebm.network.layers[-1].kernel
   head.assign(tf.fill(head.shape, 3e38))  # finite, but f overflows
   with pytest.raises(trainer_lib.TrainingError, match='f of the next batch would hold NaN or Inf'):
-    run._save(5)
+    run.state.save(5, run.source.batch(5))
   assert not tf.io.gfile.glob(os.path.join(workdir, 'checkpoints', 'ckpt-5*'))
   head.assign(tf.fill(head.shape, np.nan))
   with pytest.raises(trainer_lib.TrainingError, match='ebm variable .* holds NaN'):
-    run._save(5)
+    run.state.save(5, run.source.batch(5))
 
 
 FULL_DISK = '''

@@ -64,7 +64,7 @@ def test_every_mode_trains_what_its_record_says_and_eval_reports_those_models(tm
   if spec.tilt and spec.noise:
     expected_noise['fixed'] = glow.Flow  # the backbone itself
   assert isinstance(run.noise, expected_noise[spec.noise])
-  assert sorted(run._learning_rates()) == sorted(f'learning_rate/{o}' for o in spec.optimizers)
+  assert sorted(run.state.learning_rates()) == sorted(f'learning_rate/{o}' for o in spec.optimizers)
 
   points = str(tmp_path / 'points.npy')
   np.save(points, np.zeros((3, 2), np.float32))

@@ -38,12 +38,12 @@ def _values(module):
 def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbone):
   config = _config(**{'train.steps': 4})
   straight = trainer_lib.Trainer(config, 'nt', str(tmp_path / 'a'), init_flow=backbone)
-  start = straight.chains.numpy().copy()
+  start = straight.state.extras['chains'].numpy().copy()
   flow_before = _values(straight.flow)
   np.testing.assert_array_equal(start, straight.source.batch(0)['z'])  # from q0 (Alg. 1)
   metrics = straight.run()
   assert {'f_data', 'f_samples', 'acceptance', 'step_size'} <= set(metrics)
-  assert not np.allclose(straight.chains.numpy(), start)
+  assert not np.allclose(straight.state.extras['chains'].numpy(), start)
   for a, b in zip(flow_before, _values(straight.flow)):
     np.testing.assert_array_equal(a, b)  # the backbone is frozen
   workdir = str(tmp_path / 'b')
@@ -51,10 +51,10 @@ def test_nt_resumes_with_the_same_chains_and_keeps_the_backbone(tmp_path, backbo
   resumed = trainer_lib.Trainer(config, 'nt', workdir, init_flow=backbone)
   assert int(resumed.step.numpy()) == 2
   resumed.run()
-  np.testing.assert_allclose(resumed.chains.numpy(), straight.chains.numpy(), rtol=1e-5,
-                             atol=1e-5)
-  np.testing.assert_allclose(float(resumed.hmc_step_size.numpy()),
-                             float(straight.hmc_step_size.numpy()), rtol=1e-6)
+  np.testing.assert_allclose(resumed.state.extras['chains'].numpy(),
+                             straight.state.extras['chains'].numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(float(resumed.state.extras['hmc_step_size'].numpy()),
+                             float(straight.state.extras['hmc_step_size'].numpy()), rtol=1e-6)
   for a, b in zip(_values(straight.ebm), _values(resumed.ebm)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -90,7 +90,7 @@ def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
   run = trainer_lib.Trainer(_config(**{'train.steps': 1}), 'mle', diverged)
   run.run()
   run.flow.trainable_variables[0].assign(tf.fill(run.flow.trainable_variables[0].shape, np.nan))
-  run.manager.save(checkpoint_number=2)  # past the trainer's own check, which refuses it
+  run.state.manager.save(checkpoint_number=2)  # past the trainer's own check, which refuses it
   with pytest.raises(trainer_lib.TrainingError, match='NaN or Inf.*diverged'):
     trainer_lib.Trainer(_config(), 'nt', str(tmp_path / 'y'), init_flow=diverged)
   assert not os.path.exists(os.path.join(tmp_path, 'y', 'config.json'))

@@ -16,6 +16,7 @@ import experiments
 from eval import image_eval
 from eval import run as eval_run
 from tests import helpers
+from train import watch
 from train import trainer as trainer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,9 +63,9 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   # --init_flow skips the phase (and its optimizer is not in the checkpoint).
   other = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 2}),
                               'fce', str(tmp_path / 'from_flow'), init_flow=workdir)
-  assert other.fce_start == 0 and other.config.train.mle_pretrain_steps == 0
+  assert other.state.fce_start == 0 and other.config.train.mle_pretrain_steps == 0
   other.run()
-  names = [n for n, _ in tf.train.list_variables(other.manager.latest_checkpoint)]
+  names = [n for n, _ in tf.train.list_variables(other.state.manager.latest_checkpoint)]
   assert not any(n.startswith('flow_mle_optimizer') for n in names)
   assert int(other.step.numpy()) == 2 and not experiments.scalars(str(tmp_path / 'from_flow'), 'phase')
 
@@ -78,13 +79,13 @@ def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
   workdir = str(tmp_path / 'split')
   trainer_lib.Trainer(config, 'ssl', workdir).run(until_step=2)  # inside the MLE phase
   run = trainer_lib.Trainer(config, 'ssl', workdir)
-  assert int(run.step.numpy()) == 2 and run._phase(2) == 'mle'
+  assert int(run.step.numpy()) == 2 and run.turns.phase(2) == 'mle'
   run.run(until_step=3)  # the last MLE step
   # A command line with another phase length does not move the phase of a started run.
   changed = _digits(**{'train.mle_pretrain_steps': 50, 'train.steps': 3,
                        'train.ssl_labels_per_class': 2})
   run = trainer_lib.Trainer(changed, 'ssl', workdir)
-  assert run.fce_start == 3 and int(run.step.numpy()) == 3
+  assert run.state.fce_start == 3 and int(run.step.numpy()) == 3
   np.testing.assert_array_equal(run.ebm.log_normalizer.numpy(), 0.)  # FCE has not begun
   # FCE begins from the MLE flow with c level with it: c_k = mean f_k(x) - log q(x).
   x = tf.constant(run.source.batch(0)['x'])
@@ -216,15 +217,15 @@ def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
   run = trainer_lib.Trainer(config, 'fce', workdir)
   run.run()
   old = tf.train.Checkpoint(step=run.step, flow=run.flow, ebm=run.ebm, schedule=run.schedule,
-                            flow_nll_start=run.flow_nll_start,
+                            flow_nll_start=run.state.flow_nll_start,
                             ebm_optimizer=run.optimizers['ebm'],
                             flow_optimizer=run.optimizers['flow'])
   tf.train.CheckpointManager(old, os.path.join(workdir, 'checkpoints'), 1).save(2)
   config.train.update(steps=4, mle_pretrain_steps=10)
   resumed = trainer_lib.Trainer(config, 'fce', workdir)
-  assert resumed.fce_start == 0 and int(resumed.step.numpy()) == 2
+  assert resumed.state.fce_start == 0 and int(resumed.step.numpy()) == 2
   resumed.run()
-  assert int(resumed.step.numpy()) == 4 and 'flow_mle' not in resumed.optimizer_names
+  assert int(resumed.step.numpy()) == 4 and 'flow_mle' not in resumed.state.optimizer_names
 
 
 @pytest.mark.slow
@@ -250,7 +251,7 @@ def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, m
   run = trainer_lib.Trainer(_digits(**{'train.steps': 2, 'train.eval_every': 1,
                                        'train.mle_pretrain_steps': 0}), 'fce', str(tmp_path / 'r'))
   run.run()
-  assert run.manager.latest_checkpoint.endswith('ckpt-2')
+  assert run.state.manager.latest_checkpoint.endswith('ckpt-2')
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   assert len(warnings) == 2 and all('evaluation failed (MemoryError' in w for w in warnings)
 
@@ -307,6 +308,6 @@ def test_a_support_that_holds_few_flow_samples_is_warned_about(tmp_path, caplog)
   assert len(warned) == 1 and 'model.flow.support=cube' in warned[0], warned
   caplog.clear()
   run.ebm.support = (-1e6, 1e6)  # a support that holds every sample: no warning
-  run._check_support_coverage()
+  watch.check_support_coverage(run.flow, run.ebm, run.global_batch, run.config)
   assert not [r for r in caplog.records if r.levelname == 'WARNING']
   assert any('100% of the flow' in r.getMessage() for r in caplog.records)

@@ -13,6 +13,8 @@ import tensorflow as tf
 import configs
 import experiments
 from configs import overrides
+from train import run_folder
+from train import watch
 from train import trainer as trainer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,16 +64,16 @@ def test_incompatible_workdir_is_refused_and_left_untouched(tmp_path):
 def test_run_record_is_written_whole_and_a_damaged_one_is_named(tmp_path):
   workdir = str(tmp_path / 'run')
   config = _toy_config()
-  trainer_lib.check_workdir(workdir, config, 'mle', write=True)
+  run_folder.check_workdir(workdir, config, 'mle', write=True)
   # Written under another name, then renamed: no reader can see it half-written.
   assert sorted(os.listdir(workdir)) == ['config.json']
-  trainer_lib.check_workdir(workdir, config, 'mle', write=False)  # reads back as the same run
+  run_folder.check_workdir(workdir, config, 'mle', write=False)  # reads back as the same run
   path = os.path.join(workdir, 'config.json')
   text = open(path).read()
   with open(path, 'w') as f:
     f.write(text[:len(text) // 2])
   with pytest.raises(trainer_lib.TrainingError, match='config.json is not a readable run record'):
-    trainer_lib.check_workdir(workdir, config, 'mle', write=False)
+    run_folder.check_workdir(workdir, config, 'mle', write=False)
 
 
 @pytest.mark.slow
@@ -169,7 +171,7 @@ def test_gradient_norms_and_clipped_updates_reach_tensorboard(tmp_path):
 def test_gradient_norms_keep_each_models_largest_and_count_the_clipped_updates():
   config = configs.get_config('toy2d')
   config.optim.update(ebm_clip_norm=100., flow_clip_norm=0.)
-  norms = trainer_lib.GradientNorms(config.optim)
+  norms = watch.GradientNorms(config.optim)
   for metrics in [{'ebm_grad_norm': 5.}, {'flow_grad_norm': 20., 'value': -1.},
                   {'ebm_grad_norm': 150.}, {'ebm_grad_norm': 50.}, {'ebm_grad_norm': 101.}]:
     norms.record(metrics)
@@ -370,15 +372,15 @@ def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
 def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
   config = _toy_config(**{'train.steps': 2, 'train.flow_nll_warn': 1.})
   run = trainer_lib.Trainer(config, 'fce', str(tmp_path / 'warn'))
-  start = float(run.flow_nll_start.numpy())
+  start = float(run.state.flow_nll_start.numpy())
   np.testing.assert_allclose(start, -np.mean(run.flow.log_prob(tf.constant(run.source.batch(0)['x']))),
                              rtol=1e-5)
   caplog.set_level('INFO', logger='absl')
-  run._check_flow_collapse(start + 1.5, 10)    # 0.75 nats per dimension: fine
-  run._check_flow_collapse(start + 2.5, 20)    # 1.25: warned
-  run._check_flow_collapse(start + 3.0, 30)    # still collapsed: not warned again
-  run._check_flow_collapse(start + 0.5, 40)    # back
-  run._check_flow_collapse(start + 9.0, 50)    # collapsed again: warned again
+  run.turns.collapse(start + 1.5, 10)    # 0.75 nats per dimension: fine
+  run.turns.collapse(start + 2.5, 20)    # 1.25: warned
+  run.turns.collapse(start + 3.0, 30)    # still collapsed: not warned again
+  run.turns.collapse(start + 0.5, 40)    # back
+  run.turns.collapse(start + 9.0, 50)    # collapsed again: warned again
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   assert len(warnings) == 2 and all('collapsing' in w for w in warnings)
   assert 'step 20' in warnings[0] and 'step 50' in warnings[1]
@@ -422,11 +424,11 @@ def test_ebm_learning_rate_anneals_over_its_updates_and_resumes_on_schedule(tmp_
                                             'train.checkpoint_every': 1})
 
   def watched(run, seen):
-    step = run._steps['ebm']
+    step = run.step_fns['ebm']
     def recording(batch):
       seen.append(float(run.optimizers['ebm'].learning_rate.numpy()))
       return step(batch)
-    run._steps['ebm'] = recording
+    run.step_fns['ebm'] = recording
     return run
 
   lr = config().optim.ebm_lr

@@ -1,0 +1,139 @@
+"""What the training loop does every so many steps (in the spirit of vdm's periodic actions):
+the progress line and TensorBoard scalars (`ProgressLog`, every train.log_every steps) and the
+in-loop evaluation (`InLoopEval`, every train.eval_every). Checkpoints are `TrainState.save`
+(every train.checkpoint_every); the health checks they report live in `train/watch.py`.
+"""
+
+import dataclasses
+import functools
+import os
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from eval import fid as fid_lib
+from eval import figures
+from eval import image_eval
+from train import progress
+from train import watch
+from train.errors import ReportError
+
+
+class ProgressLog:
+  """The progress line (steps/s, ETA, the interval's metrics and the last in-loop evaluation)
+  and TensorBoard's training scalars; the MLE phase's scalars go under `mle_pretrain/`, and
+  `phase` says which phase a step is in (0 MLE, 1 FCE) when the run has an MLE phase."""
+
+  def __init__(self, label, turns, state, writer, step, latest_eval):
+    self.label, self.turns, self.state, self.writer = label, turns, state, writer
+    self.latest_eval = latest_eval
+    self.gradients = watch.GradientNorms(state.config.optim)
+    self._time, self._step = time.perf_counter(), step
+
+  def observe(self, metrics):
+    """Takes every step's metrics (gradient norms are reported over the whole interval)."""
+    self.gradients.record(metrics)
+
+  def __call__(self, step, phase, metrics):
+    """Logs the metrics of the update `phase` that made step `step`; returns what it logged."""
+    now = time.perf_counter()
+    rate = (step - self._step) / (now - self._time)
+    self._time, self._step = now, step
+    in_mle = phase == 'mle'
+    metrics = dict(metrics, **self.gradients.summary())
+    logged = {f'mle_pretrain/{k}': v for k, v in metrics.items()} if in_mle else metrics
+    logged.update(self.turns.scalars(phase))
+    self.turns.check(logged, step)
+    label = f'MLE phase {step}/{self.turns.mle_steps}' if in_mle else self.label
+    shown = dict(logged, **self.latest_eval())
+    logging.info('%s | step %d/%d  %.2f steps/s  ETA %s  %s', label, step, self.turns.total,
+                 rate, progress.eta(self.turns.remaining(step) / rate),
+                 '  '.join(f'{k}={v:.4g}' for k, v in sorted(shown.items())))
+    with self.writer.as_default(step=step):
+      for k, v in logged.items():
+        tf.summary.scalar(k, v)
+      tf.summary.scalar('steps_per_second', rate)
+      if self.turns.mle_steps:
+        tf.summary.scalar('phase', 0 if in_mle else 1)
+      for k, v in self.state.learning_rates().items():
+        tf.summary.scalar(k, v)
+    return logged
+
+
+class InLoopEval:
+  """Evaluation during training, by the chief: 2D densities (with FCE Figure 2's errors), or on
+  images a sample grid, then held-out bits/dim and FID/KID by eval/image_eval.py (the code of
+  --mode=eval) into WORKDIR/eval/train_eval_<step>.json and TensorBoard's eval/. An
+  evaluation never stops a run: the checkpoint of its step is already saved."""
+
+  def __init__(self, config, mode, reports, folder, flow, model):
+    self.config, self.mode, self.reports, self.folder = config, mode, reports, folder
+    self.flow, self.model = flow, model
+    self.latest = {}  # the last image evaluation's scalars, shown in the progress line
+
+  @functools.cached_property
+  def evaluator(self):
+    return image_eval.Evaluator(self.config, self.mode, image_eval.Options.for_training(
+        self.config.train, self.reports), self.reports)
+
+  def check_fid_network(self):
+    """On images, loads the FID network once at the start; without it, one warning, and the run
+    trains and evaluates without FID."""
+    if (not self.folder.is_chief or len(self.config.data.shape) != 3 or
+        not self.config.train.fid_samples or not self.reports.flow or not self.evaluator.fid):
+      return
+    try:
+      self.evaluator.network  # pylint: disable=pointless-statement
+    except fid_lib.FIDError as e:
+      logging.warning('Training goes on without FID (held-out bits/dim are still written): %s '
+                      'During training: --inception_graph=PATH, or --set train.fid_samples=0 to '
+                      'not ask for FID.', e)
+      self._drop_fid()
+
+  def _drop_fid(self):
+    self.evaluator.options = dataclasses.replace(self.evaluator.options, fid_samples=0)
+
+  def __call__(self, step, writer, has_ebm):
+    """Evaluates the models after `step` updates (`has_ebm`: the EBM has begun training);
+    returns the metrics."""
+    if not self.folder.is_chief:
+      return {}
+    out_dir = self.folder.path('samples')
+    tf.io.gfile.makedirs(out_dir)
+    if len(self.config.data.shape) == 1:
+      if tuple(self.config.data.shape) != (2,):
+        return {}
+      metrics, path = figures.density_report(self.config, self.flow, self.model, self.mode,
+                                             out_dir, step)
+    else:
+      metrics, path = {}, figures.sample_grid(self.flow, self.config, out_dir, step)
+    with writer.as_default(step=step):
+      for k, v in metrics.items():
+        tf.summary.scalar(k, v)
+      tf.summary.image(os.path.basename(path).rsplit('_', 1)[0], figures.read_png(path)[None])
+    logging.info('step %d: wrote %s %s', step, path,
+                 '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+    if len(self.config.data.shape) == 3:
+      metrics.update(self._images(step, writer, has_ebm))
+    return metrics
+
+  def _images(self, step, writer, has_ebm):
+    """Held-out bits/dim of the flow and (once FCE has begun) of the EBM with its learned c,
+    and FID/KID of train.fid_samples flow samples."""
+    evaluate = lambda: self.evaluator.evaluate(self.folder.workdir, self.flow, self.model, step,
+                                               image_eval.TRAIN_REPORT, has_ebm=has_ebm,
+                                               writer=writer)
+    try:
+      try:
+        report = evaluate()
+      except ReportError as e:  # FID failed after the start (e.g. a corrupt cache)
+        logging.warning('step %d: %s. Training goes on without FID.', step, e)
+        self._drop_fid()
+        report = evaluate()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('step %d: the evaluation failed (%s: %s); training goes on. What it '
+                      'wrote is in %s.', step, type(e).__name__, e, self.folder.path('eval'))
+      return {}
+    self.latest = image_eval.scalars(report)
+    return dict(self.latest)

@@ -11,6 +11,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from configs import departures
 from eval import run as eval_run
 from train import checkpoints as ckpt_lib
 from train import lock as lock_lib
@@ -66,7 +67,8 @@ def _write_config(workdir, config, mode):
   tf.io.gfile.makedirs(workdir)
   ckpt_lib.write_json(os.path.join(workdir, 'config.json'),
                       {'identity': run_identity(config, mode),
-                       'config': json.loads(config.to_json())})
+                       'config': json.loads(config.to_json()),
+                       'departures': departures.for_config(config, mode)})
 
 
 def check_workdir(workdir, config, mode, write):

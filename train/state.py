@@ -100,7 +100,7 @@ class TrainState:
 
   def place_kinks(self, x):
     """Moves a share (model.ebm.first_bias) of the EBM's first-layer kinks onto data points."""
-    share = build.FIRST_BIAS_SHARE[self.config.model.ebm.get('first_bias', 'zeros')]
+    share = build.FIRST_BIAS_SHARE[self.config.model.ebm.first_bias]
     if self.trains_ebm and share:
       ebm_lib.place_kinks_on_data(self.ebm.network, x, seed=[int(self.config.train.seed), 11],
                                   share=share)

@@ -124,7 +124,7 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
     """Descends V's two sides one after the other: the data side's inverse pass and its
     gradient, then the samples' forward pass and its gradient. V is their sum, so the update
     is the same as differentiating V at once, but the activations of the two passes are never
-    held together, which halves the step's peak memory (docs/benchmarks.md)."""
+    held together, which halves the step's peak memory (docs/benchmarks)."""
     with tf.GradientTape() as tape:
       data_loss, data_side = contrastive.flow_fce_data_loss(ebm, flow, batch['x'],
                                                             global_batch_size, flow_mle_weight)

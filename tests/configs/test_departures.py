@@ -101,3 +101,13 @@ def test_write_replaces_only_the_text_between_the_markers(tmp_path, capsys):
   with pytest.raises(SystemExit):
     departures.main(['--write', str(path)])
   assert path.read_text() == 'no markers\n'
+
+
+def test_a_new_run_records_its_departures_in_config_json(tmp_path):
+  from train import run_folder  # pylint: disable=g-import-not-at-top
+  config = configs.for_dataset('8gaussians', None, ['model.ebm.width=128'], 'fce')
+  run_folder.check_workdir(str(tmp_path), config, 'fce', write=True)
+  recorded = json.loads((tmp_path / 'config.json').read_text())['departures']
+  fields = {f for d in recorded for f in d['fields']}
+  assert 'optim.ebm_beta1' in fields and 'model.ebm.width' not in fields  # reverted by --set
+  assert all(d['revert'].startswith('--set ') for d in recorded)

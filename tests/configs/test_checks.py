@@ -91,6 +91,7 @@ def test_every_shipped_config_passes_in_every_mode(mode):
     assert not checks.problems(configs.get_config(name, mode)), name
 
 
+@pytest.mark.slow
 def test_the_trainer_refuses_before_writing_anything(tmp_path):
   config = configs.for_dataset('digits')
   config.train.log_every = 0  # set directly, past for_dataset's check

@@ -12,7 +12,7 @@ def test_samplers_give_finite_2d_points(name):
 
 
 # The densities with many or sharp components need a fine grid: those run in the slow tier.
-_FINE_GRID = ('grid25', 'spiral_arms', 'unequal8', 'mixed')
+_FINE_GRID = ('grid25', 'spiral_arms', 'unequal8', 'mixed', 'sharp_broad')
 
 
 @pytest.mark.parametrize('name', [

@@ -68,6 +68,7 @@ def test_eval_errors_are_clear(fce_run, tmp_path):
     eval_run.evaluate(fce_run[0], str(tmp_path / 'bad.npy'))
 
 
+@pytest.mark.slow
 def test_sample_writes_flow_samples(fce_run):
   workdir, _ = fce_run
   npy, png = eval_run.sample(workdir, num_samples=10)
@@ -89,6 +90,7 @@ def test_sample_of_an_image_run(tmp_path):
     eval_run.evaluate(workdir, eval_points=str(tmp_path / 'images.npy'))
 
 
+@pytest.mark.slow
 def test_a_run_made_before_a_config_field_existed_still_loads(fce_run, tmp_path):
   """A config field added later (here model.flow.scale_floor) takes its default, which gives the
   old code's behaviour; a renamed one (model.flow.steps, now steps_per_level) its new name; the

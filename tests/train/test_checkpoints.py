@@ -91,6 +91,7 @@ def test_every_checkpoint_damaged_is_one_clear_error(trained, tmp_path):
     eval_run.checkpoints(workdir)
 
 
+@pytest.mark.slow
 def test_rollback_resumes_from_an_earlier_checkpoint(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   with pytest.raises(trainer_lib.TrainingError, match='at most 1 can be rolled back'):
@@ -103,6 +104,7 @@ def test_rollback_resumes_from_an_earlier_checkpoint(trained, tmp_path):
   assert int(again.step.numpy()) == 2
 
 
+@pytest.mark.slow
 def test_a_state_that_overflows_on_the_next_batch_is_not_saved(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   run = _run(workdir, steps=6)

@@ -151,6 +151,7 @@ def test_two_pass_flow_step_applies_the_gradient_of_the_whole_value_function(mle
     np.testing.assert_allclose(float(step_metrics[k]), float(metrics[k]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_nce_step_against_gaussian_noise_trains():
   config, _, ebm, x = _setup('smoke', batch=16)
   noise = noise_lib.GaussianNoise(tuple(config.data.shape), std=0.5)

@@ -128,6 +128,7 @@ def test_zero_importance_weights_are_counted_not_dropped():
   assert abs(estimate - np.log(np.pi)) < 0.05 and ess < 4000 - zeros + 1
 
 
+@pytest.mark.slow
 def test_bdmc_sandwich_brackets_log_z_and_closes_with_more_steps():
   """From exact samples the sandwich holds log Z, and its gap closes as the annealing slows
   (seen: 1.15 nats at 20 steps, 0.007 at 300)."""
@@ -140,6 +141,7 @@ def test_bdmc_sandwich_brackets_log_z_and_closes_with_more_steps():
   assert abs(slow['gap']) < 0.1, slow
 
 
+@pytest.mark.slow
 def test_the_ladder_rises_until_the_annealing_is_slow_enough():
   flow, energy, true = _setting(16, 0.25)
   rough = log_z.ladder(flow, energy, 1024, (3, 10), 0.2, seed=0)

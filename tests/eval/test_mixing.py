@@ -65,6 +65,7 @@ class _StandardNormalEBM(tf.Module):
     return self(x) - np.log(2 * np.pi)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sampler', ['latent_hmc', 'data_hmc'])
 def test_an_ebm_is_sampled_as_itself_not_tilted_by_its_flow_again(sampler):
   """p = N(0, I) as an fce / nce EBM under an identity flow: the chains must have variance 1.

@@ -86,6 +86,7 @@ def test_an_ebm_pulled_back_through_a_nonlinear_flow_keeps_its_own_density():
   assert float(acceptance) > 0.5
 
 
+@pytest.mark.slow
 def test_latent_hmc_keeps_a_correction_with_a_support_inside_it():
   """nt with model.ebm.support=cube: p = 0 outside [-1, 1]^D, so no chain may leave it."""
   flow = helpers.AffineFlow([0., 0.], 1.)

@@ -60,7 +60,7 @@ flags.DEFINE_string('inception_graph', '', 'Path of classify_image_graph_def.pb 
 flags.DEFINE_string('fid_stats', '', 'Reference statistics .npz (mu, sigma); default: those of '
                     'the training split, computed once and cached.')
 flags.DEFINE_integer('test_examples', 0, 'With --mode=eval on images: bits/dim on this many '
-                     'test images (the seeded subset training evaluates on: train.eval_examples); '
+                     'test images (the seeded subset training evaluates on: eval.examples); '
                      '0 = the whole test split.')
 flags.DEFINE_integer('is_samples', 10000, 'With --mode=eval on images: flow proposals for the '
                      'importance-sampled log-normalizer of the EBM.')
@@ -79,7 +79,7 @@ flags.DEFINE_integer('hmc_steps', 200, 'With --mode=sample or eval on an nt / nt
                      'steps of each latent chain (--num_samples chains, or one per FID sample); '
                      'the step size adapts in the first half.')
 flags.DEFINE_float('hmc_step_size', 0., 'With --mode=sample or eval on an nt / nt_nce run: the '
-                   'initial HMC step size (0: the run\'s adapted one, or train.hmc_step_size).')
+                   'initial HMC step size (0: the run\'s adapted one, or nt.hmc_step_size).')
 flags.DEFINE_integer('thin', 0, 'With --mode=sample on an nt / nt_nce run: keep every THIN-th '
                      'state of each chain after the adaptation (0: the last state only).')
 flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy; auto: '
@@ -136,9 +136,9 @@ def main(argv):
   except (ValueError, images.DataError) as e:
     raise app.UsageError(str(e))
   if FLAGS.inception_graph:
-    config.train.inception_graph = FLAGS.inception_graph
+    config.eval.inception_graph = FLAGS.inception_graph
   if FLAGS['fid_network'].present:
-    config.train.fid_network = FLAGS.fid_network
+    config.eval.fid_network = FLAGS.fid_network
   name = FLAGS.dataset.replace(':', '_').replace('/', '_').strip('_')
   workdir = FLAGS.workdir or os.path.join('runs', f'{name}_{FLAGS.mode}')
   logging.info('%s on %s, writing to %s', FLAGS.mode, FLAGS.dataset, workdir)

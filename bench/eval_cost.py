@@ -1,5 +1,5 @@
 """What the training loop's image evaluation costs, as a fraction of the training time between
-two evaluations (train.eval_every steps).
+two evaluations (eval.every steps).
 
   python -m bench.eval_cost --config=celeba --batch=16 --steps=2
 
@@ -9,8 +9,8 @@ Timed per image at `--batch`, on random stand-in images, after one untimed call 
   sample    a flow sample (for FID)
   inception its Inception features: Keras InceptionV3 with random weights, the architecture
             and cost of TTUR's graph without its download
-Then, with the config's train.eval_every, train.batch_size, train.eval_examples and
-train.fid_samples (the per-image costs scale linearly with the batch on a CPU):
+Then, with the config's eval.every, train.batch_size, eval.examples and
+eval.fid_samples (the per-image costs scale linearly with the batch on a CPU):
   evaluation = eval_examples x bpd + fid_samples x (sample + inception)
   training   = eval_every x batch_size x train
 The reference statistics of the training split are computed once per machine (cached), so
@@ -73,17 +73,17 @@ def main(_):
       'bpd': _per_call(log_probs, n) / b,
       'sample': _per_call(sample, n) / b,
       'inception': _per_call(lambda: network.features(images, batch_size=b), n) / b}
-  t = config.train
-  examples = t.eval_examples  # TFDS test splits are larger; a local one may be smaller
+  t, e = config.train, config.eval
+  examples = e.examples  # TFDS test splits are larger; a local one may be smaller
   if config.data.name not in images_lib.TFDS_NAMES:
     examples = min(examples or np.inf, len(pipeline.load_arrays(config, 'test')[0]))
   evaluation = (examples * per_image['bpd'] +
-                t.fid_samples * (per_image['sample'] + per_image['inception']))
-  training = t.eval_every * t.batch_size * per_image['train']
+                e.fid_samples * (per_image['sample'] + per_image['inception']))
+  training = e.every * t.batch_size * per_image['train']
   print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={b}')
   print('  '.join(f'{k} {v * 1e3:.2f} ms/image' for k, v in per_image.items()))
-  print(f'eval_every={t.eval_every} batch_size={t.batch_size} test images={examples} '
-        f'fid_samples={t.fid_samples}')
+  print(f'eval.every={e.every} batch_size={t.batch_size} test images={examples} '
+        f'eval.fid_samples={e.fid_samples}')
   print(f'evaluation {evaluation:.0f} s  training between evaluations {training:.0f} s  '
         f'evaluation / training {evaluation / training:.1%}')
 

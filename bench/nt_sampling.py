@@ -37,7 +37,7 @@ def main(_):
   config = configs.get_config(FLAGS.config)
   overrides.apply(config, FLAGS.set)
   flow, ebm, _ = common.models_and_batch(config, FLAGS.chains)
-  leapfrog = config.train.hmc_leapfrog_steps
+  leapfrog = config.nt.hmc_leapfrog_steps
   reused = transport.NeuralTransport(ebm, flow, leapfrog)
   ways = {'reused': lambda seed: reused.sample(FLAGS.chains, FLAGS.hmc_steps, 0.1, seed),
           'fresh': lambda seed: transport.sample(ebm, flow, FLAGS.chains, FLAGS.hmc_steps, 0.1,

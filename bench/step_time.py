@@ -9,7 +9,7 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
   python -m bench.step_time --config=celeba64 --batch=2 --steps=2 --mode=nt
 
 With --mode=nt it times NT-EBM's updates instead, with the config's nt settings (its LipSwish
-EBM): an nt update (train.hmc_steps HMC steps of train.hmc_leapfrog_steps leapfrog steps on the
+EBM): an nt update (nt.hmc_steps HMC steps of nt.hmc_leapfrog_steps leapfrog steps on the
 latent chains, then eq. 6) and an nt_nce update (eq. 10).
 """
 
@@ -88,7 +88,7 @@ def main(_):
 
 
 def _time_nt(config, flow, ebm, batch, optimizer, compile_):
-  t = config.train
+  t = config.nt
   optimizer.build(ebm.trainable_variables)
   chains, step_size = tf.Variable(batch['z']), tf.Variable(t.hmc_step_size)
   nt = compile_(steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,

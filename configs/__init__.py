@@ -29,26 +29,65 @@ DATASETS = ('8gaussians', '2spirals', 'checkerboard', 'rings', 'pinwheel', 'moon
             'svhn', 'cifar10', 'celeba', 'celeba64', 'mnist', 'digits')
 
 
-# Fields renamed since runs were first saved: (section path, old name, new name).
-RENAMED = ((('model', 'flow'), 'steps', 'steps_per_level'),)
+# Fields renamed or moved since runs were first saved: old dotted path -> new one (a section
+# moves whole). A saved config.json is read, and `--set` takes, either name.
+RENAMED = {
+    'model.flow.steps': 'model.flow.steps_per_level',
+    # 2026-12-07, the train section split by concern into train, eval, fce, nce, ssl and nt:
+    'train.eval_every': 'eval.every', 'train.eval_examples': 'eval.examples',
+    'train.fid_samples': 'eval.fid_samples', 'train.eval_is_samples': 'eval.is_samples',
+    'train.fid_network': 'eval.fid_network', 'train.inception_graph': 'eval.inception_graph',
+    'train.ebm_updates': 'fce.ebm_updates', 'train.mle_pretrain_steps': 'fce.mle_pretrain_steps',
+    'train.fce_init_steps': 'fce.init_steps', 'train.flow_mle_weight': 'fce.flow_mle_weight',
+    'train.ebm_f_penalty': 'fce.ebm_f_penalty',
+    'train.ebm_aux_nce_weight': 'fce.ebm_aux_nce_weight',
+    'train.ebm_aux_noise': 'fce.ebm_aux_noise', 'train.flow_nll_warn': 'fce.flow_nll_warn',
+    'train.schedule': 'fce.schedule',
+    'train.nce_noise': 'nce.noise', 'train.nce_noise_std': 'nce.noise_std',
+    'train.nce_nu': 'nce.nu',
+    'train.ssl_labels_per_class': 'ssl.labels_per_class',
+    'train.ssl_labeled_batch_size': 'ssl.labeled_batch_size',
+    'train.vat_weight': 'ssl.vat_weight', 'train.vat_epsilon': 'ssl.vat_epsilon',
+    'train.hmc_steps': 'nt.hmc_steps', 'train.hmc_leapfrog_steps': 'nt.hmc_leapfrog_steps',
+    'train.hmc_step_size': 'nt.hmc_step_size', 'train.hmc_target_accept': 'nt.hmc_target_accept',
+}
+
+
+def current_name(key):
+  """The dotted config path `key` under today's names (RENAMED; a field under a moved section
+  moves with it); `key` itself if it was never renamed."""
+  for old, new in RENAMED.items():
+    if key == old or key.startswith(old + '.'):
+      return new + key[len(old):]
+  return key
 
 
 def with_defaults(saved):
   """A saved config (a dict, e.g. from a run's config.json) with the fields added to the
   configs since it was saved set to their defaults, which reproduce the code it ran with, and
-  renamed fields under their new names."""
+  renamed or moved fields under their new names."""
   from configs import base  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   saved = json.loads(json.dumps(saved))  # a deep copy
-  for path, old, new in RENAMED:
-    section = saved
-    for key in path:
-      section = section.get(key, {})
-    if old in section:
-      section.setdefault(new, section.pop(old))
+  for old, new in RENAMED.items():
+    *old_path, old_leaf = old.split('.')
+    parent = _section(saved, old_path)
+    if parent is not None and old_leaf in parent:
+      *new_path, new_leaf = new.split('.')
+      _section(saved, new_path, create=True).setdefault(new_leaf, parent.pop(old_leaf))
   config = base.get_base_config().to_dict()
   _merge(config, saved)
   return ml_collections.ConfigDict(config)
+
+
+def _section(d, path, create=False):
+  for key in path:
+    if not isinstance(d.get(key), dict):
+      if not create:
+        return None
+      d[key] = {}
+    d = d[key]
+  return d
 
 
 def _merge(into, update):

@@ -50,14 +50,13 @@ def get_base_config():
   optim.flow_beta1 = 0.9    # Adam beta1 of the flow, with flow_optimizer='adam'
   optim.ebm_clip_norm = 0.  # clip the EBM's gradient to this global norm (0 = off)
   optim.ebm_lr_anneal = 0.  # the EBM's learning rate falls linearly to 0 over this last fraction
-                            # of its updates (train.ebm_updates, or train.steps; 0 = constant)
+                            # of its updates (fce.ebm_updates, or train.steps; 0 = constant)
   optim.flow_clip_norm = 0.  # clip the flow's gradient (FCE and MLE) to this global norm (0 = off)
   optim.flow_mle_lr = 1e-3  # Adam for MLE pretraining (openai/glow's default)
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 64     # data examples per step (flow samples per step: the same)
   train.steps = 100000      # total updates (EBM + flow in fce)
-  train.ebm_updates = 0     # fce/ssl: stop after this many EBM updates (0 = train.steps decides)
   train.seed = 0            # data order, dequantization noise and latents
   train.log_every = 100     # steps between log lines and TensorBoard scalars
   train.checkpoint_every = 1000  # steps between checkpoints
@@ -67,44 +66,41 @@ def get_base_config():
   train.jit_compile = False  # XLA-compile each replica's step
   train.deterministic = False  # TF's op determinism: the same command and seed give the same
                                # run bit for bit (cost: docs/benchmarks)
-  train.eval_every = 1000   # steps between evaluations: 2D densities, or on images a sample
-                            # grid, held-out bits/dim and FID (eval/image_eval.py)
-  train.eval_examples = 10000  # images: held-out bits/dim on this many test-split images (a
+  train.init_log_normalizer = True  # fce, nce, ssl: start c level with the noise's log q on
+                                    # data (train/state.py)
+
+  # Evaluation in the training loop (eval/image_eval.py); --mode=eval takes its own flags.
+  config.eval = evaluation = ml_collections.ConfigDict()
+  evaluation.every = 1000   # steps between evaluations: 2D densities, or on images a sample
+                            # grid, held-out bits/dim and FID
+  evaluation.examples = 10000  # images: held-out bits/dim on this many test-split images (a
                                # fixed, seeded subset; 0 = the whole split)
-  train.fid_samples = 5000  # images: flow samples for FID/KID at each evaluation (0 = no FID;
-                            # --mode=eval uses 50,000, the published convention)
-  train.eval_is_samples = 1000  # images, nt (which learns no c): flow proposals of the
+  evaluation.fid_samples = 5000  # images: flow samples for FID/KID at each evaluation (0 = no
+                                 # FID; --mode=eval uses 50,000, the published convention)
+  evaluation.is_samples = 1000  # images, nt (which learns no c): flow proposals of the
                                 # importance-sampled log Z behind its bits/dim in the loop
-  train.fid_network = 'ttur'  # 'ttur' (the standard Inception graph) or 'keras' (not comparable)
-  train.inception_graph = ''  # classify_image_graph_def.pb ('' = the cache; main.py's
-                              # --inception_graph sets it)
-  train.flow_mle_weight = 0.  # fce/ssl: add this x the flow's NLL per dim on data to its loss
-  train.ebm_f_penalty = 0.  # fce: add this x mean f^2 (data and flow samples) to the EBM's loss
-  train.ebm_aux_nce_weight = 0.  # fce/ssl: add this x NCE against ebm_aux_noise to the EBM's
-                                 # loss, so that f is also held down where neither data nor
-                                 # flow samples go
-  train.ebm_aux_noise = 'gaussian'  # 'gaussian': NCE's (data mean, nce_noise_std x data std);
-                                    # 'base': the EBM's frozen base flow (model.ebm.base='flow')
-  train.mle_pretrain_steps = 0  # fce/ssl: MLE updates of the flow (Adam, optim.flow_mle_lr)
-                                # before FCE, in the same run (FCE Sec. 4.2 starts images from an
-                                # MLE Glow); train.steps counts the FCE updates after them. 0 =
-                                # FCE from a random flow (the 2D protocol); --init_flow skips it
-  train.fce_init_steps = 0  # fce/ssl: EBM-only updates against the frozen flow first (FCE-init)
-  train.flow_nll_warn = 1.  # fce/ssl: warn when the flow's data NLL per dim rises this far
-                            # above its value at the start (a collapsing flow)
-  train.init_log_normalizer = True  # start c level with the noise's log q on data (trainer.py)
-  train.nce_noise = 'gaussian'  # NCE noise: 'gaussian' or 'flow' (a frozen flow, --init_flow)
-  train.nce_noise_std = 1.5  # NCE's Gaussian noise: data mean, this times the data std
-  train.nce_nu = 1          # NCE noise samples per data sample
-  train.ssl_labels_per_class = 0  # ssl: labeled examples per class (a fixed, seeded subset)
-  train.ssl_labeled_batch_size = 0  # ssl: labeled examples per step (0 = train.batch_size)
-  train.vat_weight = 0.     # ssl: weight of the VAT loss on unlabeled data (0 = off)
-  train.vat_epsilon = 1.    # ssl: L2 norm of VAT's adversarial perturbation per example
-  train.hmc_steps = 20      # nt: HMC steps of the latent chains per update (NT-EBM A.4)
-  train.hmc_leapfrog_steps = 3  # nt: leapfrog steps per HMC step
-  train.hmc_step_size = 0.15  # nt: the initial step size, adapted towards hmc_target_accept
-  train.hmc_target_accept = 0.651  # nt: the acceptance rate the step size adapts to (0 = fixed)
-  train.schedule = schedule = ml_collections.ConfigDict()
+  evaluation.fid_network = 'ttur'  # 'ttur' (the standard Inception graph) or 'keras' (not
+                                   # comparable)
+  evaluation.inception_graph = ''  # classify_image_graph_def.pb ('' = the cache; main.py's
+                                   # --inception_graph sets it)
+
+  # FCE (fce, and ssl, which is FCE with labels): the game, its phases and its guards.
+  config.fce = fce = ml_collections.ConfigDict()
+  fce.ebm_updates = 0       # stop after this many EBM updates (0 = train.steps decides)
+  fce.mle_pretrain_steps = 0  # MLE updates of the flow (Adam, optim.flow_mle_lr) before FCE,
+                              # in the same run (FCE Sec. 4.2 starts images from an MLE Glow);
+                              # train.steps counts the FCE updates after them. 0 = FCE from a
+                              # random flow (the 2D protocol); --init_flow skips it
+  fce.init_steps = 0        # EBM-only updates against the frozen flow first (FCE-init)
+  fce.flow_mle_weight = 0.  # add this x the flow's NLL per dim on data to its loss
+  fce.ebm_f_penalty = 0.    # add this x mean f^2 (data and flow samples) to the EBM's loss
+  fce.ebm_aux_nce_weight = 0.  # add this x NCE against ebm_aux_noise to the EBM's loss, so
+                               # that f is also held down where neither data nor flow samples go
+  fce.ebm_aux_noise = 'gaussian'  # 'gaussian': NCE's (data mean, nce.noise_std x data std);
+                                  # 'base': the EBM's frozen base flow (model.ebm.base='flow')
+  fce.flow_nll_warn = 1.    # warn when the flow's data NLL per dim rises this far above its
+                            # value at the start (a collapsing flow)
+  fce.schedule = schedule = ml_collections.ConfigDict()
   schedule.metric = 'accuracy'  # what the rule reads: 'accuracy' (FCE Sec. 4) or 'value' (V)
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below
   schedule.value_threshold = -math.log(4.)  # the same rule on V (metric='value')
@@ -113,6 +109,27 @@ def get_base_config():
   schedule.max_flow_updates = 0  # hand back to the EBM after this many flow updates (0 = never)
   schedule.max_ebm_updates = 0  # hand over to the flow after this many EBM updates (0 = never)
 
+  # NCE with a fixed noise (nce; fce's auxiliary NCE term uses the Gaussian's settings).
+  config.nce = nce = ml_collections.ConfigDict()
+  nce.noise = 'gaussian'    # 'gaussian' or 'flow' (a frozen flow, --init_flow)
+  nce.noise_std = 1.5       # the Gaussian: data mean, this times the data std
+  nce.nu = 1                # noise samples per data sample
+
+  # Semi-supervised FCE (ssl, FCE Sec. 3.3).
+  config.ssl = ssl = ml_collections.ConfigDict()
+  ssl.labels_per_class = 0  # labeled examples per class (a fixed, seeded subset)
+  ssl.labeled_batch_size = 0  # labeled examples per step (0 = train.batch_size)
+  ssl.vat_weight = 0.       # weight of the VAT loss on unlabeled data (0 = off)
+  ssl.vat_epsilon = 1.      # L2 norm of VAT's adversarial perturbation per example
+
+  # NT-EBM (nt, nt_nce): the persistent latent HMC chains (NT-EBM A.4).
+  config.nt = nt = ml_collections.ConfigDict()
+  nt.hmc_steps = 20         # HMC steps of the latent chains per update
+  nt.hmc_leapfrog_steps = 3  # leapfrog steps per HMC step
+  nt.hmc_step_size = 0.15   # the initial step size, adapted towards hmc_target_accept
+  nt.hmc_target_accept = 0.651  # the acceptance rate the step size adapts to (0 = fixed)
+
+  config.lock()  # a field set under a name the config lacks raises, not adds a field
   return config
 
 
@@ -131,9 +148,9 @@ def get_image32_config(name, steps_per_level, num_classes, mle_pretrain_steps):
                            coupling='additive')
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
-  config.train.mle_pretrain_steps = mle_pretrain_steps
+  config.fce.mle_pretrain_steps = mle_pretrain_steps
   # An evaluation costs as much as a few hundred steps (docs/benchmarks): keep it rare.
-  config.train.eval_every = 5000
+  config.eval.every = 5000
   return config
 
 
@@ -152,8 +169,8 @@ def fce_on_images(config, flow_lr):
     flow_lr: the flow's FCE learning rate (photographs: a tenth of the paper's).
   """
   config.model.ebm.update(base='flow', support='cube')
-  config.train.fce_init_steps = 500
-  config.train.schedule.update(max_flow_updates=1, metric='value', window=10)
+  config.fce.init_steps = 500
+  config.fce.schedule.update(max_flow_updates=1, metric='value', window=10)
   config.optim.flow_lr = flow_lr
 
 

@@ -13,8 +13,8 @@ def get_config():
   config.model.ebm.arch = 'lipswish'  # (2, 4, 8, 8) x nf stride-2 convs at 64x64
   config.optim.update(ebm_lr=1e-5, ebm_beta1=0.99)
   config.train.batch_size = 64
-  config.train.mle_pretrain_steps = 50000  # ours: the paper does not say (configs/base.py)
-  config.train.eval_every = 5000
+  config.fce.mle_pretrain_steps = 50000  # ours: the paper does not say (configs/base.py)
+  config.eval.every = 5000
   return config
 
 

@@ -2,45 +2,20 @@
 
 import math
 
-# (field, test, what it must be). Fields a config lacks are skipped.
+# (field, test, what it must be), in the order of base.py's sections. Fields a config lacks are
+# skipped.
 _POSITIVE_INT = (lambda v: v >= 1, 'an integer >= 1')
 _NON_NEGATIVE = (lambda v: v >= 0, '>= 0')
 _POSITIVE = (lambda v: v > 0, '> 0')
 _BETA = (lambda v: 0 <= v < 1, 'in [0, 1)')
 _FRACTION = (lambda v: 0 <= v < 1, 'in [0, 1)')
 RULES = {
-    'train.steps': _POSITIVE_INT,
-    'train.batch_size': _POSITIVE_INT,
-    'train.log_every': _POSITIVE_INT,
-    'train.checkpoint_every': _POSITIVE_INT,
-    'train.keep_checkpoints': (lambda v: v >= 2, 'an integer >= 2 (one to fall back to)'),
-    'train.eval_every': _POSITIVE_INT,
-    'train.snapshot_every': _NON_NEGATIVE,
-    'train.ebm_updates': _NON_NEGATIVE,
-    'train.mle_pretrain_steps': _NON_NEGATIVE,
-    'train.fce_init_steps': _NON_NEGATIVE,
-    'train.eval_examples': _NON_NEGATIVE,
-    'train.fid_samples': _NON_NEGATIVE,
-    'train.eval_is_samples': _NON_NEGATIVE,
-    'train.flow_mle_weight': _NON_NEGATIVE,
-    'train.ebm_f_penalty': _NON_NEGATIVE,
-    'train.ebm_aux_nce_weight': _NON_NEGATIVE,
-    'train.nce_noise_std': _POSITIVE,
-    'train.nce_nu': _POSITIVE_INT,
-    'train.ssl_labels_per_class': _NON_NEGATIVE,
-    'train.ssl_labeled_batch_size': _NON_NEGATIVE,
-    'train.vat_weight': _NON_NEGATIVE,
-    'train.vat_epsilon': _POSITIVE,
-    'train.hmc_steps': _POSITIVE_INT,
-    'train.hmc_leapfrog_steps': _POSITIVE_INT,
-    'train.hmc_step_size': _POSITIVE,
-    'train.hmc_target_accept': _FRACTION,
-    'train.schedule.window': _POSITIVE_INT,
-    'train.schedule.max_flow_updates': _NON_NEGATIVE,
-    'train.schedule.max_ebm_updates': _NON_NEGATIVE,
-    'train.schedule.hysteresis': _NON_NEGATIVE,
-    'train.schedule.threshold': (lambda v: 0 < v < 1, 'in (0, 1)'),
-    'train.schedule.value_threshold': (lambda v: v < 0, 'below 0: V is a log-likelihood'),
+    'data.test_fraction': _FRACTION,
+    'model.flow.levels': _POSITIVE_INT,
+    'model.flow.steps_per_level': _POSITIVE_INT,
+    'model.flow.width': _POSITIVE_INT,
+    'model.ebm.width': _POSITIVE_INT,
+    'model.flow.scale_floor': _FRACTION,
     'optim.ebm_lr': _POSITIVE,
     'optim.flow_lr': _POSITIVE,
     'optim.flow_mle_lr': _POSITIVE,
@@ -49,12 +24,38 @@ RULES = {
     'optim.ebm_clip_norm': _NON_NEGATIVE,
     'optim.flow_clip_norm': _NON_NEGATIVE,
     'optim.ebm_lr_anneal': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
-    'data.test_fraction': _FRACTION,
-    'model.flow.levels': _POSITIVE_INT,
-    'model.flow.steps_per_level': _POSITIVE_INT,
-    'model.flow.width': _POSITIVE_INT,
-    'model.ebm.width': _POSITIVE_INT,
-    'model.flow.scale_floor': _FRACTION,
+    'train.steps': _POSITIVE_INT,
+    'train.batch_size': _POSITIVE_INT,
+    'train.log_every': _POSITIVE_INT,
+    'train.checkpoint_every': _POSITIVE_INT,
+    'train.keep_checkpoints': (lambda v: v >= 2, 'an integer >= 2 (one to fall back to)'),
+    'train.snapshot_every': _NON_NEGATIVE,
+    'eval.every': _POSITIVE_INT,
+    'eval.examples': _NON_NEGATIVE,
+    'eval.fid_samples': _NON_NEGATIVE,
+    'eval.is_samples': _NON_NEGATIVE,
+    'fce.ebm_updates': _NON_NEGATIVE,
+    'fce.mle_pretrain_steps': _NON_NEGATIVE,
+    'fce.init_steps': _NON_NEGATIVE,
+    'fce.flow_mle_weight': _NON_NEGATIVE,
+    'fce.ebm_f_penalty': _NON_NEGATIVE,
+    'fce.ebm_aux_nce_weight': _NON_NEGATIVE,
+    'fce.schedule.window': _POSITIVE_INT,
+    'fce.schedule.max_flow_updates': _NON_NEGATIVE,
+    'fce.schedule.max_ebm_updates': _NON_NEGATIVE,
+    'fce.schedule.hysteresis': _NON_NEGATIVE,
+    'fce.schedule.threshold': (lambda v: 0 < v < 1, 'in (0, 1)'),
+    'fce.schedule.value_threshold': (lambda v: v < 0, 'below 0: V is a log-likelihood'),
+    'nce.noise_std': _POSITIVE,
+    'nce.nu': _POSITIVE_INT,
+    'ssl.labels_per_class': _NON_NEGATIVE,
+    'ssl.labeled_batch_size': _NON_NEGATIVE,
+    'ssl.vat_weight': _NON_NEGATIVE,
+    'ssl.vat_epsilon': _POSITIVE,
+    'nt.hmc_steps': _POSITIVE_INT,
+    'nt.hmc_leapfrog_steps': _POSITIVE_INT,
+    'nt.hmc_step_size': _POSITIVE,
+    'nt.hmc_target_accept': _FRACTION,
 }
 
 
@@ -83,9 +84,9 @@ def choices():
       'model.flow.support': tuple(build.SUPPORTS),
       'model.flow.coupling': ('additive', 'affine'),
       'optim.flow_optimizer': steps.FLOW_OPTIMIZERS,
-      'train.nce_noise': ('gaussian', 'flow'),
-      'train.ebm_aux_noise': ('gaussian', 'base'),
-      'train.schedule.metric': schedule.METRICS,
+      'nce.noise': ('gaussian', 'flow'),
+      'fce.ebm_aux_noise': ('gaussian', 'base'),
+      'fce.schedule.metric': schedule.METRICS,
   }
 
 
@@ -123,14 +124,14 @@ def _combinations(config, valid):
   out = []
   if len(shape) not in (1, 3):
     out.append(f'data.shape={shape} (must be vectors (D,) or images (H, W, C))')
-  if 'train.ebm_aux_noise' in valid and get('train.ebm_aux_noise') == 'base' and (
+  if 'fce.ebm_aux_noise' in valid and get('fce.ebm_aux_noise') == 'base' and (
       get('model.ebm.base') != 'flow'):
-    out.append("train.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
+    out.append("fce.ebm_aux_noise='base' (needs model.ebm.base='flow', the base it samples)")
   if 'model.flow.support' in valid and get('model.flow.support') == 'cube' and len(shape) != 3:
     out.append("model.flow.support='cube' on vector data (it is for images (H, W, C))")
   if 'model.ebm.support' in valid and get('model.ebm.support') == 'cube' and (
-      get('train.ebm_f_penalty')):
-    out.append("model.ebm.support='cube' with train.ebm_f_penalty > 0 (f is -inf outside the "
+      get('fce.ebm_f_penalty')):
+    out.append("model.ebm.support='cube' with fce.ebm_f_penalty > 0 (f is -inf outside the "
                "cube, where the penalty would be infinite)")
   if get('model.ebm.conditional') and (get('data.num_classes') or 0) < 2:
     out.append('model.ebm.conditional=True (needs labeled data, data.num_classes >= 2)')

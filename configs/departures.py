@@ -69,13 +69,13 @@ class Departure:
 RECORDS = (
     # FCE on 2D data (configs/toy2d.py).
     Departure(
-        {'train.schedule.max_flow_updates': 0}, {'train.schedule.max_flow_updates': 1},
+        {'fce.schedule.max_flow_updates': 0}, {'fce.schedule.max_flow_updates': 1},
         'the flow hands the turn back to the EBM after every update (FCE Sec. 4: when the '
         'accuracy falls to 0.5)',
         'the literal rule with the paper\'s flow rate starves the EBM on 2D data '
         '(docs/schedule_2d)', data='vectors'),
     Departure(
-        {'train.flow_mle_weight': 0.}, {'train.flow_mle_weight': 1.},
+        {'fce.flow_mle_weight': 0.}, {'fce.flow_mle_weight': 1.},
         'the flow\'s loss adds its NLL on data to V',
         'on V alone the flow lost modes and its samples overflowed to NaN (docs/bench2d)',
         data='vectors'),
@@ -91,7 +91,7 @@ RECORDS = (
         'unbounded scales let flow samples overflow to NaN on suite densities (docs/bench2d)',
         data='vectors'),
     Departure(
-        {'train.ebm_aux_nce_weight': 0.}, {'train.ebm_aux_nce_weight': 1.},
+        {'fce.ebm_aux_nce_weight': 0.}, {'fce.ebm_aux_nce_weight': 1.},
         'the EBM\'s loss adds NCE against a broad Gaussian',
         'V leaves f free where neither data nor flow samples go, and the EBM put mass there '
         '(docs/bench2d)', data='vectors'),
@@ -116,8 +116,8 @@ RECORDS = (
         'FCE from a heavy-tailed MLE flow draws far outliers whose gradients stall the EBM; '
         'healthy runs stay below the clip (docs/bench2d)', data='vectors'),
     Departure(
-        {'train.vat_weight': 0., 'train.vat_epsilon': 1.},
-        {'train.vat_weight': 10., 'train.vat_epsilon': 0.3},
+        {'ssl.vat_weight': 0., 'ssl.vat_epsilon': 1.},
+        {'ssl.vat_weight': 10., 'ssl.vat_epsilon': 0.3},
         '2D semi-supervised FCE adds VAT on p(y | x), weight 10, radius 0.3 (FCE: on SVHN only)',
         'without it the labels split the two spirals by radius, not by arm (docs/figure5)',
         data='vectors'),
@@ -134,14 +134,14 @@ RECORDS = (
         'an EBM from scratch must learn log q\'s spread of tens of nats; V sat far below '
         '-log 4 (docs/image_fce)', data='images'),
     Departure(
-        {'train.schedule.metric': 'accuracy', 'train.schedule.window': 1},
-        {'train.schedule.metric': 'value', 'train.schedule.window': 10},
+        {'fce.schedule.metric': 'accuracy', 'fce.schedule.window': 1},
+        {'fce.schedule.metric': 'value', 'fce.schedule.window': 10},
         'the turn is handed on V\'s mean over 10 updates against -log 4 (FCE Sec. 4: the '
         'accuracy against 0.5)',
         'on patches V held near -log 4 far more often, with a larger importance-sampling ESS '
         '(docs/image_fce)', data='images'),
     Departure(
-        {'train.schedule.max_flow_updates': 0}, {'train.schedule.max_flow_updates': 1},
+        {'fce.schedule.max_flow_updates': 0}, {'fce.schedule.max_flow_updates': 1},
         'the flow hands the turn back to the EBM after every update (FCE Sec. 4: when the '
         'accuracy falls)',
         'without the cap the flow\'s first turn on digits never ended (docs/image_fce)',
@@ -152,7 +152,7 @@ RECORDS = (
         'without it AIS saw EBM mass off the data, by the biased AIS: to be re-measured '
         '(docs/image_fce)', data='images'),
     Departure(
-        {'train.fce_init_steps': 0}, {'train.fce_init_steps': 500},
+        {'fce.init_steps': 0}, {'fce.init_steps': 500},
         '500 EBM-only updates against the frozen flow first (FCE-init, which the paper uses '
         'for semi-supervised learning)',
         'V stays near -log 4 more often, with a larger importance-sampling ESS (docs/image_fce)',

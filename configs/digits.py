@@ -15,10 +15,10 @@ def get_config():
                            support=base.EDGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
-  config.train.mle_pretrain_steps = 3000  # the Glow-MLE of docs/digits (it overfits beyond)
+  config.fce.mle_pretrain_steps = 3000  # the Glow-MLE of docs/digits (it overfits beyond)
   # No FID in the training loop: Inception is slow on a CPU (docs/benchmarks); --mode=eval
   # computes it.
-  config.train.fid_samples = 0
+  config.eval.fid_samples = 0
   return config
 
 

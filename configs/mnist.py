@@ -13,8 +13,8 @@ def get_config():
                            support=base.EDGE_FLOW_SUPPORT)
   config.model.ebm.arch = 'conv'
   config.train.batch_size = 64
-  config.train.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)
-  config.train.eval_every = 5000  # as the 32x32 RGB configs
+  config.fce.mle_pretrain_steps = 30000  # ours: the paper does not say (configs/base.py)
+  config.eval.every = 5000  # as the 32x32 RGB configs
   return config
 
 

@@ -2,6 +2,7 @@
 
 import ast
 
+from absl import logging
 import ml_collections
 
 
@@ -11,7 +12,8 @@ def apply(config, assignments):
     key, sep, text = assignment.partition('=')
     if not sep:
       raise ValueError(f'Override {assignment!r} is not of the form key=value.')
-    *parents, leaf = key.strip().split('.')
+    key = _current(key.strip())
+    *parents, leaf = key.split('.')
     node = config
     for part in parents:
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
@@ -42,3 +44,12 @@ def apply(config, assignments):
       node[leaf] = value
     except TypeError as e:  # e.g. a number for a list field
       raise ValueError(f'Config field {key!r} is {type(old).__name__}; got {text!r}.') from e
+
+
+def _current(key):
+  """`key` under today's name (configs.RENAMED), with a note when it was renamed."""
+  import configs  # pylint: disable=g-import-not-at-top
+  new = configs.current_name(key)
+  if new != key:
+    logging.warning('--set %s: this field is now %s; set it under that name.', key, new)
+  return new

@@ -11,6 +11,6 @@ def get_config():
   config.data.num_classes = 2
   config.model.flow.update(levels=2, steps_per_level=2, width=16, coupling='affine')
   config.model.ebm.arch = 'conv'
-  config.train.update(batch_size=8, steps=4, log_every=2, checkpoint_every=2, eval_examples=16,
-                      fid_samples=0)
+  config.train.update(batch_size=8, steps=4, log_every=2, checkpoint_every=2)
+  config.eval.update(examples=16, fid_samples=0)
   return config

@@ -16,17 +16,17 @@ def get_config():
   config.model.ebm.arch = 'mlp'
   config.train.batch_size = 1000
   config.train.steps = 5000
-  config.train.eval_every = 1000
+  config.eval.every = 1000
   config.train.log_every = 500
   # The paper's rule starves the EBM on 2D data: the flow hands back after each update.
-  config.train.schedule.max_flow_updates = 1
+  config.fce.schedule.max_flow_updates = 1
   # A flow trained on V alone loses modes and overflows: an MLE term keeps it a density model,
   # MLE's optimiser (clipped) keeps it up with the EBM, a scale floor bounds its expansion.
-  config.train.flow_mle_weight = 1.
+  config.fce.flow_mle_weight = 1.
   config.optim.update(flow_optimizer='adam', flow_lr=1e-3, flow_clip_norm=10.)
   config.model.flow.scale_floor = 0.01
   # NCE against a broad Gaussian holds f down where neither data nor flow samples go.
-  config.train.ebm_aux_nce_weight = 1.
+  config.fce.ebm_aux_nce_weight = 1.
   # Half the first-layer kinks on data points: round small modes, at little cost on spirals.
   config.model.ebm.first_bias = 'half'
   config.optim.ebm_lr_anneal = 0.3  # the anneal removes the noise of the EBM's last iterates
@@ -34,7 +34,7 @@ def get_config():
   config.optim.ebm_clip_norm = 100.  # for far outliers of a heavy-tailed flow only
   # Warn earlier than the base: an MLE flow that left its optimum stays under 1 nat per
   # dimension while the EBM already stalls on its outlying samples (docs/bench2d).
-  config.train.flow_nll_warn = 0.5
+  config.fce.flow_nll_warn = 0.5
   # 2D log-densities are O(1), so c = 0 is a fine start.
   config.train.init_log_normalizer = False
   return config
@@ -44,4 +44,4 @@ def for_mode(config, mode):
   # 2D semi-supervised FCE (Figure 5): VAT on p(y | x) carries the few labels along each arm;
   # perturbations of 0.3, a third of the gap between the spirals' arms.
   if mode == 'ssl':
-    config.train.update(vat_weight=10., vat_epsilon=0.3)
+    config.ssl.update(vat_weight=10., vat_epsilon=0.3)

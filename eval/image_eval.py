@@ -25,7 +25,7 @@ Each block records its settings; re-running eval keeps a block whose settings ar
 computes only what is missing, and the report is rewritten after every block, so a failure
 (e.g. no Inception graph) loses nothing already computed.
 
-The training loop evaluates with the same `Evaluator` every train.eval_every steps (on a fixed
+The training loop evaluates with the same `Evaluator` every eval.every steps (on a fixed
 test subset, with fewer FID samples and no importance sampling: `Options.for_training`), writing
 WORKDIR/eval/train_eval_<step>.json; `--mode=eval --test_examples=N` reproduces its bits/dim.
 """
@@ -74,23 +74,23 @@ class Options:
   batch_size: int = 256
   seed: int = 0
   hmc_steps: int = 200              # nt / nt_nce: HMC steps of each neural-transport chain
-  hmc_step_size: float = 0.         # nt / nt_nce: its initial step size (0: train.hmc_step_size)
+  hmc_step_size: float = 0.         # nt / nt_nce: its initial step size (0: nt.hmc_step_size)
   ais_steps: int = 0                # EBM log Z also by AIS with this many annealing steps (0: off)
   ais_chains: int = 256
   ais_step_size: float = 0.1
 
   @classmethod
-  def for_training(cls, train_config, reports):
-    """What the training loop computes every train.eval_every steps (its sample grids are the
+  def for_training(cls, eval_config, reports):
+    """What the training loop computes every eval.every steps (its sample grids are the
     trainer's own, so none here), given what the run reports (`modes.Reports`). A model that
-    learns no c (nt) gets its log Z by importance sampling from train.eval_is_samples flow
+    learns no c (nt) gets its log Z by importance sampling from eval.is_samples flow
     proposals. A model sampled by neural transport (nt, nt_nce) gets no FID in the loop: its
     samples need HMC chains, which would cost more than the training."""
-    t = train_config
-    return cls(fid_samples=0 if reports.transport_samples else t.fid_samples,
-               fid_network=t.fid_network, inception_graph=t.inception_graph,
-               test_examples=t.eval_examples,
-               is_samples=0 if reports.learns_c else t.eval_is_samples, temperatures=())
+    e = eval_config
+    return cls(fid_samples=0 if reports.transport_samples else e.fid_samples,
+               fid_network=e.fid_network, inception_graph=e.inception_graph,
+               test_examples=e.examples,
+               is_samples=0 if reports.learns_c else e.is_samples, temperatures=())
 
 
 def test_subset(config, num_examples, seed):
@@ -192,11 +192,11 @@ def nt_sample_features(model, network, config, options):
   num_bins = config.data.num_bins or 256
   feats, rates = [], []
   sampler = transport.NeuralTransport(model.correction, model.flow,
-                                      config.train.hmc_leapfrog_steps)
+                                      config.nt.hmc_leapfrog_steps)
   shown = progress.Progress('neural-transport FID samples', options.fid_samples, 'samples')
   for i, (start, size) in enumerate(batching.spans(options.fid_samples, options.batch_size)):
     x, rate, _ = sampler.sample(size, options.hmc_steps,
-                                options.hmc_step_size or config.train.hmc_step_size,
+                                options.hmc_step_size or config.nt.hmc_step_size,
                                 seed=options.seed * 100003 + i)
     x = flow_losses.quantize(x, num_bins).numpy()
     feats.append(network.features(flow_losses.to_8bit(x, num_bins)).astype(np.float32))
@@ -388,7 +388,7 @@ class Evaluator:
     if transport:
       settings.update(sampler='neural-transport HMC', hmc_steps=options.hmc_steps,
                       hmc_step_size=options.hmc_step_size,
-                      leapfrog_steps=config.train.hmc_leapfrog_steps)
+                      leapfrog_steps=config.nt.hmc_leapfrog_steps)
     if report.get('fid', {}).get('settings') == settings:
       return
     t = time.perf_counter()

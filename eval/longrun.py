@@ -138,7 +138,7 @@ def report(workdir, chain_steps=2000, strip_every=5, strip_frames=100, fid_every
   out_dir = os.path.join(workdir, 'eval')
   tf.io.gfile.makedirs(out_dir)
   states, acceptance = long_chain(correction, flow, chain_steps, step_size, seed,
-                                  config.train.hmc_leapfrog_steps)
+                                  config.nt.hmc_leapfrog_steps)
   shown = states[strip_every - 1::strip_every][:strip_frames]
   strip = figures.tile(_to_images(flow, shown, config), min(len(shown), 20))
   tf.io.write_file(os.path.join(out_dir, f'long_chain_{step}.png'), tf.io.encode_png(strip))

@@ -85,8 +85,8 @@ def saved_value(checkpoint, name):
 
 def hmc_step_size(config, checkpoint):
   """The initial HMC step size for sampling an nt / nt_nce model: the one nt adapted and saved in
-  `checkpoint`, or (nt_nce, which adapts none) train.hmc_step_size."""
-  return float(saved_value(checkpoint, 'hmc_step_size') or config.train.hmc_step_size)
+  `checkpoint`, or (nt_nce, which adapts none) nt.hmc_step_size."""
+  return float(saved_value(checkpoint, 'hmc_step_size') or config.nt.hmc_step_size)
 
 
 def mle_phase_length(checkpoint):
@@ -189,7 +189,7 @@ def sample(workdir, num_samples=64, temperature=1.0, seed=0, hmc_steps=200, step
   A flow is sampled ancestrally (images at several temperatures). The model of an nt / nt_nce
   run, exp(f) q / Z, is sampled by neural transport (`models.transport.sample`): num_samples
   latent chains of `hmc_steps` HMC steps from `step_size` (0: the run's adapted one, or
-  train.hmc_step_size), adapted during the first half; `thin` = k > 0 keeps every k-th state
+  nt.hmc_step_size), adapted during the first half; `thin` = k > 0 keeps every k-th state
   after that.
   """
   config, mode = load_run(workdir)
@@ -219,7 +219,7 @@ def _sample_tilted(config, flow, correction, step, out_dir, num_chains, seed, hm
                    thin):
   x, acceptance, final_size = transport.sample(
       correction, flow, num_chains, hmc_steps, step_size, seed, thin,
-      leapfrog_steps=config.train.hmc_leapfrog_steps)
+      leapfrog_steps=config.nt.hmc_leapfrog_steps)
   x = x.numpy()
   name = f'nt_sample_{step}'
   if len(config.data.shape) == 3:

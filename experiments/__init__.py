@@ -34,7 +34,7 @@ def train_run(workdir, dataset, mode, steps, seed, overrides=(), init_flow=None,
   import configs  # pylint: disable=g-import-not-at-top
   from train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   config = configs.for_dataset(dataset, config_name, [
-      f'train.seed={seed}', f'train.steps={steps}', f'train.eval_every={steps}',
+      f'train.seed={seed}', f'train.steps={steps}', f'eval.every={steps}',
       f'train.log_every={max(steps // log_lines, 1)}',
       f'train.checkpoint_every={max(steps // 5, 1)}', *overrides], mode)
   logging.info('%s: %s for %d steps in %s', dataset, mode, steps, workdir)

@@ -85,13 +85,13 @@ FINE_GRID = 600  # cells of 0.015 on [-4.5, 4.5]^2 for the EBM's normaliser: the
 
 def _config(density, seed, method, steps):
   overrides = [f'train.seed={seed}', f'train.steps={steps}',
-               f'train.eval_every={max(steps // FLAGS.evals, 1)}',
+               f'eval.every={max(steps // FLAGS.evals, 1)}',
                f'train.log_every={max(steps // FLAGS.evals, 1)}',
                f'train.checkpoint_every={max(steps // FLAGS.evals, 1)}',
                'train.snapshot_every=0'] + FLAGS.set
   if method.startswith('fce'):
     # Up to 4 updates per EBM update are allowed; the run stops at the EBM update count.
-    overrides += [f'train.ebm_updates={FLAGS.ebm_updates}', f'train.steps={5 * steps}']
+    overrides += [f'fce.ebm_updates={FLAGS.ebm_updates}', f'train.steps={5 * steps}']
     overrides += FLAGS.set_fce
   return configs.for_dataset(density, None, overrides)
 

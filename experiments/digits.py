@@ -54,7 +54,7 @@ FLAGS = flags.FLAGS
 def _train(mode, steps, init_flow=None, extra=()):
   return experiments.train_run(
       os.path.join(FLAGS.workroot, mode), 'digits', mode, steps, FLAGS.seed,
-      ['train.snapshot_every=0', 'train.fid_samples=0',  # FID: --mode=eval's, below
+      ['train.snapshot_every=0', 'eval.fid_samples=0',  # FID: --mode=eval's, below
        # docs/digits was measured with the EBM's Adam beta1 0.5, which digits_paper reverts
        # (configs/departures.py); --set optim.ebm_beta1=0.9 for the paper's.
        'optim.ebm_beta1=0.5', *extra] + FLAGS.set, init_flow, FLAGS.config)
@@ -65,7 +65,7 @@ def main(_):
   mle = _train('mle', FLAGS.mle_steps)
   fce = _train('fce', FLAGS.fce_steps, init_flow=mle)
   ssl = _train('ssl', FLAGS.ssl_steps, init_flow=mle,
-               extra=[f'train.ssl_labels_per_class={FLAGS.ssl_labels_per_class}'])
+               extra=[f'ssl.labels_per_class={FLAGS.ssl_labels_per_class}'])
   options = image_eval.Options(fid_samples=FLAGS.fid_samples,
                                inception_graph=FLAGS.inception_graph)
   reports = {name: eval_run.evaluate(w, options=options)

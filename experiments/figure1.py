@@ -49,7 +49,7 @@ NUM_TEST_POINTS = 20000
 
 def _train(toy, mode, steps, workdir):
   config = configs.for_dataset(toy, None, [
-      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'train.eval_every={steps}',
+      f'train.seed={FLAGS.seed}', f'train.steps={steps}', f'eval.every={steps}',
       f'train.log_every={max(steps // 5, 1)}', f'train.checkpoint_every={steps}'] + FLAGS.set)
   trainer_lib.Trainer(config, mode, workdir).run()
   flow, ebm, _ = eval_run.restore_models(config, workdir)

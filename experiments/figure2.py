@@ -49,9 +49,9 @@ def _train(mode, seed, workdir, init_flow=None):
   n = FLAGS.ebm_updates
   steps = [f'train.steps={n}']
   if modes.get(mode).alternates:  # the run ends at n EBM updates, allowing 4 flow updates each
-    steps = [f'train.steps={5 * n}', f'train.ebm_updates={n}']
+    steps = [f'train.steps={5 * n}', f'fce.ebm_updates={n}']
   config = configs.for_dataset('8gaussians', None, [
-      f'train.seed={seed}', f'train.eval_every={FLAGS.eval_every}',
+      f'train.seed={seed}', f'eval.every={FLAGS.eval_every}',
       f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={FLAGS.eval_every}',
       *steps] + FLAGS.set)
   trainer_lib.Trainer(config, mode, workdir, init_flow=init_flow).run()
@@ -75,7 +75,7 @@ def main(_):
     mle_dir = os.path.join(root, 'mle')
     config = configs.for_dataset('8gaussians', None, [f'train.seed={seed}',
                                               f'train.steps={FLAGS.mle_steps}',
-                                              f'train.eval_every={FLAGS.mle_steps}'] + FLAGS.set)
+                                              f'eval.every={FLAGS.mle_steps}'] + FLAGS.set)
     trainer_lib.Trainer(config, 'mle', mle_dir).run()
     curves['FCE trained'][seed] = _train('fce', seed, os.path.join(root, 'fce_trained'),
                                          init_flow=mle_dir)

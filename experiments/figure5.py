@@ -47,9 +47,9 @@ def main(_):
   for seed in map(int, FLAGS.seeds):
     workdir = os.path.join(FLAGS.workroot, f'seed{seed}')
     config = configs.for_dataset('2spirals', None, [
-        f'train.seed={seed}', f'train.steps={FLAGS.steps}', f'train.eval_every={FLAGS.eval_every}',
+        f'train.seed={seed}', f'train.steps={FLAGS.steps}', f'eval.every={FLAGS.eval_every}',
         f'train.log_every={FLAGS.eval_every}', f'train.checkpoint_every={FLAGS.eval_every}',
-        f'train.ssl_labels_per_class={FLAGS.labels_per_class}'] +
+        f'ssl.labels_per_class={FLAGS.labels_per_class}'] +
         FLAGS.set, mode='ssl')
     logging.info('seed %d: semi-supervised FCE on two spirals', seed)
     trainer_lib.Trainer(config, 'ssl', workdir).run()

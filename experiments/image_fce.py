@@ -16,14 +16,14 @@ Variants (--variants; each a list of config overrides on top of the dataset's co
   flow_base_slow flow_base with the flow's learning rate 1e-6 (the paper's 1e-5 / 10).
   flow_base_alt_slow  both: the flow hands back after every update, at learning rate 1e-6.
   flow_base_alt_aux, flow_base_alt_slow_aux  the same, with the EBM also trained by NCE against
-               its frozen base (train.ebm_aux_noise=base, weight 1): V constrains the network only
+               its frozen base (fce.ebm_aux_noise=base, weight 1): V constrains the network only
                where the data and the current flow's samples are, and the base's samples (the
                importance-sampled log Z's proposals) are elsewhere once the flow has moved.
   flow_base_alt_slow_cube  flow_base_alt_slow with the EBM's density 0 outside the data's range
                [-0.5, 0.5]^D (model.ebm.support=cube).
   flow_base_alt_slow_cube_init  that, after the paper's FCE-init (500 EBM-only updates).
   flow_base_alt_slow_cube_init_v  that, with the turn handed on V instead of the accuracy
-               (train.schedule.metric=value, over a window of 10 updates).
+               (fce.schedule.metric=value, over a window of 10 updates).
   flow_base_alt_slow_init_v  the same without the cube.
   flow_base_slow_init_v  that, without the cap of one flow update per turn.
   flow_base_slow_cube_init_v  that, with the cube.
@@ -54,29 +54,29 @@ from eval import run as eval_run  # noqa: E402
 
 VARIANTS = {
     'paper': [],
-    'fce_init': ['train.fce_init_steps=500'],
+    'fce_init': ['fce.init_steps=500'],
     'flow_base': ['model.ebm.base=flow'],
-    'flow_base_alt': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1'],
+    'flow_base_alt': ['model.ebm.base=flow', 'fce.schedule.max_flow_updates=1'],
     'flow_base_slow': ['model.ebm.base=flow', 'optim.flow_lr=1e-6'],
-    'flow_base_alt_slow': ['model.ebm.base=flow', 'train.schedule.max_flow_updates=1',
+    'flow_base_alt_slow': ['model.ebm.base=flow', 'fce.schedule.max_flow_updates=1',
                            'optim.flow_lr=1e-6'],
 }
-AUX_BASE = ['train.ebm_aux_nce_weight=1', 'train.ebm_aux_noise=base']
+AUX_BASE = ['fce.ebm_aux_nce_weight=1', 'fce.ebm_aux_noise=base']
 VARIANTS['flow_base_alt_aux'] = VARIANTS['flow_base_alt'] + AUX_BASE
 VARIANTS['flow_base_alt_slow_aux'] = VARIANTS['flow_base_alt_slow'] + AUX_BASE
 VARIANTS['flow_base_alt_slow_cube'] = VARIANTS['flow_base_alt_slow'] + ['model.ebm.support=cube']
 # The paper's image protocol (FCE Sec. 4.4): the EBM first learns alone against the frozen flow.
 VARIANTS['flow_base_alt_slow_cube_init'] = (VARIANTS['flow_base_alt_slow_cube'] +
-                                            ['train.fce_init_steps=500'])
+                                            ['fce.init_steps=500'])
 # The turn handed on V rather than the accuracy (train/schedule.py): the EBM keeps it until V's
 # mean over the last 10 updates is above -log 4.
-V_RULE = ['train.schedule.metric=value', 'train.schedule.window=10']
+V_RULE = ['fce.schedule.metric=value', 'fce.schedule.window=10']
 VARIANTS['flow_base_alt_slow_cube_init_v'] = VARIANTS['flow_base_alt_slow_cube_init'] + V_RULE
 VARIANTS['flow_base_alt_slow_init_v'] = (VARIANTS['flow_base_alt_slow'] +
-                                         ['train.fce_init_steps=500'] + V_RULE)
+                                         ['fce.init_steps=500'] + V_RULE)
 # Under the V rule the flow's turn ends by itself once V is back at -log 4: no cap on it.
 VARIANTS['flow_base_slow_init_v'] = (VARIANTS['flow_base_slow'] +
-                                     ['train.fce_init_steps=500'] + V_RULE)
+                                     ['fce.init_steps=500'] + V_RULE)
 VARIANTS['flow_base_slow_cube_init_v'] = (VARIANTS['flow_base_slow_init_v'] +
                                           ['model.ebm.support=cube'])
 LOG4 = float(np.log(4.))
@@ -111,7 +111,7 @@ def _train(name, mode, steps, overrides, init_flow=None):
   config = configs.paper_config(FLAGS.config or configs.default_config(FLAGS.dataset))
   return experiments.train_run(
       os.path.join(FLAGS.workroot, name), FLAGS.dataset, mode, steps, FLAGS.seed,
-      ['train.snapshot_every=0', 'train.fid_samples=0', 'train.mle_pretrain_steps=0',
+      ['train.snapshot_every=0', 'eval.fid_samples=0', 'fce.mle_pretrain_steps=0',
        'optim.ebm_beta1=0.5', *overrides] + FLAGS.set, init_flow, config, log_lines=100)
 
 

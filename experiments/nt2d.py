@@ -41,7 +41,7 @@ def define_flags():
   flags.DEFINE_list('seeds', ['0'], 'train.seed of the runs.')
   flags.DEFINE_integer('backbone_k', 2, 'Flow steps of the small backbone.')
   flags.DEFINE_integer('mle_steps', 3000, 'MLE steps of the backbone and of the large flow.')
-  flags.DEFINE_integer('nt_steps', 1000, 'nt updates (each with train.hmc_steps HMC steps).')
+  flags.DEFINE_integer('nt_steps', 1000, 'nt updates (each with nt.hmc_steps HMC steps).')
   flags.DEFINE_integer('nce_steps', 3000, 'nt_nce updates.')
   flags.DEFINE_integer('mixing_chains', 64, 'Chains per sampler of the mixing comparison.')
   flags.DEFINE_integer('mixing_steps', 400, 'Steps per chain of the mixing comparison.')

@@ -53,7 +53,7 @@ NT_SETTINGS = ['optim.ebm_lr=5e-5', 'optim.ebm_beta1=0.99']
 def _train(name, mode, steps, init_flow=None, extra=()):
   return experiments.train_run(
       os.path.join(FLAGS.workroot, name), 'digits', mode, steps, FLAGS.seed,
-      ['train.snapshot_every=0', 'train.mle_pretrain_steps=0', *extra] + FLAGS.set, init_flow,
+      ['train.snapshot_every=0', 'fce.mle_pretrain_steps=0', *extra] + FLAGS.set, init_flow,
       log_lines=20)
 
 

@@ -5,7 +5,7 @@ import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # Tests never download: an empty cache (no Inception graph, no FID statistics of a user's runs),
-# and TTUR's URL on a port that refuses at once (subprocesses get --set train.fid_samples=0).
+# and TTUR's URL on a port that refuses at once (subprocesses get --set eval.fid_samples=0).
 os.environ['FCE_CACHE_DIR'] = tempfile.mkdtemp(prefix='fce_test_cache_')
 atexit.register(shutil.rmtree, os.environ['FCE_CACHE_DIR'], ignore_errors=True)
 

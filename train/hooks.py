@@ -1,6 +1,6 @@
 """What the training loop does every so many steps (in the spirit of vdm's periodic actions):
 the progress line and TensorBoard scalars (`ProgressLog`, every train.log_every steps) and the
-in-loop evaluation (`InLoopEval`, every train.eval_every). Checkpoints are `TrainState.save`
+in-loop evaluation (`InLoopEval`, every eval.every). Checkpoints are `TrainState.save`
 (every train.checkpoint_every); the health checks they report live in `train/watch.py`.
 """
 
@@ -75,19 +75,19 @@ class InLoopEval:
   @functools.cached_property
   def evaluator(self):
     return image_eval.Evaluator(self.config, self.mode, image_eval.Options.for_training(
-        self.config.train, self.reports), self.reports)
+        self.config.eval, self.reports), self.reports)
 
   def check_fid_network(self):
     """On images, loads the FID network once at the start; without it, one warning, and the run
     trains and evaluates without FID."""
     if (not self.folder.is_chief or len(self.config.data.shape) != 3 or
-        not self.config.train.fid_samples or not self.reports.flow or not self.evaluator.fid):
+        not self.config.eval.fid_samples or not self.reports.flow or not self.evaluator.fid):
       return
     try:
       self.evaluator.network  # pylint: disable=pointless-statement
     except fid_lib.FIDError as e:
       logging.warning('Training goes on without FID (held-out bits/dim are still written): %s '
-                      'During training: --inception_graph=PATH, or --set train.fid_samples=0 to '
+                      'During training: --inception_graph=PATH, or --set eval.fid_samples=0 to '
                       'not ask for FID.', e)
       self._drop_fid()
 
@@ -120,7 +120,7 @@ class InLoopEval:
 
   def _images(self, step, writer, has_ebm):
     """Held-out bits/dim of the flow and (once FCE has begun) of the EBM with its learned c,
-    and FID/KID of train.fid_samples flow samples."""
+    and FID/KID of eval.fid_samples flow samples."""
     evaluate = lambda: self.evaluator.evaluate(self.folder.workdir, self.flow, self.model, step,
                                                image_eval.TRAIN_REPORT, has_ebm=has_ebm,
                                                writer=writer)

@@ -13,7 +13,7 @@ function (`make_steps`, from the makers of `train/steps.py`).
   nt    the correction f (Adam)  - (HMC samples of the model) no          f tilts a frozen flow
   nt_nce  the correction f       the frozen flow              no          f tilts a frozen flow
 
-fce and ssl first train the flow by MLE for train.mle_pretrain_steps (the image configs' default;
+fce and ssl first train the flow by MLE for fce.mle_pretrain_steps (the image configs' default;
 0 on 2D data), unless --init_flow gives them a trained one.
 """
 
@@ -91,7 +91,7 @@ class Mode:
   def has_flow(self, config):
     """Whether a run of this mode holds a flow worth reporting: trained, or NCE's frozen noise."""
     return 'flow' in map(self.model_of, self.optimizers) or self.tilt or (
-        self.noise == 'fixed' and config.train.nce_noise == 'flow')
+        self.noise == 'fixed' and config.nce.noise == 'flow')
 
   def reports(self, config):
     """What evaluation reports for a run of this mode with `config`."""
@@ -107,9 +107,9 @@ class Mode:
     if self.conditional_ebm:
       config.model.ebm.conditional = True
     if self.noise == 'fixed' and init_flow:
-      config.train.nce_noise = 'flow'
+      config.nce.noise = 'flow'
     if init_flow or not self.alternates:
-      config.train.mle_pretrain_steps = 0
+      config.fce.mle_pretrain_steps = 0
     if self.tilt:  # the correction tilts the flow already: a base would count it twice
       config.model.ebm.base = 'none'
     return config
@@ -119,8 +119,8 @@ class Mode:
     if self.conditional_ebm and config.data.num_classes < 2:
       raise TrainingError(f'--mode={self.name} needs labeled data (data.num_classes >= 2); '
                           f'{config.data.name} has {config.data.num_classes} classes.')
-    if self.conditional_ebm and config.train.ssl_labels_per_class < 1:
-      raise TrainingError(f'--mode={self.name} needs train.ssl_labels_per_class >= 1 (FCE Sec. '
+    if self.conditional_ebm and config.ssl.labels_per_class < 1:
+      raise TrainingError(f'--mode={self.name} needs ssl.labels_per_class >= 1 (FCE Sec. '
                           '4.4 uses 7 on two spirals and 100 on SVHN).')
 
   def check_new_run(self, config, init_flow):
@@ -128,22 +128,22 @@ class Mode:
     if self.tilt and not init_flow:
       raise TrainingError(f'--mode={self.name} corrects a pretrained flow: pass '
                           '--init_flow=WORKDIR of a --mode=mle run on the same data.')
-    if self.noise == 'fixed' and config.train.nce_noise == 'flow' and not init_flow:
+    if self.noise == 'fixed' and config.nce.noise == 'flow' and not init_flow:
       raise TrainingError('NCE against a flow needs the flow: pass --init_flow=WORKDIR of an '
                           'MLE run.')
 
   def labels_per_class(self, config):
     """Labeled examples per class in each batch (ssl), else 0."""
-    return config.train.ssl_labels_per_class if self.conditional_ebm else 0
+    return config.ssl.labels_per_class if self.conditional_ebm else 0
 
   def noise_samples(self, config):
-    """Noise samples per data example: train.nce_nu against a fixed noise (NCE), else 1."""
-    return int(config.train.nce_nu) if self.noise == 'fixed' else 1
+    """Noise samples per data example: nce.nu against a fixed noise (NCE), else 1."""
+    return int(config.nce.nu) if self.noise == 'fixed' else 1
 
   def make_noise(self, config, flow, gaussian):
     """The EBM's contrast distribution: the flow (FCE, or NCE's frozen flow from --init_flow),
     `gaussian()` fitted to the data (NCE), or None (MLE, nt)."""
-    if self.noise == 'fixed' and config.train.nce_noise != 'flow':
+    if self.noise == 'fixed' and config.nce.noise != 'flow':
       return gaussian()
     return flow if self.noise else None
 
@@ -176,7 +176,7 @@ class Mode:
       first = tf.VariableAggregation.ONLY_FIRST_REPLICA
       extras['chains'] = tf.Variable(tf.zeros([global_batch, latent_dim]), trainable=False,
                                      name='chains', aggregation=first)
-      extras['hmc_step_size'] = tf.Variable(float(config.train.hmc_step_size), trainable=False,
+      extras['hmc_step_size'] = tf.Variable(float(config.nt.hmc_step_size), trainable=False,
                                             name='hmc_step_size', aggregation=first)
     return extras
 
@@ -215,26 +215,27 @@ def _nce_steps(run):
 
 
 def _fce_steps(run, conditional=False):
-  t, opt = run.config.train, run.optimizers
+  f, opt = run.config.fce, run.optimizers
   aux_noise = None
-  if t.ebm_aux_nce_weight:
-    aux_noise = run.ebm.base if t.ebm_aux_noise == 'base' else run.gaussian_noise()
+  if f.ebm_aux_nce_weight:
+    aux_noise = run.ebm.base if f.ebm_aux_noise == 'base' else run.gaussian_noise()
   ebm_step, flow_step = steps_lib.make_fce_steps(
-      run.ebm, run.flow, opt['ebm'], opt['flow'], run.global_batch, t.flow_mle_weight,
-      t.ebm_f_penalty, aux_noise, t.ebm_aux_nce_weight)
+      run.ebm, run.flow, opt['ebm'], opt['flow'], run.global_batch, f.flow_mle_weight,
+      f.ebm_f_penalty, aux_noise, f.ebm_aux_nce_weight)
   if conditional:
-    ebm_step = steps_lib.make_ssl_ebm_step(run.ebm, run.flow, opt['ebm'], t.vat_weight,
-                                           t.vat_epsilon, run.global_batch, run.labeled_batch,
-                                           aux_noise, t.ebm_aux_nce_weight)
+    ssl = run.config.ssl
+    ebm_step = steps_lib.make_ssl_ebm_step(run.ebm, run.flow, opt['ebm'], ssl.vat_weight,
+                                           ssl.vat_epsilon, run.global_batch, run.labeled_batch,
+                                           aux_noise, f.ebm_aux_nce_weight)
   return {'ebm': ebm_step, 'flow': flow_step}
 
 
 def _nt_steps(run):
-  t, extras = run.config.train, run.state.extras
-  seed = lambda: tf.stack([tf.constant(t.seed, tf.int32), tf.cast(run.step, tf.int32)])
+  nt, extras, seed_value = run.config.nt, run.state.extras, run.config.train.seed
+  seed = lambda: tf.stack([tf.constant(seed_value, tf.int32), tf.cast(run.step, tf.int32)])
   return {'ebm': steps_lib.make_nt_step(
       run.ebm, run.flow, run.optimizers['ebm'], extras['chains'], extras['hmc_step_size'], seed,
-      t.hmc_steps, t.hmc_leapfrog_steps, t.hmc_target_accept > 0, t.hmc_target_accept or 0.5,
+      nt.hmc_steps, nt.hmc_leapfrog_steps, nt.hmc_target_accept > 0, nt.hmc_target_accept or 0.5,
       run.global_batch)}
 
 

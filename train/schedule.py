@@ -31,7 +31,7 @@ METRICS = ('accuracy', 'value')
 class AlternationSchedule(tf.Module):
   """Decides which model the next FCE update trains; counts both models' updates.
 
-  The arguments are train.schedule's fields, checked by configs/checks.py.
+  The arguments are fce.schedule's fields, checked by configs/checks.py.
   """
 
   def __init__(self, threshold=0.5, hysteresis=0., window=1, max_flow_updates=0,

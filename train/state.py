@@ -28,19 +28,19 @@ from train.errors import TrainingError
 def mle_phase_length(config, resume_from):
   """(steps of MLE before FCE, whether the checkpoint records them).
 
-  A new run takes train.mle_pretrain_steps (0 for mle / nce and with --init_flow: see
+  A new run takes fce.mle_pretrain_steps (0 for mle / nce and with --init_flow: see
   `Mode.configure`); a resumed run the value it started with, from its checkpoint, so that it
   resumes in the phase where it stopped whatever the command line says now. A run saved before
   the MLE phase existed has none.
   """
   if resume_from is None:
-    return int(config.train.mle_pretrain_steps), True
+    return int(config.fce.mle_pretrain_steps), True
   steps = eval_run.saved_value(resume_from, 'mle_pretrain_steps')
   if steps is None:
     return 0, False
-  if steps != config.train.mle_pretrain_steps:
-    logging.info('This run began with %d MLE steps before FCE; train.mle_pretrain_steps=%d '
-                 'applies to new runs only.', steps, config.train.mle_pretrain_steps)
+  if steps != config.fce.mle_pretrain_steps:
+    logging.info('This run began with %d MLE steps before FCE; fce.mle_pretrain_steps=%d '
+                 'applies to new runs only.', steps, config.fce.mle_pretrain_steps)
   return steps, True
 
 
@@ -63,7 +63,7 @@ class TrainState:
       self.ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes,
                                  config.model.flow)
       self.optimizers = steps_lib.make_optimizers(config.optim)
-      self.schedule = schedule_lib.AlternationSchedule(**config.train.schedule)
+      self.schedule = schedule_lib.AlternationSchedule(**config.fce.schedule)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
       self.flow_nll_start = tf.Variable(0., trainable=False, name='flow_nll_start')
       self.extras = spec.extra_variables(config, global_batch, self.flow.latent_dim,

@@ -10,10 +10,10 @@ One workdir per run (`train/run_folder.py`):
   tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
                   2D density images; steps continue across a resume
   samples/        the same figures as PNGs
-  eval/           on images, train_eval_<step>.json every `train.eval_every` steps: held-out
+  eval/           on images, train_eval_<step>.json every `eval.every` steps: held-out
                   bits/dim and FID/KID (the code of --mode=eval, eval/image_eval.py)
 
-fce and ssl run in two phases when `train.mle_pretrain_steps` > 0 (the image configs): the flow
+fce and ssl run in two phases when `fce.mle_pretrain_steps` > 0 (the image configs): the flow
 by MLE for that many steps, then `train.steps` steps of FCE from it. The phase is in the progress
 line and in TensorBoard (`phase`: 0 MLE, 1 FCE; the MLE phase's scalars under `mle_pretrain/`).
 Which update each step makes is `train/turns.py`; what the loop does every so many steps,
@@ -42,7 +42,7 @@ from train.errors import TrainingError
 
 class Trainer:
   """Builds models, data and steps for `mode` (a name of `train/modes.py`); `run()` trains
-  `config.train.steps` steps after the MLE phase (`train.mle_pretrain_steps`, fce / ssl).
+  `config.train.steps` steps after the MLE phase (`fce.mle_pretrain_steps`, fce / ssl).
   `self.config` is `config` with what the mode implies (e.g. ssl's class-conditional EBM); the
   caller's config is not changed."""
 
@@ -86,12 +86,12 @@ class Trainer:
     self.folder.record()
 
   def _batch_source(self):
-    """The run's batches: data, the noise's latents (train.nce_nu per example against a fixed
+    """The run's batches: data, the noise's latents (nce.nu per example against a fixed
     noise) and, for ssl, the labeled examples."""
     config = self.config
     self.nu = self.spec.noise_samples(config)
     latent_shape = [self.nu, self.flow.latent_dim] if self.nu > 1 else [self.flow.latent_dim]
-    self.labeled_batch = config.train.ssl_labeled_batch_size or self.global_batch
+    self.labeled_batch = config.ssl.labeled_batch_size or self.global_batch
     source = pipeline.BatchSource(config, self.global_batch, latent_shape,
                                   labels_per_class=self.spec.labels_per_class(config),
                                   labeled_batch_size=self.labeled_batch)
@@ -131,10 +131,10 @@ class Trainer:
     self.turns.begin(self.state, x)
 
   def gaussian_noise(self):
-    """N(data mean, (train.nce_noise_std x data std)^2) from the first batch."""
+    """N(data mean, (nce.noise_std x data std)^2) from the first batch."""
     x = self._first_batch['x']
     return noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
-                                   self.config.train.nce_noise_std * x.std(0) + 1e-3)
+                                   self.config.nce.noise_std * x.std(0) + 1e-3)
 
   def _compile_steps(self):
     """The mode's steps (`Mode.make_steps`) and the MLE phase's, each run on every replica."""
@@ -161,8 +161,8 @@ class Trainer:
     step = int(self.step.numpy())
     stop = turns.total if until_step is None else min(until_step, turns.total)
     if turns.finished(step, stop):
-      logging.info('Already trained to step %d of %d (train.ebm_updates=%d); nothing to do.',
-                   step, turns.total, t.ebm_updates)
+      logging.info('Already trained to step %d of %d (fce.ebm_updates=%d); nothing to do.',
+                   step, turns.total, self.config.fce.ebm_updates)
       return {}
     if fce_start:
       logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
@@ -188,7 +188,7 @@ class Trainer:
       if milestone or step % t.checkpoint_every == 0:
         # Before evaluating: an evaluation never costs a checkpoint.
         self.state.save(step, self.source.batch(step))
-      if milestone or step % t.eval_every == 0:
+      if milestone or step % self.config.eval.every == 0:
         logged.update(self.evaluation(step, writer, has_ebm=step > fce_start))
     writer.flush()
     return logged

@@ -3,7 +3,7 @@
 Steps [0, mle_steps) train the flow by MLE ('mle': the MLE phase of fce / ssl, see
 `train/state.py`). After it a mode makes its one update every step (`Single`), or the EBM and the
 flow take turns under the alternation schedule (`Alternating`, FCE Sec. 4), which can also end
-the run after train.ebm_updates EBM updates. `train/modes.py` says which a mode uses.
+the run after fce.ebm_updates EBM updates. `train/modes.py` says which a mode uses.
 """
 
 from train import watch
@@ -59,12 +59,13 @@ class Single:
 
 
 class Alternating(Single):
-  """FCE's alternation (Sec. 4): after FCE-init's train.fce_init_steps EBM updates against the
+  """FCE's alternation (Sec. 4): after FCE-init's fce.init_steps EBM updates against the
   frozen flow (Sec. 4.4, Table 4), the schedule (`train/schedule.py`) gives the turn to the EBM
   or the flow. Watches the flow for collapse (`watch.FlowCollapse`)."""
 
   def __init__(self, state):
     super().__init__(state.config.train, None, state.fce_start)
+    self.fce = state.config.fce
     self.schedule = state.schedule
     self.collapse = watch.FlowCollapse(state.config, state.flow_nll_start)
 
@@ -72,31 +73,31 @@ class Alternating(Single):
     return 'ebm' if self._fce_init(step) else self.schedule.phase
 
   def _fce_init(self, step):
-    return step - self.mle_steps < self.t.fce_init_steps
+    return step - self.mle_steps < self.fce.init_steps
 
   def record(self, phase, metrics, step):
     if phase != 'mle':
       self.schedule.record(metrics[self.schedule.metric], hold=self._fce_init(step))
 
   def _ebm_updates_reached(self):
-    return bool(self.t.ebm_updates) and self.schedule.updates['ebm'] >= self.t.ebm_updates
+    return bool(self.fce.ebm_updates) and self.schedule.updates['ebm'] >= self.fce.ebm_updates
 
   def finished(self, step, stop):
     return self._ebm_updates_reached() or step >= stop
 
   def progress(self, step):
-    """Counted in EBM updates when train.ebm_updates ends the run (the schedule is in the
+    """Counted in EBM updates when fce.ebm_updates ends the run (the schedule is in the
     checkpoint, so a resumed run continues the same anneal)."""
-    if self.t.ebm_updates:
-      return self.schedule.updates['ebm'] / self.t.ebm_updates
+    if self.fce.ebm_updates:
+      return self.schedule.updates['ebm'] / self.fce.ebm_updates
     return super().progress(step)
 
   def _left(self, done):
-    """Estimated from the EBM's share of the updates so far when train.ebm_updates ends the
+    """Estimated from the EBM's share of the updates so far when fce.ebm_updates ends the
     run."""
     left, ebm_done = self.t.steps - done, self.schedule.updates['ebm']
-    if self.t.ebm_updates and ebm_done:
-      left = min(left, (self.t.ebm_updates - ebm_done) * done / ebm_done)
+    if self.fce.ebm_updates and ebm_done:
+      left = min(left, (self.fce.ebm_updates - ebm_done) * done / ebm_done)
     return left
 
   def scalars(self, phase):

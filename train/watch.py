@@ -59,10 +59,10 @@ def stop_if_not_finite(metrics, phase, step, checkpoint_dir):
 
 class FlowCollapse:
   """Warns once when the flow's NLL on the data per dimension has risen more than
-  train.flow_nll_warn above its value when FCE began (and once when it is back)."""
+  fce.flow_nll_warn above its value when FCE began (and once when it is back)."""
 
   def __init__(self, config, flow_nll_start):
-    self.margin, self.start = config.train.flow_nll_warn, flow_nll_start
+    self.margin, self.start = config.fce.flow_nll_warn, flow_nll_start
     self.dims = int(np.prod(config.data.shape))
     self.warned = False
 
@@ -74,13 +74,13 @@ class FlowCollapse:
     if rise > self.margin and not self.warned:
       logging.warning(
           'step %d: the flow is collapsing: its NLL on data is %.4g nats, %.3g per dimension '
-          'above the %.4g it had when FCE began (train.flow_nll_warn=%g). Its samples no longer '
+          'above the %.4g it had when FCE began (fce.flow_nll_warn=%g). Its samples no longer '
           'cover the data, so the EBM learns little where they are missing. Try '
-          '--set train.flow_mle_weight=... or a lower optim.flow_lr (docs/bench2d).',
+          '--set fce.flow_mle_weight=... or a lower optim.flow_lr (docs/bench2d).',
           step, flow_nll, rise, start, self.margin)
       self.warned = True
     elif rise <= self.margin and self.warned:
-      logging.info('step %d: the flow NLL on data is back within train.flow_nll_warn of its '
+      logging.info('step %d: the flow NLL on data is back within fce.flow_nll_warn of its '
                    'start (%.4g nats).', step, flow_nll)
       self.warned = False
 

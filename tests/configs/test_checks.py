@@ -18,9 +18,9 @@ BAD = [
     ('train.batch_size=0', 'train.batch_size=0'),
     ('data.test_fraction=1.', 'data.test_fraction=1.0'),
     ('optim.ebm_beta1=1.5', 'optim.ebm_beta1=1.5'),
-    ('train.nce_nu=0', 'train.nce_nu=0'),
-    ('train.ebm_aux_noise=base', "train.ebm_aux_noise='base' (needs model.ebm.base='flow'"),
-    ('train.ebm_aux_noise=uniform', "train.ebm_aux_noise='uniform' (must be 'gaussian' or"),
+    ('nce.nu=0', 'nce.nu=0'),
+    ('fce.ebm_aux_noise=base', "fce.ebm_aux_noise='base' (needs model.ebm.base='flow'"),
+    ('fce.ebm_aux_noise=uniform', "fce.ebm_aux_noise='uniform' (must be 'gaussian' or"),
     ('model.ebm.support=ball', "model.ebm.support='ball' (must be 'none' or 'cube')"),
     ('model.flow.support=ball', "model.flow.support='ball' (must be 'none' or 'cube')"),
     ('model.ebm.base=tilt', "model.ebm.base='tilt' (must be 'none' or 'flow')"),
@@ -34,12 +34,12 @@ BAD = [
     ('model.ebm.width=256', "model.ebm.width=256 is for the mlp EBM; 'conv' has its own"),
     ('model.ebm.arch=mlp', "model.ebm.arch='mlp' on image data (it takes vectors (D,))"),
     ('data.shape=(4, 4)', 'data.shape=(4, 4) (must be vectors (D,) or images (H, W, C))'),
-    ('train.schedule.threshold=1.', 'train.schedule.threshold=1.0 (must be in (0, 1))'),
-    ('train.schedule.value_threshold=0.2', 'train.schedule.value_threshold=0.2 (must be below 0'),
-    ('train.schedule.window=0', 'train.schedule.window=0 (must be an integer >= 1)'),
-    ('train.schedule.hysteresis=-0.1', 'train.schedule.hysteresis=-0.1 (must be >= 0)'),
-    ('train.schedule.max_ebm_updates=-1', 'train.schedule.max_ebm_updates=-1 (must be >= 0)'),
-    ('train.schedule.metric=loss', "train.schedule.metric='loss' (must be 'accuracy' or 'value')"),
+    ('fce.schedule.threshold=1.', 'fce.schedule.threshold=1.0 (must be in (0, 1))'),
+    ('fce.schedule.value_threshold=0.2', 'fce.schedule.value_threshold=0.2 (must be below 0'),
+    ('fce.schedule.window=0', 'fce.schedule.window=0 (must be an integer >= 1)'),
+    ('fce.schedule.hysteresis=-0.1', 'fce.schedule.hysteresis=-0.1 (must be >= 0)'),
+    ('fce.schedule.max_ebm_updates=-1', 'fce.schedule.max_ebm_updates=-1 (must be >= 0)'),
+    ('fce.schedule.metric=loss', "fce.schedule.metric='loss' (must be 'accuracy' or 'value')"),
 ]
 
 
@@ -64,8 +64,8 @@ def test_an_unknown_name_is_named_alone_not_blamed_on_the_fields_that_depend_on_
 def test_an_unknown_nce_noise_is_refused_not_read_as_the_gaussian():
   """Issue 35: the trainer takes any nce_noise but 'flow' for the Gaussian."""
   with pytest.raises(ValueError, match=re.escape(
-      "train.nce_noise='banana' (must be 'gaussian' or 'flow')")):
-    configs.for_dataset('8gaussians', None, ['train.nce_noise=banana'])
+      "nce.noise='banana' (must be 'gaussian' or 'flow')")):
+    configs.for_dataset('8gaussians', None, ['nce.noise=banana'])
 
 
 def test_fields_for_another_architecture_and_a_conditional_ebm_without_labels_are_refused():

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 import configs
@@ -53,10 +55,10 @@ def test_nt_ebm_settings_come_with_the_mode_and_yield_to_the_command_line(datase
 
 def test_2d_ssl_comes_with_vat_and_the_paper_config_without():
   ssl = configs.for_dataset('2spirals', mode='ssl')
-  assert ssl.train.vat_weight > 0
-  assert configs.for_dataset('2spirals', mode='fce').train.vat_weight == 0.
-  assert configs.for_dataset('2spirals', 'toy2d_paper', mode='ssl').train.vat_weight == 0.
-  assert configs.for_dataset('2spirals', None, ['train.vat_weight=0.'], 'ssl').train.vat_weight == 0
+  assert ssl.ssl.vat_weight > 0
+  assert configs.for_dataset('2spirals', mode='fce').ssl.vat_weight == 0.
+  assert configs.for_dataset('2spirals', 'toy2d_paper', mode='ssl').ssl.vat_weight == 0.
+  assert configs.for_dataset('2spirals', None, ['ssl.vat_weight=0.'], 'ssl').ssl.vat_weight == 0
 
 
 @pytest.mark.parametrize('name', configs.IMAGE_CONFIGS)
@@ -67,8 +69,8 @@ def test_image_fce_defaults_to_the_measured_setting_and_the_paper_keeps_its_own(
   paper = configs.for_dataset(name, f'{name}_paper', mode='fce')
   assert ours.model.ebm.base == 'flow' and ours.model.ebm.support == 'cube'
   assert (paper.model.ebm.base, paper.model.ebm.support) == ('none', 'none')
-  assert paper.train.schedule.to_dict() == base.get_base_config().train.schedule.to_dict()
-  assert paper.train.fce_init_steps == 0 and paper.optim.flow_lr == 1e-5  # FCE Sec. 4
+  assert paper.fce.schedule.to_dict() == base.get_base_config().fce.schedule.to_dict()
+  assert paper.fce.init_steps == 0 and paper.optim.flow_lr == 1e-5  # FCE Sec. 4
   # The paper's Glow on R^D, in every mode (an mle run must match the fce run it starts);
   # digits and MNIST keep their samples in the pixel range.
   edge = name in ('digits', 'mnist')
@@ -94,10 +96,10 @@ def test_paper_variant_comes_after_the_mode_and_before_the_command_line():
 # A few resolved values, known before the configs became code over the ConfigDict (the five
 # steps of configs/__init__.py); each (config, dataset, mode) shows one step's effect.
 RESOLVED = [
-    ('toy2d', '2spirals', 'ssl', 'train.vat_epsilon', 0.3),  # the mode
-    ('toy2d_paper', '2spirals', 'ssl', 'train.vat_epsilon', 1.),  # the variant over the mode
+    ('toy2d', '2spirals', 'ssl', 'ssl.vat_epsilon', 0.3),  # the mode
+    ('toy2d_paper', '2spirals', 'ssl', 'ssl.vat_epsilon', 1.),  # the variant over the mode
     ('toy2d_paper', '8gaussians', 'fce', 'optim.flow_optimizer', 'adamax'),
-    ('toy2d_paper', '8gaussians', 'fce', 'train.flow_nll_warn', 0.5),  # not a departure: kept
+    ('toy2d_paper', '8gaussians', 'fce', 'fce.flow_nll_warn', 0.5),  # not a departure: kept
     ('svhn', 'svhn', 'fce', 'optim.flow_lr', 1e-6),
     ('mnist', 'mnist', 'fce', 'optim.flow_lr', 1e-5),
     ('cifar10', 'cifar10', 'nt_nce', 'train.batch_size', 128),
@@ -115,3 +117,35 @@ def test_resolved_values(name, dataset, mode, field, value):
   for part in field.split('.'):
     node = node[part]
   assert node == value and type(node) is type(value)
+
+
+def _old_layout(config_dict):
+  """`config_dict` laid out as a run saved before configs.RENAMED's moves would hold it."""
+  import copy  # pylint: disable=g-import-not-at-top
+  old = copy.deepcopy(config_dict)
+  for old_key, new_key in reversed(list(configs.RENAMED.items())):
+    *new_path, new_leaf = new_key.split('.')
+    parent = old
+    for part in new_path:
+      parent = parent[part]
+    value = parent.pop(new_leaf)
+    *old_path, old_leaf = old_key.split('.')
+    node = old
+    for part in old_path:
+      node = node.setdefault(part, {})
+    node[old_leaf] = value
+  for section in ('eval', 'fce', 'nce', 'ssl', 'nt'):
+    assert not old.pop(section), section  # every field of the new sections came from train
+  return old
+
+
+@pytest.mark.parametrize('name,mode', [('toy2d', 'ssl'), ('svhn', 'fce'), ('mnist', 'nt')])
+def test_a_config_saved_under_the_old_names_loads_under_the_new(name, mode):
+  """An old run's config.json (every moved field under its old name, with values other than
+  the defaults) reads back as the config it was saved from."""
+  config = configs.get_config(name, mode)
+  config.nt.hmc_steps, config.fce.schedule.window, config.eval.every = 3, 4, 5
+  saved = json.loads(config.to_json())  # as config.json holds it
+  old = _old_layout(saved)
+  assert 'hmc_steps' in old['train'] and old['train']['schedule']['window'] == 4
+  assert json.loads(configs.with_defaults(old).to_json()) == saved

@@ -28,7 +28,7 @@ def test_toy2d_lists_beta1_and_the_width_and_what_reverts_them():
   found = departures.for_config(configs.for_dataset('8gaussians', mode='fce'), 'fce')
   by_field = {field: d for d in found for field in d['fields']}
   assert {'optim.ebm_beta1', 'model.ebm.width', 'optim.flow_lr'} <= set(by_field)
-  assert 'train.vat_weight' not in by_field  # VAT comes with ssl only
+  assert 'ssl.vat_weight' not in by_field  # VAT comes with ssl only
   assert by_field['model.ebm.width']['revert'] == '--set model.ebm.width=128'
   assert by_field['optim.ebm_beta1']['paper'] == {'optim.ebm_beta1': 0.9}
   json.dumps(found)  # config.json takes them as they are

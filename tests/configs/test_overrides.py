@@ -7,11 +7,11 @@ from configs import overrides
 def test_overrides_are_typed_by_the_field_they_replace():
   config = configs.get_config('toy2d')
   overrides.apply(config, ['train.steps=7', 'optim.ebm_lr=1', 'model.flow.coupling=additive',
-                           'train.schedule.threshold=0.6'])
+                           'fce.schedule.threshold=0.6'])
   assert config.train.steps == 7
   assert config.optim.ebm_lr == 1. and isinstance(config.optim.ebm_lr, float)
   assert config.model.flow.coupling == 'additive'
-  assert config.train.schedule.threshold == 0.6
+  assert config.fce.schedule.threshold == 0.6
 
 
 @pytest.mark.parametrize('assignment,match', [
@@ -27,3 +27,14 @@ def test_overrides_are_typed_by_the_field_they_replace():
 def test_bad_overrides_are_refused(assignment, match):
   with pytest.raises(ValueError, match=match):
     overrides.apply(configs.get_config('toy2d'), [assignment])
+
+
+def test_old_field_names_are_taken_under_their_new_ones():
+  """configs.RENAMED: a field moved out of `train` (and a field of a moved section) is set
+  under its new name."""
+  config = configs.get_config('toy2d')
+  overrides.apply(config, ['train.hmc_steps=5', 'train.schedule.threshold=0.6',
+                           'train.eval_every=7'])
+  assert config.nt.hmc_steps == 5 and config.fce.schedule.threshold == 0.6
+  assert config.eval.every == 7
+  assert 'hmc_steps' not in config.train and 'schedule' not in config.train

@@ -206,7 +206,8 @@ def labeled_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('run'))
   config = configs.get_config('smoke')
   config.data.update(name='svhn', shape=(32, 32, 3), num_classes=10)
-  config.train.update(steps=2, checkpoint_every=2, eval_every=1000, snapshot_every=0)
+  config.train.update(steps=2, checkpoint_every=2, snapshot_every=0)
+  config.eval.every = 1000
   pipeline._cached_arrays.cache_clear()  # pylint: disable=protected-access
   with tfds.testing.mock_data(as_dataset_fn=_mock_svhn):
     trainer_lib.Trainer(config, 'fce', workdir).run()
@@ -298,7 +299,7 @@ def test_ssl_and_the_feature_probe_run_on_a_users_npz_with_unlabeled_examples(tm
   y_train[rng.permutation(60)[:30]] = -1
   np.savez(tmp_path / 'mine.npz', x=x, y=y_train, x_test=x[::2], y_test=y[::2])
   config = configs.for_dataset(f'npz:{tmp_path}/mine.npz', 'smoke', [
-      'train.steps=2', 'train.ssl_labels_per_class=2', 'train.eval_every=1000'])
+      'train.steps=2', 'ssl.labels_per_class=2', 'eval.every=1000'])
   assert config.data.num_classes == 3 and tuple(config.data.shape) == (8, 8, 1)
   workdir = str(tmp_path / 'ssl')
   run = trainer_lib.Trainer(config, 'ssl', workdir)

@@ -69,8 +69,8 @@ def digits_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('digits_run'))
   config = configs.for_dataset('digits', None, [
       'model.flow.steps_per_level=2', 'model.flow.width=16', 'train.batch_size=32', 'train.steps=6',
-      'train.eval_every=1000', 'train.snapshot_every=3', 'train.checkpoint_every=3',
-      'train.mle_pretrain_steps=0', 'train.fid_samples=0'])
+      'eval.every=1000', 'train.snapshot_every=3', 'train.checkpoint_every=3',
+      'fce.mle_pretrain_steps=0', 'eval.fid_samples=0'])
   trainer_lib.Trainer(config, 'fce', workdir).run()
   return workdir
 

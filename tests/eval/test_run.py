@@ -16,7 +16,7 @@ def fce_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('run'))
   config = configs.get_config('toy2d')
   overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
-                           'train.batch_size=64', 'train.steps=20', 'train.eval_every=1000'])
+                           'train.batch_size=64', 'train.steps=20', 'eval.every=1000'])
   run = trainer_lib.Trainer(config, 'fce', workdir)
   run.run()
   return workdir, run
@@ -119,7 +119,7 @@ def test_bad_eval_points_are_refused_before_anything_is_written(tmp_path_factory
   workdir = str(tmp_path_factory.mktemp('run'))
   config = configs.get_config('toy2d')
   overrides.apply(config, ['model.flow.steps_per_level=1', 'model.flow.width=8',
-                           'train.steps=1', 'train.eval_every=1000'])
+                           'train.steps=1', 'eval.every=1000'])
   trainer_lib.Trainer(config, 'fce', workdir).run()
   path = os.path.join(workdir, 'points.npy')
   np.save(path, points)

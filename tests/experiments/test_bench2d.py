@@ -23,7 +23,7 @@ def _bench(tmp_path, *extra):
 
 @pytest.mark.slow
 def test_every_method_is_run_scored_and_cached(tmp_path):
-  out = _bench(tmp_path, '--set_fce=train.ebm_aux_nce_weight=1.0')
+  out = _bench(tmp_path, '--set_fce=fce.ebm_aux_nce_weight=1.0')
   assert out.returncode == 0, out.stderr[-3000:]
   with open(tmp_path / 'out' / 'results.json') as f:
     runs = {r['method']: r for r in json.load(f)['runs']}
@@ -36,14 +36,14 @@ def test_every_method_is_run_scored_and_cached(tmp_path):
   assert runs['mle']['flow_grad_norm_max'] > 0 and runs['mle']['flow_clipped'] >= 0
   assert 'ebm_grad_norm_max' not in runs['mle']  # no EBM in an mle run
   with open(tmp_path / 'runs' / 'unequal2' / 'seed0' / 'fce_rand' / 'config.json') as f:
-    assert json.load(f)['config']['train']['ebm_aux_nce_weight'] == 1.0  # --set_fce reached it
+    assert json.load(f)['config']['fce']['ebm_aux_nce_weight'] == 1.0  # --set_fce reached it
   table = (tmp_path / 'out' / 'results.md').read_text()
   assert 'Goals' in table
   assert f'| unequal2 | 1 | {runs["fce_rand"]["ebm_mse"]:.3f} |' in table  # one seed so far
   assert (tmp_path / 'out' / 'unequal2.png').stat().st_size > 0
   result = lambda m: tmp_path / 'runs' / 'unequal2' / 'seed0' / m / 'result.json'  # noqa: E731
   stamps = {m: os.path.getmtime(result(m)) for m in runs}
-  again = _bench(tmp_path, '--set_fce=train.ebm_aux_nce_weight=1.0')  # cached: none trained again
+  again = _bench(tmp_path, '--set_fce=fce.ebm_aux_nce_weight=1.0')  # cached: none trained again
   assert again.returncode == 0, again.stderr[-3000:]
   assert {m: os.path.getmtime(result(m)) for m in runs} == stamps
   compare = _bench(tmp_path, f'--compare=A={tmp_path}/runs,B={tmp_path}/runs',

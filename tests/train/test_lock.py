@@ -27,7 +27,7 @@ def _sleeper():
 @pytest.mark.slow
 def test_a_live_holder_is_refused_and_a_dead_or_reused_one_taken_over(tmp_path):
   workdir = str(tmp_path / 'run')
-  config = test_phases._digits(**{'train.steps': 1, 'train.mle_pretrain_steps': 0})
+  config = test_phases._digits(**{'train.steps': 1, 'fce.mle_pretrain_steps': 0})
   other = _sleeper()
   try:
     me = dict(host=socket.gethostname(), pid=other.pid,
@@ -55,12 +55,12 @@ def test_a_live_holder_is_refused_and_a_dead_or_reused_one_taken_over(tmp_path):
 @pytest.mark.slow
 def test_a_second_process_on_a_running_workdir_gets_one_line(tmp_path):
   workdir = str(tmp_path / 'run')
-  first = test_phases._start(workdir, 'train.steps=100000', 'train.mle_pretrain_steps=0')
+  first = test_phases._start(workdir, 'train.steps=100000', 'fce.mle_pretrain_steps=0')
   try:
     for line in first.stdout:
       if 'fce | step 10/' in line:
         break
-    second = test_phases._start(workdir, 'train.steps=100000', 'train.mle_pretrain_steps=0')
+    second = test_phases._start(workdir, 'train.steps=100000', 'fce.mle_pretrain_steps=0')
     out = second.communicate(timeout=300)[0]
   finally:
     first.send_signal(signal.SIGKILL)

@@ -18,9 +18,9 @@ def _config(**fields):
   config = configs.for_dataset('2spirals')
   overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
                            'train.batch_size=32',
-                           'train.steps=3', 'train.log_every=1', 'train.eval_every=1000',
-                           'train.ssl_labels_per_class=2',
-                           'train.schedule.max_ebm_updates=1'] +  # fce, ssl: EBM, flow, EBM
+                           'train.steps=3', 'train.log_every=1', 'eval.every=1000',
+                           'ssl.labels_per_class=2',
+                           'fce.schedule.max_ebm_updates=1'] +  # fce, ssl: EBM, flow, EBM
                   [f'{k}={v}' for k, v in fields.items()])
   return config
 
@@ -34,11 +34,11 @@ def test_configure_returns_a_copy_with_what_the_mode_implies():
   config = _config()
   ssl = modes.get('ssl').configure(config)
   assert ssl.model.ebm.conditional and not config.model.ebm.conditional
-  assert modes.get('nce').configure(config, init_flow='runs/x').train.nce_noise == 'flow'
-  assert modes.get('nce').configure(config).train.nce_noise == 'gaussian'
-  assert modes.get('fce').configure(config, init_flow='runs/x').train.nce_noise == 'gaussian'
-  assert modes.get('nt_nce').configure(config, init_flow='runs/x').train.nce_noise == 'flow'
-  assert modes.get('fce').configure(config).train.mle_pretrain_steps == 0
+  assert modes.get('nce').configure(config, init_flow='runs/x').nce.noise == 'flow'
+  assert modes.get('nce').configure(config).nce.noise == 'gaussian'
+  assert modes.get('fce').configure(config, init_flow='runs/x').nce.noise == 'gaussian'
+  assert modes.get('nt_nce').configure(config, init_flow='runs/x').nce.noise == 'flow'
+  assert modes.get('fce').configure(config).fce.mle_pretrain_steps == 0
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_every_mode_trains_what_its_record_says_and_eval_reports_those_models(tm
   if spec.tilt:  # NT-EBM corrects a pretrained flow
     init_flow = str(tmp_path / 'backbone')
     trainer_lib.Trainer(_config(), 'mle', init_flow).run()
-  run = trainer_lib.Trainer(_config(**{'train.hmc_steps': 2}), mode, workdir, init_flow=init_flow)
+  run = trainer_lib.Trainer(_config(**{'nt.hmc_steps': 2}), mode, workdir, init_flow=init_flow)
   before = {name: [v.numpy() for v in model.trainable_variables]
             for name, model in (('ebm', run.ebm), ('flow', run.flow))}
   run.run()

@@ -18,8 +18,8 @@ from train import trainer as trainer_lib
 def _config(**fields):
   config = configs.get_config('toy2d')
   overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
-                           'train.batch_size=16', 'train.log_every=1', 'train.eval_every=1000',
-                           'train.hmc_steps=3'] + [f'{k}={v}' for k, v in fields.items()])
+                           'train.batch_size=16', 'train.log_every=1', 'eval.every=1000',
+                           'nt.hmc_steps=3'] + [f'{k}={v}' for k, v in fields.items()])
   return config
 
 
@@ -81,7 +81,7 @@ def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
   np.save(tmp_path / 'v3.npy', np.random.default_rng(0).standard_normal((64, 3)))
   other = configs.for_dataset(f'npy:{tmp_path}/v3.npy', None, [
       'model.flow.steps_per_level=2', 'model.flow.width=8', 'train.batch_size=16',
-      'train.steps=1', 'train.eval_every=1000'])
+      'train.steps=1', 'eval.every=1000'])
   trainer_lib.Trainer(other, 'mle', str(tmp_path / 'v3')).run()
   with pytest.raises(trainer_lib.TrainingError, match='different flow or data.*data.shape'):
     trainer_lib.Trainer(_config(), 'nt_nce', str(tmp_path / 'x'), init_flow=str(tmp_path / 'v3'))
@@ -126,7 +126,8 @@ def nt_image_run(tmp_path, steps):
           np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
   config = configs.get_config('smoke')
   config.data.name = f'npy:{tmp_path}/images.npy'
-  config.train.update(hmc_steps=1, steps=steps)
+  config.train.steps = steps
+  config.nt.hmc_steps = 1
   backbone = str(tmp_path / 'mle')
   trainer_lib.Trainer(config, 'mle', backbone).run()
   workdir = str(tmp_path / 'nt')
@@ -144,7 +145,7 @@ def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path
   assert 'learned_c' not in during['ebm_bpd'] and 'fid' not in during
   assert np.isfinite([during['ebm_bpd']['importance_sampled'],
                       during['ebm_bpd']['unnormalised']]).all()
-  assert during['ebm_bpd']['num_proposals'] == config.train.eval_is_samples
+  assert during['ebm_bpd']['num_proposals'] == config.eval.is_samples
   from eval import image_eval  # pylint: disable=g-import-not-at-top
   graph = str(tmp_path / 'graph.pb')
   helpers.write_tiny_inception_graph(graph)

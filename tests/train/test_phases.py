@@ -21,8 +21,8 @@ from train import trainer as trainer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ['model.flow.steps_per_level=2', 'model.flow.width=16', 'train.batch_size=16',
-         'train.log_every=1', 'train.eval_every=1000', 'train.eval_examples=32',
-         'train.fid_samples=0', 'train.checkpoint_every=1000', 'train.snapshot_every=0']
+         'train.log_every=1', 'eval.every=1000', 'eval.examples=32',
+         'eval.fid_samples=0', 'train.checkpoint_every=1000', 'train.snapshot_every=0']
 
 
 def _digits(**fields):
@@ -34,16 +34,16 @@ def _values(*modules):
 
 
 def test_digits_default_config_pretrains_its_glow():
-  assert configs.for_dataset('digits').train.mle_pretrain_steps > 0
+  assert configs.for_dataset('digits').fce.mle_pretrain_steps > 0
   for name in ('svhn', 'cifar10', 'celeba', 'celeba64', 'mnist'):
-    assert configs.get_config(name).train.mle_pretrain_steps > 0, name
-  assert configs.for_dataset('8gaussians').train.mle_pretrain_steps == 0  # 2D: from random
+    assert configs.get_config(name).fce.mle_pretrain_steps > 0, name
+  assert configs.for_dataset('8gaussians').fce.mle_pretrain_steps == 0  # 2D: from random
 
 
 @pytest.mark.slow
 def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   workdir = str(tmp_path / 'fce')
-  run = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3}), 'fce',
+  run = trainer_lib.Trainer(_digits(**{'fce.mle_pretrain_steps': 3, 'train.steps': 3}), 'fce',
                             workdir)
   run.run()
   assert int(run.step.numpy()) == 6
@@ -58,12 +58,12 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
   assert sorted(logged('eval/flow_bpd')) == [3, 6]
   assert sorted(logged('eval/ebm_bpd_learned_c')) == [6]
   with open(os.path.join(workdir, 'config.json')) as f:
-    assert json.load(f)['config']['train']['mle_pretrain_steps'] == 3
+    assert json.load(f)['config']['fce']['mle_pretrain_steps'] == 3
 
   # --init_flow skips the phase (and its optimizer is not in the checkpoint).
-  other = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 2}),
+  other = trainer_lib.Trainer(_digits(**{'fce.mle_pretrain_steps': 3, 'train.steps': 2}),
                               'fce', str(tmp_path / 'from_flow'), init_flow=workdir)
-  assert other.state.fce_start == 0 and other.config.train.mle_pretrain_steps == 0
+  assert other.state.fce_start == 0 and other.config.fce.mle_pretrain_steps == 0
   other.run()
   names = [n for n, _ in tf.train.list_variables(other.state.manager.latest_checkpoint)]
   assert not any(n.startswith('flow_mle_optimizer') for n in names)
@@ -72,8 +72,8 @@ def test_fce_on_digits_trains_the_flow_by_mle_first_then_fce(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
-  config = _digits(**{'train.mle_pretrain_steps': 3, 'train.steps': 3,
-                      'train.ssl_labels_per_class': 2})
+  config = _digits(**{'fce.mle_pretrain_steps': 3, 'train.steps': 3,
+                      'ssl.labels_per_class': 2})
   straight = trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'straight'))
   straight.run()
   workdir = str(tmp_path / 'split')
@@ -82,8 +82,8 @@ def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
   assert int(run.step.numpy()) == 2 and run.turns.phase(2) == 'mle'
   run.run(until_step=3)  # the last MLE step
   # A command line with another phase length does not move the phase of a started run.
-  changed = _digits(**{'train.mle_pretrain_steps': 50, 'train.steps': 3,
-                       'train.ssl_labels_per_class': 2})
+  changed = _digits(**{'fce.mle_pretrain_steps': 50, 'train.steps': 3,
+                       'ssl.labels_per_class': 2})
   run = trainer_lib.Trainer(changed, 'ssl', workdir)
   assert run.state.fce_start == 3 and int(run.step.numpy()) == 3
   np.testing.assert_array_equal(run.ebm.log_normalizer.numpy(), 0.)  # FCE has not begun
@@ -103,7 +103,7 @@ def test_a_run_stopped_in_either_phase_resumes_where_it_stopped(tmp_path):
 def _start(workdir, *overrides):
   args = ['--dataset=digits', '--mode=fce', f'--workdir={workdir}']
   for field in SMALL + ['train.log_every=10', 'train.checkpoint_every=10',
-                        'train.mle_pretrain_steps=40', *overrides]:
+                        'fce.mle_pretrain_steps=40', *overrides]:
     args += ['--set', field]
   return subprocess.Popen([sys.executable, os.path.join(ROOT, 'main.py'), *args], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -155,8 +155,8 @@ def test_sigkill_in_each_phase_resumes_in_that_phase(tmp_path):
 @pytest.mark.slow
 def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
   workdir = str(tmp_path / 'run')
-  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2, 'train.eval_every': 2,
-                      'train.eval_examples': 50})
+  config = _digits(**{'fce.mle_pretrain_steps': 2, 'train.steps': 2, 'eval.every': 2,
+                      'eval.examples': 50})
   trainer_lib.Trainer(config, 'fce', workdir).run()
   with open(os.path.join(workdir, 'eval', 'train_eval_4.json')) as f:
     during = json.load(f)
@@ -183,10 +183,10 @@ def test_held_out_bits_per_dim_in_the_loop_agree_with_mode_eval(tmp_path):
 @pytest.mark.slow
 def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, caplog):
   caplog.set_level('INFO', logger='absl')
-  fields = {'train.mle_pretrain_steps': 1, 'train.steps': 2, 'train.eval_every': 1,
-            'train.fid_samples': 20}
+  fields = {'fce.mle_pretrain_steps': 1, 'train.steps': 2, 'eval.every': 1,
+            'eval.fid_samples': 20}
   missing = str(tmp_path / 'missing.pb')
-  run = trainer_lib.Trainer(_digits(**fields, **{'train.inception_graph': missing}), 'fce',
+  run = trainer_lib.Trainer(_digits(**fields, **{'eval.inception_graph': missing}), 'fce',
                             str(tmp_path / 'no_graph'))
   metrics = run.run()
   assert int(run.step.numpy()) == 3 and np.isfinite(metrics['eval/flow_bpd'])
@@ -197,7 +197,7 @@ def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, capl
   graph = str(tmp_path / 'graph.pb')
   helpers.write_tiny_inception_graph(graph)
   workdir = str(tmp_path / 'graph')
-  metrics = trainer_lib.Trainer(_digits(**fields, **{'train.inception_graph': graph}), 'fce',
+  metrics = trainer_lib.Trainer(_digits(**fields, **{'eval.inception_graph': graph}), 'fce',
                                 workdir).run()
   with open(os.path.join(workdir, 'eval', 'train_eval_3.json')) as f:
     fid = json.load(f)['fid']
@@ -209,10 +209,10 @@ def test_fid_in_the_loop_and_a_missing_inception_graph_warns_once(tmp_path, capl
 @pytest.mark.slow
 def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
   """A run saved without the phase length (code from before it) goes on as FCE from step 0,
-  whatever train.mle_pretrain_steps says now."""
+  whatever fce.mle_pretrain_steps says now."""
   config = configs.for_dataset('8gaussians', None, [
       'model.flow.steps_per_level=2', 'model.flow.width=8', 'train.batch_size=16',
-      'train.steps=2', 'train.eval_every=1000'])
+      'train.steps=2', 'eval.every=1000'])
   workdir = str(tmp_path / 'old')
   run = trainer_lib.Trainer(config, 'fce', workdir)
   run.run()
@@ -221,7 +221,8 @@ def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
                             ebm_optimizer=run.optimizers['ebm'],
                             flow_optimizer=run.optimizers['flow'])
   tf.train.CheckpointManager(old, os.path.join(workdir, 'checkpoints'), 1).save(2)
-  config.train.update(steps=4, mle_pretrain_steps=10)
+  config.train.steps = 4
+  config.fce.mle_pretrain_steps = 10
   resumed = trainer_lib.Trainer(config, 'fce', workdir)
   assert resumed.state.fce_start == 0 and int(resumed.step.numpy()) == 2
   resumed.run()
@@ -231,7 +232,7 @@ def test_a_checkpoint_from_before_the_mle_phase_resumes_as_it_was(tmp_path):
 @pytest.mark.slow
 def test_mode_eval_leaves_the_ebm_out_of_checkpoints_of_the_mle_phase(tmp_path):
   workdir = str(tmp_path / 'run')
-  trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 2,
+  trainer_lib.Trainer(_digits(**{'fce.mle_pretrain_steps': 2, 'train.steps': 2,
                                  'train.snapshot_every': 2}), 'fce', workdir).run()
   reports = eval_run.evaluate(workdir, options=image_eval.Options(
       fid_samples=0, is_samples=0, temperatures=()), which='all')
@@ -248,8 +249,8 @@ def test_a_failing_evaluation_warns_and_keeps_the_checkpoint(tmp_path, caplog, m
     raise MemoryError('out of memory in Inception')
 
   monkeypatch.setattr(image_eval.Evaluator, 'evaluate', broken)
-  run = trainer_lib.Trainer(_digits(**{'train.steps': 2, 'train.eval_every': 1,
-                                       'train.mle_pretrain_steps': 0}), 'fce', str(tmp_path / 'r'))
+  run = trainer_lib.Trainer(_digits(**{'train.steps': 2, 'eval.every': 1,
+                                       'fce.mle_pretrain_steps': 0}), 'fce', str(tmp_path / 'r'))
   run.run()
   assert run.state.manager.latest_checkpoint.endswith('ckpt-2')
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
@@ -262,7 +263,7 @@ def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path)
   EBM and the noise start level (V = -log 4 up to the network's spread); FCE then moves the
   flow and the EBM's network, never the base."""
   workdir = str(tmp_path / 'based')
-  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 4, 'model.ebm.base': 'flow'})
+  config = _digits(**{'fce.mle_pretrain_steps': 2, 'train.steps': 4, 'model.ebm.base': 'flow'})
   run = trainer_lib.Trainer(config, 'fce', workdir)
   run.run(until_step=2)
   mle_flow = [v.numpy() for v in run.flow.variables]
@@ -282,12 +283,12 @@ def test_a_flow_based_ebm_starts_from_the_mle_flow_and_keeps_it_frozen(tmp_path)
 
 @pytest.mark.slow
 def test_the_auxiliary_nce_can_be_against_the_frozen_base(tmp_path):
-  """train.ebm_aux_noise='base': the EBM's auxiliary NCE term is against its own frozen base,
+  """fce.ebm_aux_noise='base': the EBM's auxiliary NCE term is against its own frozen base,
   so its logit is the network's output minus c, and it starts at -log 4 as V does (a Gaussian
   noise would start far from it)."""
   workdir = str(tmp_path / 'aux_base')
-  config = _digits(**{'train.mle_pretrain_steps': 2, 'train.steps': 3, 'model.ebm.base': 'flow',
-                      'train.ebm_aux_nce_weight': 1., 'train.ebm_aux_noise': 'base',
+  config = _digits(**{'fce.mle_pretrain_steps': 2, 'train.steps': 3, 'model.ebm.base': 'flow',
+                      'fce.ebm_aux_nce_weight': 1., 'fce.ebm_aux_noise': 'base',
                       'train.log_every': 1})
   trainer_lib.Trainer(config, 'fce', workdir).run()
   aux = experiments.scalars(workdir, 'aux_value')
@@ -299,7 +300,7 @@ def test_a_support_that_holds_few_flow_samples_is_warned_about(tmp_path, caplog)
   """model.ebm.support=cube with a flow whose samples leave the cube (the paper's Glow,
   untrained): V's noise side gets no gradient, and c drifts; the run says so when FCE begins."""
   caplog.set_level('INFO', logger='absl')
-  run = trainer_lib.Trainer(_digits(**{'train.mle_pretrain_steps': 0, 'train.steps': 1,
+  run = trainer_lib.Trainer(_digits(**{'fce.mle_pretrain_steps': 0, 'train.steps': 1,
                                        'model.ebm.support': 'cube', 'model.flow.support': 'none'}),
                             'fce', str(tmp_path / 'r'))
   run.run()

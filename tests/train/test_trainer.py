@@ -24,7 +24,7 @@ def _toy_config(**fields):
   config = configs.get_config('toy2d')
   overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
                            'train.batch_size=32',
-                           'train.log_every=2', 'train.eval_every=1000'] +
+                           'train.log_every=2', 'eval.every=1000'] +
                   [f'{k}={v}' for k, v in fields.items()])
   return config
 
@@ -117,7 +117,7 @@ def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
   for a, b in zip(_values(mle.flow), _values(fce.flow)):
     np.testing.assert_array_equal(a, b)
   fce.run()
-  nce = trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'train.nce_noise': 'flow'}), 'nce',
+  nce = trainer_lib.Trainer(_toy_config(**{'train.steps': 2, 'nce.noise': 'flow'}), 'nce',
                             str(tmp_path / 'nce'), init_flow=mle_dir)
   nce.run()
   for a, b in zip(_values(mle.flow), _values(nce.flow)):  # the noise stays fixed
@@ -139,7 +139,7 @@ def test_fce_from_an_mle_flow_and_nce_against_it(tmp_path):
 @pytest.mark.slow
 def test_tensorboard_and_figures_are_written(tmp_path):
   workdir = str(tmp_path / 'run')
-  trainer_lib.Trainer(_toy_config(**{'train.steps': 4, 'train.eval_every': 4}), 'fce',
+  trainer_lib.Trainer(_toy_config(**{'train.steps': 4, 'eval.every': 4}), 'fce',
                       workdir).run()
   assert os.path.exists(os.path.join(workdir, 'samples', 'density_4.png'))
   tags = set()
@@ -155,9 +155,9 @@ def test_tensorboard_and_figures_are_written(tmp_path):
 def test_gradient_norms_and_clipped_updates_reach_tensorboard(tmp_path):
   """A bound below every gradient clips every update: the counts are the updates."""
   workdir = str(tmp_path / 'run')
-  config = _toy_config(**{'train.steps': 4, 'train.schedule.metric': 'value',
-                          'train.schedule.max_flow_updates': 0,
-                          'train.schedule.value_threshold': -50., 'optim.ebm_clip_norm': 1e-6,
+  config = _toy_config(**{'train.steps': 4, 'fce.schedule.metric': 'value',
+                          'fce.schedule.max_flow_updates': 0,
+                          'fce.schedule.value_threshold': -50., 'optim.ebm_clip_norm': 1e-6,
                           'optim.flow_clip_norm': 1e-6})
   trainer = trainer_lib.Trainer(config, 'fce', workdir)
   trainer.run()
@@ -203,7 +203,7 @@ def _main(args, workdir, **kwargs):
 def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_path):
   workdir = str(tmp_path / 'run')
   args = ['--mode=mle', '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=20',
-          '--set', 'train.log_every=20', '--set', 'train.eval_every=100000',
+          '--set', 'train.log_every=20', '--set', 'eval.every=100000',
           '--set', 'train.batch_size=32', '--set', 'model.flow.width=8']
   proc = _main(args, workdir)
   ckpt_dir = os.path.join(workdir, 'checkpoints')
@@ -235,8 +235,8 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--set', 'train.steps=1.5'], "'train.steps' is an integer; got '1.5'"),
     (['--set', 'train.checkpoint_every=0'], 'train.checkpoint_every=0 (must be an integer >= 1)'),
     (['--set', 'model.ebm.arch=foo'], "no sense: model.ebm.arch='foo' (must be one of 'mlp', "),
-    (['--mode=nce', '--set', 'train.nce_noise=banana'],
-     "no sense: train.nce_noise='banana' (must be 'gaussian' or 'flow')."),
+    (['--mode=nce', '--set', 'nce.noise=banana'],
+     "no sense: nce.noise='banana' (must be 'gaussian' or 'flow')."),
     (['--mode=sample', '--temperature=nan'], '--temperature must be a positive number'),
     (['--mode=sample', '--temperature=-1'], '--temperature must be a positive number'),
     (['--mode=sample', '--hmc_step_size=-1'], '--hmc_step_size must be 0'),
@@ -254,14 +254,14 @@ def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
-  """Under train.schedule.metric=value the trainer hands the schedule V: a threshold V never
+  """Under fce.schedule.metric=value the trainer hands the schedule V: a threshold V never
   reaches keeps every update with the EBM; one it always exceeds gives the flow all but the
   first."""
   def run(value_threshold, name):
     config = _toy_config(**{'train.steps': 4, 'train.log_every': 4, 'train.checkpoint_every': 4,
-                            'train.schedule.metric': 'value',
-                            'train.schedule.max_flow_updates': 0,
-                            'train.schedule.value_threshold': value_threshold})
+                            'fce.schedule.metric': 'value',
+                            'fce.schedule.max_flow_updates': 0,
+                            'fce.schedule.value_threshold': value_threshold})
     trainer = trainer_lib.Trainer(config, 'fce', str(tmp_path / name))
     return trainer, trainer.run()
   starved, logged = run(-1e-6, 'high')
@@ -274,10 +274,10 @@ def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
 
 @pytest.mark.slow
 def test_ssl_on_two_spirals_trains_both_models(tmp_path):
-  config = _toy_config(**{'train.steps': 5, 'train.ssl_labels_per_class': 7,
-                          'train.ssl_labeled_batch_size': 14, 'train.vat_weight': 1.,
-                          'train.schedule.max_flow_updates': 1, 'train.eval_every': 5,
-                          'train.schedule.threshold': 0.05})  # EBM, flow, ..., EBM
+  config = _toy_config(**{'train.steps': 5, 'ssl.labels_per_class': 7,
+                          'ssl.labeled_batch_size': 14, 'ssl.vat_weight': 1.,
+                          'fce.schedule.max_flow_updates': 1, 'eval.every': 5,
+                          'fce.schedule.threshold': 0.05})  # EBM, flow, ..., EBM
   config.data.update(name='2spirals', num_classes=2)
   # The mode implies the class-conditional EBM (train/modes.py); the caller's config is unchanged.
   assert not config.model.ebm.conditional
@@ -287,7 +287,7 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   metrics = run.run()
   assert run.schedule.updates == {'ebm': 3, 'flow': 2}
   assert {'label_loss', 'vat_loss', 'class_accuracy', 'value', 'aux_value'} <= set(metrics)
-  config.train.ssl_labels_per_class = 0
+  config.ssl.labels_per_class = 0
   with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl2'))
   config.data.num_classes = 0
@@ -305,7 +305,7 @@ def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
     trainer_lib.Trainer(config, 'ssl', workdir)
   assert not os.path.exists(os.path.join(workdir, 'config.json'))
   config.model.flow.width = 16  # a corrected model config is accepted
-  config.train.ssl_labels_per_class = 3
+  config.ssl.labels_per_class = 3
   trainer_lib.Trainer(config, 'ssl', workdir).run()
 
 
@@ -318,7 +318,7 @@ def test_a_new_ebm_starts_level_with_its_noise_on_the_first_batch(tmp_path, mode
   config.data.name = f'npy:{tmp_path}/images.npy'
   if mode == 'ssl':  # digits: real labels
     config = configs.for_dataset('digits', 'smoke', ['data.shape=(8, 8, 1)', 'data.num_bins=17',
-                                                     'train.ssl_labels_per_class=1'])
+                                                     'ssl.labels_per_class=1'])
     config.data.num_classes, config.model.ebm.conditional = 10, True
   run = trainer_lib.Trainer(config, mode, str(tmp_path / mode))
   x = tf.constant(run.source.batch(0)['x'])
@@ -351,11 +351,11 @@ def test_first_bias_data_places_the_kinks_on_a_new_run_only(tmp_path):
 
 @pytest.mark.slow
 def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
-  """train.fce_init_steps EBM-only updates first (the flow unchanged), then the schedule; with
-  train.ebm_updates the run stops at that many EBM updates, whatever train.steps says."""
-  config = _toy_config(**{'train.steps': 100, 'train.fce_init_steps': 4, 'train.ebm_updates': 6,
-                          'train.schedule.max_ebm_updates': 1,
-                          'train.schedule.max_flow_updates': 1})
+  """fce.init_steps EBM-only updates first (the flow unchanged), then the schedule; with
+  fce.ebm_updates the run stops at that many EBM updates, whatever train.steps says."""
+  config = _toy_config(**{'train.steps': 100, 'fce.init_steps': 4, 'fce.ebm_updates': 6,
+                          'fce.schedule.max_ebm_updates': 1,
+                          'fce.schedule.max_flow_updates': 1})
   run = trainer_lib.Trainer(config, 'fce', str(tmp_path / 'init'))
   flow_before = _values(run.flow)
   run.config.train.steps = 4
@@ -370,7 +370,7 @@ def test_fce_init_freezes_the_flow_and_ebm_updates_stop_the_run(tmp_path):
 
 
 def test_a_collapsing_flow_is_warned_about_once(tmp_path, caplog):
-  config = _toy_config(**{'train.steps': 2, 'train.flow_nll_warn': 1.})
+  config = _toy_config(**{'train.steps': 2, 'fce.flow_nll_warn': 1.})
   run = trainer_lib.Trainer(config, 'fce', str(tmp_path / 'warn'))
   start = float(run.state.flow_nll_start.numpy())
   np.testing.assert_allclose(start, -np.mean(run.flow.log_prob(tf.constant(run.source.batch(0)['x']))),
@@ -414,8 +414,8 @@ def test_a_run_made_before_a_config_field_existed_resumes(tmp_path):
 @pytest.mark.parametrize('mode, fields', [
     ('nce', {'train.steps': 4}),
     # FCE counts progress in EBM updates: strict alternation puts them at steps 1, 3, 5, 7.
-    ('fce', {'train.steps': 100, 'train.ebm_updates': 4, 'train.schedule.max_ebm_updates': 1,
-             'train.schedule.max_flow_updates': 1})])
+    ('fce', {'train.steps': 100, 'fce.ebm_updates': 4, 'fce.schedule.max_ebm_updates': 1,
+             'fce.schedule.max_flow_updates': 1})])
 def test_ebm_learning_rate_anneals_over_its_updates_and_resumes_on_schedule(tmp_path, mode,
                                                                              fields):
   """optim.ebm_lr_anneal=0.5 over 4 EBM updates: progress 0, 1/4, 1/2, 3/4 gives the factors

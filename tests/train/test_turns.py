@@ -9,9 +9,10 @@ from train import schedule as schedule_lib
 from train import turns as turns_lib
 
 
-def _state(mle_steps, **train):
+def _state(mle_steps, steps, **fce):
   config = configs.get_config('toy2d')
-  config.train.update(**train)
+  config.train.steps = steps
+  config.fce.update(**fce)
   schedule = schedule_lib.AlternationSchedule(max_ebm_updates=1, max_flow_updates=1)
   return types.SimpleNamespace(config=config, schedule=schedule, fce_start=mle_steps,
                                flow_nll_start=tf.Variable(0.))
@@ -26,7 +27,7 @@ def _phases(turns, steps):
 
 
 def test_alternating_turns_run_the_mle_phase_then_fce_init_then_the_schedule():
-  turns = turns_lib.Alternating(_state(3, steps=10, fce_init_steps=2, ebm_updates=0))
+  turns = turns_lib.Alternating(_state(3, steps=10, init_steps=2, ebm_updates=0))
   assert turns.total == 13 and turns.remaining(0) == 13 and turns.remaining(5) == 8
   # FCE-init's two EBM updates hold the phase; then an accurate EBM hands over to the flow,
   # which (max_flow_updates=1) hands it back.
@@ -36,7 +37,7 @@ def test_alternating_turns_run_the_mle_phase_then_fce_init_then_the_schedule():
 
 
 def test_ebm_updates_end_an_alternating_run_and_measure_its_progress():
-  turns = turns_lib.Alternating(_state(0, steps=100, fce_init_steps=0, ebm_updates=2))
+  turns = turns_lib.Alternating(_state(0, steps=100, init_steps=0, ebm_updates=2))
   _phases(turns, 2)  # EBM, flow
   assert not turns.finished(2, stop=100) and turns.progress(2) == 0.5
   _phases(turns, 1)

@@ -163,6 +163,12 @@ def restore_flow_from(flow, workdir, config):
                         'Gaussian: it has no trained flow. Pass the workdir of a --mode=mle (or '
                         'fce) run.')
   ours = run_identity(config, 'mle')
+  if old.get('data.name') != ours['data.name']:
+    # The flow is the backbone (nt), the noise (nce) or the start (fce) of a model of *this*
+    # data: one fitted to other data would be a wrong q, silently.
+    raise TrainingError(f'--init_flow={workdir} was trained on --dataset={old.get("data.name")}, '
+                        f'not {ours["data.name"]}. Train a flow on this data first: --mode=mle '
+                        f'--dataset={ours["data.name"]}.')
   diff = sorted(k for k in ours if k.startswith(('model.flow', 'data.shape', 'data.num_bins'))
                 and old.get(k) != ours[k])
   if diff:

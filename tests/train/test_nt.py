@@ -83,8 +83,17 @@ def test_nt_without_a_backbone_or_with_a_bad_one_is_refused(tmp_path, backbone):
       'model.flow.steps_per_level=2', 'model.flow.width=8', 'train.batch_size=16',
       'train.steps=1', 'eval.every=1000'])
   trainer_lib.Trainer(other, 'mle', str(tmp_path / 'v3')).run()
-  with pytest.raises(trainer_lib.TrainingError, match='different flow or data.*data.shape'):
+  with pytest.raises(trainer_lib.TrainingError, match='trained on --dataset=npy:'):
     trainer_lib.Trainer(_config(), 'nt_nce', str(tmp_path / 'x'), init_flow=str(tmp_path / 'v3'))
+  with pytest.raises(trainer_lib.TrainingError, match='different flow or data.*model.flow.width'):
+    trainer_lib.Trainer(_config(**{'model.flow.width': 16}), 'nt_nce', str(tmp_path / 'x2'),
+                        init_flow=backbone)
+  # A backbone of other 2-D data (issue 35: accepted silently, though q must model this data).
+  with pytest.raises(trainer_lib.TrainingError, match='trained on --dataset=8gaussians, not '
+                     'rings.*--mode=mle --dataset=rings'):
+    trainer_lib.Trainer(_config(**{'data.name': 'rings'}), 'nt', str(tmp_path / 'z'),
+                        init_flow=backbone)
+  assert not os.path.exists(os.path.join(tmp_path, 'z'))
   # A backbone whose training diverged.
   diverged = str(tmp_path / 'diverged')
   run = trainer_lib.Trainer(_config(**{'train.steps': 1}), 'mle', diverged)

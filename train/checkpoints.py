@@ -23,9 +23,14 @@ class CheckpointError(RuntimeError):
 def write_json(path, obj):
   """Writes `obj` to a temporary file, then renames it to `path`: a reader (another worker, an
   evaluation in another process) sees the old file or the new one, never half of one."""
-  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  try:
+    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  except (OSError, tf.errors.OpError):  # e.g. a full disk: no half-written file left behind
+    if tf.io.gfile.exists(path + '.tmp'):
+      tf.io.gfile.remove(path + '.tmp')
+    raise
 
 
 def kept(directory):

@@ -15,6 +15,7 @@ Every entry point calls it first, before anything imports TensorFlow:
 """
 
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -104,5 +105,45 @@ def run(main, **kwargs):
     except errors.UserError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(1)
+    except Exception as e:  # pylint: disable=broad-except
+      message = storage_error(e)
+      if message is None:
+        raise
+      sys.stderr.write(f'error: {message}\n')
+      sys.exit(1)
 
   app.run(main_with_short_errors, **kwargs)
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def storage_error(e):
+  """One line for a file that could not be written (a full disk, a read-only or unwritable
+  folder, a path through a file), from Python's OSError or TensorFlow's file errors; None for any
+  other error. What was written before (checkpoints, reports) is untouched by such a failure:
+  the trainer saves before it evaluates, and files are written whole (checkpoints.write_json).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  if isinstance(e, OSError) and e.errno is not None:
+    where = f' {e.filename}' if e.filename else ''
+    if e.errno in _FULL:
+      return (f'no space left on the device, writing{where or " a file"}. Free some space and '
+              'rerun the same command: a training run resumes from its last checkpoint.')
+    if e.errno in _DENIED:
+      return (f'cannot write{where} ({os.strerror(e.errno)}). Use a folder you can write to '
+              '(--workdir for training; for --mode=eval or sample, a copy of the run folder).')
+    if e.errno == errno.ENOTDIR:
+      return f'{text}: a path passes through a file where a folder is needed.'
+    return None
+  full = isinstance(e, tf.errors.ResourceExhaustedError) and (
+      'space' in text.lower() or 'quota' in text.lower())
+  if full:
+    return (f'no space left on the device ({text}). Free some space and rerun the same '
+            'command: a training run resumes from its last checkpoint.')
+  if isinstance(e, tf.errors.PermissionDeniedError):
+    return (f'cannot write: {text}. Use a folder you can write to (--workdir for training; for '
+            '--mode=eval or sample, a copy of the run folder).')
+  return None

@@ -1,5 +1,6 @@
 """Entry points start quietly: TensorFlow's start-up notices are dropped, real errors are not."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -58,3 +59,38 @@ def test_an_error_the_user_can_fix_prints_its_message_not_a_traceback(error):
   assert out.returncode == 1
   assert 'error: runs/x is in use by process 7: stop it first' in out.stderr.splitlines()
   assert 'Traceback' not in out.stderr
+
+
+def _raised(write):
+  try:
+    write()
+  except Exception as e:  # pylint: disable=broad-except
+    return e
+  raise AssertionError('no error')
+
+
+def test_a_full_disk_or_an_unwritable_folder_is_one_line_and_other_errors_stay_tracebacks(
+    tmp_path):
+  """Real errors of writing into /dev/full (a device that is always full), from Python and
+  from TensorFlow's file system, and a read-only one; anything else is not turned into a line."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from train import checkpoints  # pylint: disable=g-import-not-at-top
+  full = tmp_path / 'density_10.png'
+  full.symlink_to('/dev/full')
+  python = _raised(lambda: full.write_bytes(b'x' * 8192))
+  assert startup.storage_error(python).startswith('no space left on the device, writing ')
+  (tmp_path / 'config.json.tmp').symlink_to('/dev/full')
+  tensorflow = _raised(lambda: checkpoints.write_json(str(tmp_path / 'config.json'), {'a': 1}))
+  assert 'No space left' in startup.storage_error(tensorflow)
+  assert not os.path.lexists(tmp_path / 'config.json.tmp')  # nothing half-written left
+  denied = tf.errors.PermissionDeniedError(None, None, 'runs/x/eval; Read-only file system')
+  assert startup.storage_error(denied).startswith('cannot write: runs/x/eval; Read-only')
+  read_only = OSError(errno.EROFS, 'Read-only file system', 'runs/x/.lock')  # root writes anywhere
+  assert startup.storage_error(read_only).startswith('cannot write runs/x/.lock (Read-only')
+  not_a_folder = tmp_path / 'file'
+  not_a_folder.write_text('')
+  inside = _raised(lambda: (not_a_folder / 'eval').mkdir())
+  assert 'passes through a file' in startup.storage_error(inside)
+  assert startup.storage_error(ValueError('a bug')) is None
+  assert startup.storage_error(tf.errors.ResourceExhaustedError(None, None, 'OOM')) is None
+  assert startup.storage_error(OSError(errno.ECONNRESET, 'reset')) is None

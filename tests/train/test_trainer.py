@@ -253,6 +253,24 @@ def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
 
 
 @pytest.mark.slow
+def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_checkpoint(tmp_path):
+  """Issue 35: the density PNG of step 4 written into /dev/full (a device that is always full)
+  ended in an OSError traceback."""
+  workdir = tmp_path / 'run'
+  (workdir / 'samples').mkdir(parents=True)
+  (workdir / 'samples' / 'density_4.png').symlink_to('/dev/full')
+  args = ['--mode=fce', '--set', 'train.steps=8', '--set', 'train.checkpoint_every=4',
+          '--set', 'eval.every=4', '--set', 'train.batch_size=16', '--set', 'model.flow.width=8',
+          '--set', 'model.flow.steps_per_level=2', '--set', 'model.ebm.width=8']
+  proc = _main(args, str(workdir))
+  out = proc.communicate(timeout=300)[0]
+  assert proc.returncode == 1 and 'Traceback' not in out, out
+  assert 'error: no space left on the device, writing ' in out
+  assert tf.train.latest_checkpoint(str(workdir / 'checkpoints')).endswith('ckpt-4')
+  assert not os.path.exists(workdir / '.lock')
+
+
+@pytest.mark.slow
 def test_schedule_on_v_reads_the_value_and_logs_its_running_mean(tmp_path):
   """Under fce.schedule.metric=value the trainer hands the schedule V: a threshold V never
   reaches keeps every update with the EBM; one it always exceeds gives the flow all but the

@@ -99,6 +99,14 @@ class Mode:
                    learns_c=not self.persistent_chains, grid_log_z=self.tilt,
                    transport_samples=self.tilt)
 
+  @property
+  def checkpoint_fields(self):
+    """Config fields, besides the data and the models, that shape this mode's checkpoint
+    tensors, so a resume must keep them: the flow's FCE optimiser (its slots) and the batch
+    size of persistent chains (one chain per example)."""
+    fields = ('optim.flow_optimizer',) if 'flow' in self.optimizers else ()
+    return fields + (('train.batch_size',) if self.persistent_chains else ())
+
   def configure(self, config, init_flow=None):
     """A copy of `config` with what this mode implies: a class-conditional EBM for ssl; for NCE
     given a flow (--init_flow), that flow as the noise; an MLE phase only where FCE trains a flow

@@ -35,8 +35,13 @@ def changed_keys(old, new):
 
 
 def run_identity(config, mode):
-  """What must match for a workdir to be resumed: the mode, the data and the models."""
-  return flatten({'mode': mode, 'data': config.data.to_dict(), 'model': config.model.to_dict()})
+  """What must match for a workdir to be resumed: the mode, the data, the models and the
+  settings that shape the mode's checkpoint (`Mode.checkpoint_fields`)."""
+  identity = flatten({'mode': mode, 'data': config.data.to_dict(),
+                      'model': config.model.to_dict()})
+  flat = flatten(config.to_dict())
+  identity.update({field: flat[field] for field in modes_lib.get(mode).checkpoint_fields})
+  return identity
 
 
 def saved_identity(workdir):

@@ -61,6 +61,20 @@ def test_incompatible_workdir_is_refused_and_left_untouched(tmp_path):
   assert open(os.path.join(workdir, 'config.json')).read() == before
 
 
+@pytest.mark.parametrize('mode, field, value', [('fce', 'optim.flow_optimizer', 'sgd'),
+                                                 ('nt', 'train.batch_size', 64)])
+def test_a_resume_that_would_not_fit_the_checkpoint_names_the_setting(tmp_path, mode, field,
+                                                                      value):
+  """Issue 35: another flow optimiser (other slots) or another batch of persistent chains
+  ended in ~220 lines of TensorFlow warnings and an 'incompatible tensor' message."""
+  workdir = str(tmp_path / 'run')
+  run_folder.check_workdir(workdir, _toy_config(), mode, write=True)
+  with pytest.raises(trainer_lib.TrainingError, match=f'different config \\({field}\\)'):
+    run_folder.check_workdir(workdir, _toy_config(**{field: value}), mode, write=False)
+  # A learning rate shapes no tensor: it may change on resume.
+  run_folder.check_workdir(workdir, _toy_config(**{'optim.ebm_lr': 1e-3}), mode, write=False)
+
+
 def test_run_record_is_written_whole_and_a_damaged_one_is_named(tmp_path):
   workdir = str(tmp_path / 'run')
   config = _toy_config()

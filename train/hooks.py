@@ -137,3 +137,37 @@ class InLoopEval:
       return {}
     self.latest = image_eval.scalars(report)
     return dict(self.latest)
+
+
+def drop_events_after(logdir, step):
+  """Removes from the TensorBoard event files in `logdir` every event after `step`: on resume
+  from a checkpoint at `step`, the steps a killed (or rolled-back) run logged past it are
+  trained again, and would otherwise show twice. Each file that changes is rewritten whole
+  (TFRecords of Event protos) and renamed over the old one. Returns how many events went."""
+  from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
+  dropped = 0
+  for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
+    records = _records(path)
+    kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
+    if len(kept) == len(records):
+      continue
+    with tf.io.TFRecordWriter(path + '.tmp') as writer:
+      for record in kept:
+        writer.write(record)
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    dropped += len(records) - len(kept)
+  if dropped:
+    logging.info('Dropped %d TensorBoard events logged after step %d, which this run trains '
+                 'again.', dropped, step)
+  return dropped
+
+
+def _records(path):
+  """The whole records of a TFRecord file (a kill mid-write leaves a torn last one: not kept)."""
+  records = []
+  try:
+    for record in tf.data.TFRecordDataset(path):
+      records.append(record.numpy())
+  except tf.errors.DataLossError:
+    pass
+  return records

@@ -166,6 +166,25 @@ def test_tensorboard_and_figures_are_written(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path):
+  """Issue 35: the steps logged past the checkpoint a run resumes from (a kill, or here a
+  rollback) showed twice in TensorBoard; a torn record at a file's end is dropped too."""
+  workdir = str(tmp_path / 'run')
+  fields = {'train.steps': 6, 'train.checkpoint_every': 2}
+  trainer_lib.Trainer(_toy_config(**fields), 'mle', workdir).run()
+  event_file = tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*'))[0]
+  with open(event_file, 'ab') as f:
+    f.write(b'\x10\x00\x00')  # the start of a record a kill cut short
+  trainer_lib.Trainer(_toy_config(**dict(fields, **{'train.steps': 8})), 'mle', workdir,
+                      rollback=1).run()  # from step 4: steps 5 and 6 are trained again
+  steps = []
+  for path in tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*')):
+    steps += [e.step for e in tf.compat.v1.train.summary_iterator(path)
+              if any(v.tag == 'steps_per_second' for v in e.summary.value)]
+  assert sorted(steps) == [2, 4, 6, 8]
+
+
+@pytest.mark.slow
 def test_gradient_norms_and_clipped_updates_reach_tensorboard(tmp_path):
   """A bound below every gradient clips every update: the counts are the updates."""
   workdir = str(tmp_path / 'run')

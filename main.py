@@ -64,13 +64,16 @@ flags.DEFINE_integer('test_examples', 0, 'With --mode=eval on images: bits/dim o
                      '0 = the whole test split.')
 flags.DEFINE_integer('is_samples', 10000, 'With --mode=eval on images: flow proposals for the '
                      'importance-sampled log-normalizer of the EBM.')
-flags.DEFINE_integer('ais_steps', 0, 'With --mode=eval on images: also estimate the EBM\'s log Z '
-                     'by annealed importance sampling in the flow\'s latent space with this many '
-                     'annealing steps (0 = off; e.g. 1000), for when importance sampling\'s ESS '
-                     'is low.')
+flags.DEFINE_list('ais_steps', [], 'With --mode=eval on images: also bound the EBM\'s log Z by '
+                  'annealed importance sampling in the flow\'s latent space with this many '
+                  'annealing steps, or a ladder of them (e.g. 100,300,1000: has the estimate '
+                  'stopped moving?). Forward AIS gives the lower bits/dim, reverse AIS from '
+                  'neural-transport chains the upper (approximate). Empty = off.')
 flags.DEFINE_integer('ais_chains', 256, 'With --ais_steps: AIS chains.')
 flags.DEFINE_float('ais_step_size', 0.1, 'With --ais_steps: the HMC step size of each annealing '
                    'step (3 leapfrog steps).')
+flags.DEFINE_integer('ais_reverse_steps', 1000, 'With --ais_steps: HMC steps of the neural-'
+                     'transport chains reverse AIS starts from (0 = no upper side).')
 flags.DEFINE_enum('eval_checkpoints', 'latest', ['latest', 'all'], 'With --mode=eval on images: '
                   'the latest checkpoint, or every kept snapshot too (one report each).')
 flags.DEFINE_integer('num_samples', 64, 'With --mode=sample: how many flow samples.')
@@ -102,11 +105,13 @@ def evaluate_or_sample():
   if not (math.isfinite(FLAGS.hmc_step_size) and FLAGS.hmc_step_size >= 0):
     raise app.UsageError(f'--hmc_step_size must be 0 (the run\'s own) or positive; got '
                          f'{FLAGS.hmc_step_size}.')
-  if FLAGS.ais_steps and not (positive(FLAGS.ais_step_size) and FLAGS.ais_steps >= 2 and
-                              FLAGS.ais_chains >= 2):
-    raise app.UsageError('--ais_steps must be 0 or at least 2, with --ais_chains at least 2 and '
-                         f'a positive --ais_step_size; got {FLAGS.ais_steps}, '
-                         f'{FLAGS.ais_chains}, {FLAGS.ais_step_size}.')
+  ais_steps = [int(k) if k.strip().isdigit() else -1 for k in FLAGS.ais_steps if k != '0']
+  if ais_steps and not (positive(FLAGS.ais_step_size) and min(ais_steps) >= 2 and
+                        FLAGS.ais_chains >= 2 and FLAGS.ais_reverse_steps >= 0):
+    raise app.UsageError('--ais_steps must be 0 or integers of at least 2, with --ais_chains at '
+                         'least 2, a positive --ais_step_size and --ais_reverse_steps >= 0; got '
+                         f'{",".join(FLAGS.ais_steps)}, {FLAGS.ais_chains}, '
+                         f'{FLAGS.ais_step_size}, {FLAGS.ais_reverse_steps}.')
   # Errors the user can fix (errors.UserError: no run there, unreadable data, ...) are printed
   # as one line by startup.run.
   if FLAGS.mode == 'eval':
@@ -115,8 +120,8 @@ def evaluate_or_sample():
         inception_graph=FLAGS.inception_graph, fid_stats=FLAGS.fid_stats,
         is_samples=FLAGS.is_samples, test_examples=FLAGS.test_examples,
         hmc_steps=FLAGS.hmc_steps, hmc_step_size=FLAGS.hmc_step_size,
-        ais_steps=FLAGS.ais_steps, ais_chains=FLAGS.ais_chains,
-        ais_step_size=FLAGS.ais_step_size)
+        ais_steps=tuple(ais_steps), ais_chains=FLAGS.ais_chains,
+        ais_step_size=FLAGS.ais_step_size, ais_reverse_steps=FLAGS.ais_reverse_steps)
     result = eval_run.evaluate(FLAGS.workdir, FLAGS.eval_points, options, FLAGS.eval_checkpoints)
   else:
     result = eval_run.sample(FLAGS.workdir, FLAGS.num_samples, FLAGS.temperature,

@@ -11,6 +11,10 @@ Glow samples, and sample grids. One report per checkpoint, WORKDIR/eval/report_<
              (`reliable` is false below 100); NaN or +inf weights refuse the estimate. An EBM on a
              frozen flow base (model.ebm.base=flow) is importance-sampled with its base as the
              proposal (settings.proposal), where the weights are exp(g - c) alone.
+             With --ais_steps, `ais` bounds it from both sides (bidirectional Monte Carlo):
+             forward AIS over a ladder of K (`bpd`, the lower side, and whether the ladder
+             `settled`), reverse AIS from neural-transport chains (`upper_bpd`, the conservative
+             side, approximate: the chains are not exact samples) and their `gap_bpd`.
   fid        FID and KID of N Glow samples (T = 1) against the reference split's statistics,
              naming N, the reference set and the Inception network (TTUR's graph is the standard;
              the Keras InceptionV3 fallback is labelled as not comparable). For a tilted model
@@ -75,9 +79,17 @@ class Options:
   seed: int = 0
   hmc_steps: int = 200              # nt / nt_nce: HMC steps of each neural-transport chain
   hmc_step_size: float = 0.         # nt / nt_nce: its initial step size (0: nt.hmc_step_size)
-  ais_steps: int = 0                # EBM log Z also by AIS with this many annealing steps (0: off)
+  ais_steps: tuple = ()             # EBM log Z also by AIS with these numbers of annealing
+                                    # steps (a ladder; an int for one; empty or 0: no AIS)
   ais_chains: int = 256
   ais_step_size: float = 0.1
+  ais_reverse_steps: int = 1000     # HMC steps of the chains reverse AIS starts from (0: none)
+
+  @property
+  def ais_ladder(self):
+    """ais_steps as a sorted tuple of ints (an int is a ladder of one rung; 0 is none)."""
+    steps = (self.ais_steps,) if isinstance(self.ais_steps, int) else self.ais_steps
+    return tuple(sorted(int(k) for k in steps if int(k)))
 
   @classmethod
   def for_training(cls, eval_config, reports):
@@ -157,20 +169,58 @@ def importance_sampled_bpd(flow, ebm, options, bpd_c, num_dims):
 
 
 def ais_bpd(proposal, ebm, options, bpd_c, num_dims):
-  """The EBM's bits/dim with the forward-AIS log Z of `log_z.ais` (the report's ebm_bpd.ais)."""
-  t = time.perf_counter()
+  """The EBM's bits/dim with AIS log Z in `proposal`'s latent space (the report's ebm_bpd.ais).
+
+  Forward AIS at each rung of options.ais_ladder (`log_z.ladder`: has the estimate stopped
+  moving?) gives the lower side at the longest rung, `bpd`: optimistic, as importance
+  sampling's is. Reverse AIS over the same K from neural-transport chains of
+  options.ais_reverse_steps HMC steps (`log_z.model_latents`) gives `upper_bpd`, the
+  conservative side; it is approximate (`upper_approximate`), since the chains are not exact
+  samples of the EBM. `gap_bpd` is their difference (bidirectional Monte Carlo).
+  """
+  t, ladder_steps = time.perf_counter(), options.ais_ladder
+  scale = num_dims * np.log(2.)
+  to_bpd = lambda log_z_minus_c: bpd_c + log_z_minus_c / scale  # noqa: E731
   try:
-    corr, se, acceptance = log_z.ais(proposal, ebm, options.ais_chains, options.ais_steps,
-                                     options.ais_step_size, options.seed)
+    ladder = log_z.ladder(proposal, ebm, options.ais_chains, ladder_steps,
+                          options.ais_step_size, options.seed)
   except ReportError as e:
     return {'bpd': None, 'refused': str(e)}
-  scale = num_dims * np.log(2.)
-  logging.info('EBM bits/dim with the AIS log Z (%d chains, %d steps, %.0fs): %.4f +- %.4f',
-               options.ais_chains, options.ais_steps, time.perf_counter() - t,
-               bpd_c + corr / scale, se / scale)
-  return dict(bpd=bpd_c + corr / scale, bpd_se=se / scale, log_z_minus_c=corr,
-              log_z_minus_c_se=se, chains=options.ais_chains, steps=options.ais_steps,
-              step_size=options.ais_step_size, acceptance=acceptance)
+  top = ladder['rungs'][-1]
+  block = dict(bpd=to_bpd(top['estimate']), bpd_se=top['se'] / scale,
+               log_z_minus_c=top['estimate'], log_z_minus_c_se=top['se'],
+               chains=options.ais_chains, steps=top['steps'], step_size=options.ais_step_size,
+               acceptance=top['acceptance'], settled=ladder['settled'],
+               ladder=[dict(steps=r['steps'], bpd=to_bpd(r['estimate']), bpd_se=r['se'] / scale,
+                            ess=r['ess'], acceptance=r['acceptance']) for r in ladder['rungs']])
+  if options.ais_reverse_steps:
+    block.update(_reverse_ais_bpd(proposal, ebm, options, top['steps'], to_bpd, scale))
+    if block.get('upper_bpd') is not None:
+      block['gap_bpd'] = block['upper_bpd'] - block['bpd']
+  logging.info('EBM bits/dim by AIS (%d chains, K = %s, %.0fs): %.4f +- %.4f (forward)%s; '
+               'ladder settled: %s', options.ais_chains, '/'.join(map(str, ladder_steps)),
+               time.perf_counter() - t, block['bpd'], block['bpd_se'],
+               f', {block["upper_bpd"]:.4f} +- {block["upper_bpd_se"]:.4f} (reverse, '
+               f'approximate), gap {block["gap_bpd"]:.4f}' if block.get('upper_bpd') is not None
+               else '', block['settled'])
+  return block
+
+
+def _reverse_ais_bpd(proposal, ebm, options, num_steps, to_bpd, scale):
+  """The upper side of `ais_bpd`: reverse AIS from neural-transport chains."""
+  z, start_acceptance, start_step_size = log_z.model_latents(
+      proposal, ebm, options.ais_chains, options.ais_reverse_steps, options.ais_step_size,
+      options.seed)
+  start = dict(hmc_steps=options.ais_reverse_steps, acceptance=start_acceptance,
+               step_size=start_step_size)
+  try:
+    upper, se, acceptance = log_z.reverse_ais(proposal, ebm, z, num_steps,
+                                              options.ais_step_size, options.seed)
+  except ReportError as e:
+    return {'upper_bpd': None, 'upper_refused': str(e), 'reverse_start': start}
+  return dict(upper_bpd=to_bpd(upper), upper_bpd_se=se / scale, upper_log_z_minus_c=upper,
+              upper_log_z_minus_c_se=se, upper_approximate=True,
+              reverse_acceptance=acceptance, reverse_start=start)
 
 
 def _fid_block(feats, ref, ref_path, network, config, options, settings):
@@ -314,11 +364,12 @@ class Evaluator:
     proposal = log_z_proposal(flow, ebm)
     ebm_settings = dict(settings, is_samples=options.is_samples,
                         proposal='flow' if proposal is flow else 'ebm_base')
-    if options.ais_steps:
+    if options.ais_ladder:
       # ais_estimator names the estimator: reports from before its fix (tfp's biased
       # sample_annealed_importance_chain) lack it, so their AIS is recomputed.
-      ebm_settings.update(ais_steps=options.ais_steps, ais_chains=options.ais_chains,
-                          ais_step_size=options.ais_step_size, ais_estimator=log_z.AIS_ESTIMATOR)
+      ebm_settings.update(ais_steps=list(options.ais_ladder), ais_chains=options.ais_chains,
+                          ais_step_size=options.ais_step_size, ais_estimator=log_z.AIS_ESTIMATOR,
+                          ais_reverse_steps=options.ais_reverse_steps)
     want_flow = self.reports.flow and report.get('flow_bpd', {}).get('settings') != settings
     want_ebm = has_ebm and report.get('ebm_bpd', {}).get('settings') != ebm_settings
     if not (want_flow or want_ebm):
@@ -348,7 +399,7 @@ class Evaluator:
              'log_normalizer_c': [float(c) for c in ebm.log_normalizer.numpy()]}
     if self.reports.flow and self.options.is_samples > 1:
       block.update(importance_sampled_bpd(proposal, ebm, self.options, bpd_c, num_dims))
-    if self.reports.flow and self.options.ais_steps:
+    if self.reports.flow and self.options.ais_ladder:
       block['ais'] = ais_bpd(proposal, ebm, self.options, bpd_c, num_dims)
     return block
 
@@ -444,6 +495,8 @@ def scalars(report):
       'eval/ebm_bpd_learned_c': report.get('ebm_bpd', {}).get('learned_c'),
       'eval/ebm_bpd_importance_sampled': report.get('ebm_bpd', {}).get('importance_sampled'),
       'eval/ebm_is_ess': report.get('ebm_bpd', {}).get('effective_sample_size'),
+      'eval/ebm_bpd_ais_lower': report.get('ebm_bpd', {}).get('ais', {}).get('bpd'),
+      'eval/ebm_bpd_ais_upper': report.get('ebm_bpd', {}).get('ais', {}).get('upper_bpd'),
       'eval/fid': report.get('fid', {}).get('fid'),
       'eval/kid': report.get('fid', {}).get('kid'),
       'eval/fid_backbone': report.get('fid_backbone', {}).get('fid'),

@@ -30,6 +30,7 @@ import tensorflow_probability as tfp
 
 from eval import batching
 from models import glow
+from models import transport
 from train.errors import ReportError
 
 MIN_ESS = 100  # below this effective sample size an importance-sampled log Z is flagged
@@ -180,6 +181,26 @@ def reverse_ais(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3
   _check_weights(log_w, 'reverse AIS log-weights')
   estimate, se, _ = log_mean_weight(log_w)
   return -estimate, se, acceptance
+
+
+def model_latents(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
+  """Approximate latent samples of the EBM, where reverse AIS starts on a learned model (whose
+  exact samples nobody has): `num_chains` neural-transport chains (NT-EBM Sec. 3.2) of
+  `num_steps` HMC steps from N(0, I) on N(z) exp(h(z)), the step size adapted towards
+  transport.TARGET_ACCEPT in the first half and fixed in the second.
+
+  Returns:
+    (the chains' last states, the acceptance rate of the second half, the step size).
+  """
+  h = latent_log_ratio(flow, ebm)
+  target = lambda z: h(z) + glow.standard_normal_log_prob(z)  # noqa: E731
+  run = tf.function(lambda z, size, n, seed, adapt: transport.hmc(target, z, size, n,
+                                                                  leapfrog_steps, seed, adapt))
+  z = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 11])
+  adapt = num_steps // 2
+  z, _, size = run(z, tf.constant(step_size, tf.float32), adapt, tf.constant([seed, 12]), True)
+  z, acceptance, _ = run(z, size, num_steps - adapt, tf.constant([seed, 13]), False)
+  return z, float(acceptance), float(size)
 
 
 def ladder(flow, ebm, num_chains, steps, step_size, seed, leapfrog_steps=3, min_ess=0.1):

@@ -189,7 +189,7 @@ def test_an_ebm_on_a_flow_base_is_importance_sampled_from_its_base(tmp_path):
     w.assign(tf.zeros_like(w))
   ebm.set_log_normalizer([0.7])
   options = image_eval.Options(fid_samples=0, is_samples=64, batch_size=32, temperatures=(),
-                               ais_steps=3, ais_chains=4)
+                               ais_steps=(2, 3), ais_chains=4, ais_reverse_steps=4)
   report = image_eval.evaluate(str(tmp_path), config, 'fce', flow, ebm, 1, options)
   block = report['ebm_bpd']
   assert block['settings']['proposal'] == 'ebm_base'
@@ -197,6 +197,13 @@ def test_an_ebm_on_a_flow_base_is_importance_sampled_from_its_base(tmp_path):
   np.testing.assert_allclose(block['effective_sample_size'], 64, rtol=1e-6)
   # AIS anneals in the base's latent space towards exp(g - c) = e^-0.7: every chain's
   # log-weight is -0.7 whatever its path.
-  assert block['settings']['ais_steps'] == 3 and block['ais']['chains'] == 4
-  np.testing.assert_allclose(block['ais']['log_z_minus_c'], -0.7, atol=1e-5)
-  np.testing.assert_allclose(block['ais']['bpd'], block['importance_sampled'], atol=1e-6)
+  # Reverse AIS from the chains' states gives the same: both sides of the sandwich meet.
+  ais = block['ais']
+  assert block['settings']['ais_steps'] == [2, 3] and ais['chains'] == 4 and ais['steps'] == 3
+  np.testing.assert_allclose(ais['log_z_minus_c'], -0.7, atol=1e-5)
+  np.testing.assert_allclose(ais['bpd'], block['importance_sampled'], atol=1e-6)
+  np.testing.assert_allclose(ais['upper_log_z_minus_c'], -0.7, atol=1e-5)
+  np.testing.assert_allclose(ais['gap_bpd'], 0., atol=1e-6)
+  assert ais['upper_approximate'] and ais['reverse_start']['hmc_steps'] == 4
+  assert [r['steps'] for r in ais['ladder']] == [2, 3] and ais['settled']
+  assert {'eval/ebm_bpd_ais_lower', 'eval/ebm_bpd_ais_upper'} <= set(image_eval.scalars(report))

@@ -149,3 +149,18 @@ def test_the_ladder_rises_until_the_annealing_is_slow_enough():
   assert rough['rungs'][0]['estimate'] < true - 0.5
   fine = log_z.ladder(flow, energy, 1024, (200, 400), 0.2, seed=0)
   assert fine['settled'] is True and abs(fine['rungs'][-1]['estimate'] - true) < 0.1
+
+
+@pytest.mark.slow
+def test_neural_transport_chains_sample_the_ebm_for_reverse_ais():
+  """log_z.model_latents (where reverse AIS starts on a learned EBM): chains from N(0, I) reach
+  the EBM's N(0, s^2 I) in its latent (here the identity flow's), and reverse AIS from them
+  lands on the true log Z."""
+  d, s = 4, 0.5
+  flow, energy, true = _setting(d, s)
+  z, acceptance, step_size = log_z.model_latents(flow, energy, 2048, 200, 0.2, seed=0)
+  assert 0.4 < acceptance <= 1. and step_size > 0
+  np.testing.assert_allclose(np.std(z.numpy(), axis=0), s, rtol=0.08)
+  np.testing.assert_allclose(np.mean(z.numpy(), axis=0), 0., atol=0.05)
+  estimate, se, _ = log_z.reverse_ais(flow, energy, z, 50, 0.2, seed=1)
+  assert abs(estimate - true) < 4 * se + 0.02, (estimate, true, se)

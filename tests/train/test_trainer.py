@@ -273,7 +273,8 @@ def test_run_killed_with_sigkill_resumes_with_the_step_counter_continuing(tmp_pa
     (['--mode=sample', '--temperature=nan'], '--temperature must be a positive number'),
     (['--mode=sample', '--temperature=-1'], '--temperature must be a positive number'),
     (['--mode=sample', '--hmc_step_size=-1'], '--hmc_step_size must be 0'),
-    (['--mode=eval', '--ais_steps=1'], '--ais_steps must be 0 or at least 2'),
+    (['--mode=eval', '--ais_steps=1'], '--ais_steps must be 0 or integers of at least 2'),
+    (['--mode=eval', '--ais_steps=100,many'], '--ais_steps must be 0 or integers of at least 2'),
 ])
 def test_bad_command_lines_get_one_clear_error(tmp_path, args, message):
   out = _main(args, str(tmp_path / 'run')).communicate(timeout=120)[0]

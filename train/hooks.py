@@ -7,6 +7,8 @@ in-loop evaluation (`InLoopEval`, every eval.every). Checkpoints are `TrainState
 import dataclasses
 import functools
 import os
+import re
+import shutil
 import time
 
 from absl import logging
@@ -171,3 +173,25 @@ def _records(path):
   except tf.errors.DataLossError:
     pass
   return records
+
+
+def set_aside_reports(workdir, step):
+  """Moves the evaluation reports of steps after `step` (WORKDIR/eval/report_<S>.json and
+  train_eval_<S>.json, S > step) to WORKDIR/rolled_back/eval/: a run resumed from `step` (after
+  --rollback, or a damaged checkpoint set aside) trains those steps again, and a report cached
+  under the same step and settings would otherwise be taken for the new trajectory's. Returns
+  the paths moved."""
+  eval_dir = os.path.join(workdir, 'eval')
+  pattern = re.compile(r'^(report|train_eval)_(\d+)\.json$')
+  moved = []
+  for name in sorted(tf.io.gfile.listdir(eval_dir)) if tf.io.gfile.isdir(eval_dir) else []:
+    match = pattern.match(name)
+    if match and int(match.group(2)) > step:
+      target = os.path.join(workdir, 'rolled_back', 'eval')
+      tf.io.gfile.makedirs(target)
+      shutil.move(os.path.join(eval_dir, name), os.path.join(target, name))
+      moved.append(os.path.join(target, name))
+  if moved:
+    logging.info('Set %d evaluation report(s) of steps after %d aside in %s: this run trains '
+                 'those steps again.', len(moved), step, os.path.dirname(moved[0]))
+  return moved

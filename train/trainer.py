@@ -68,8 +68,9 @@ class Trainer:
     self.source = self._batch_source()
     if resume_from:
       self.state.restore(resume_from)
-      if self.folder.is_chief:
+      if self.folder.is_chief:  # what the steps after the checkpoint logged is superseded
         hooks.drop_events_after(self.folder.path('tensorboard'), int(self.step.numpy()))
+        hooks.set_aside_reports(self.workdir, int(self.step.numpy()))
     else:
       self._start(init_flow)
     # Batches are a function of the step (data/pipeline.py): resuming needs no iterator state.

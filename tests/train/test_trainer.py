@@ -166,12 +166,18 @@ def test_tensorboard_and_figures_are_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path):
-  """Issue 35: the steps logged past the checkpoint a run resumes from (a kill, or here a
-  rollback) showed twice in TensorBoard; a torn record at a file's end is dropped too."""
+def test_a_resumed_run_logs_each_step_to_tensorboard_once_and_sets_stale_reports_aside(
+    tmp_path):
+  """Issues 35 and 34: the steps logged past the checkpoint a run resumes from (a kill, or
+  here a rollback) showed twice in TensorBoard (a torn record at a file's end is dropped too),
+  and their cached evaluation reports were reused for the new trajectory."""
   workdir = str(tmp_path / 'run')
   fields = {'train.steps': 6, 'train.checkpoint_every': 2}
   trainer_lib.Trainer(_toy_config(**fields), 'mle', workdir).run()
+  os.makedirs(os.path.join(workdir, 'eval'))
+  for name in ('report_6.json', 'train_eval_6.json', 'train_eval_4.json', 'metrics.json'):
+    with open(os.path.join(workdir, 'eval', name), 'w') as f:
+      f.write('{}')
   event_file = tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', '*'))[0]
   with open(event_file, 'ab') as f:
     f.write(b'\x10\x00\x00')  # the start of a record a kill cut short
@@ -182,6 +188,9 @@ def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path):
     steps += [e.step for e in tf.compat.v1.train.summary_iterator(path)
               if any(v.tag == 'steps_per_second' for v in e.summary.value)]
   assert sorted(steps) == [2, 4, 6, 8]
+  assert sorted(os.listdir(os.path.join(workdir, 'eval'))) == ['metrics.json', 'train_eval_4.json']
+  assert sorted(os.listdir(os.path.join(workdir, 'rolled_back', 'eval'))) == [
+      'report_6.json', 'train_eval_6.json']
 
 
 @pytest.mark.slow

@@ -90,6 +90,21 @@ def sample_grid(flow, config, out_dir, step, num=64, seed=0, temperatures=TEMPER
   return path
 
 
+def transport_grid(model, config, out_dir, step, hmc_steps, step_size, num=64, seed=0):
+  """Samples of a tilted model exp(f - c) q (nt, nt_nce) by neural transport (NT-EBM Sec. 3.2:
+  `num` latent chains from q0, `hmc_steps` HMC steps, the step size adapted in the first half),
+  as one PNG nt_samples_<step>.png beside the backbone's flow_samples. Returns (its path, the
+  acceptance rate after the adaptation)."""
+  from models import transport  # pylint: disable=g-import-not-at-top
+  y, rate, _ = transport.sample(model.correction, model.flow, num, hmc_steps, step_size, seed,
+                                leapfrog_steps=config.nt.hmc_leapfrog_steps)
+  x = flow_losses.quantize(y, config.data.num_bins or 256).numpy()
+  image = tile(flow_losses.to_8bit(x, config.data.num_bins), int(np.ceil(np.sqrt(num))))
+  path = os.path.join(out_dir, f'nt_samples_{step}.png')
+  tf.io.write_file(path, tf.io.encode_png(image))
+  return path, rate
+
+
 def scatter(points, path, limit=GRID_LIMIT):
   """A scatter plot of 2D points, saved as a PNG; returns the path."""
   import matplotlib.pyplot as plt  # density2d has set the Agg backend

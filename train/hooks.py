@@ -110,15 +110,27 @@ class InLoopEval:
                                              out_dir, step)
     else:
       metrics, path = {}, figures.sample_grid(self.flow, self.config, out_dir, step)
+    paths = [path] + self._transport_grid(out_dir, step, metrics)
     with writer.as_default(step=step):
       for k, v in metrics.items():
         tf.summary.scalar(k, v)
-      tf.summary.image(os.path.basename(path).rsplit('_', 1)[0], figures.read_png(path)[None])
-    logging.info('step %d: wrote %s %s', step, path,
+      for path in paths:
+        tf.summary.image(os.path.basename(path).rsplit('_', 1)[0], figures.read_png(path)[None])
+    logging.info('step %d: wrote %s %s', step, ' '.join(paths),
                  '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
     if len(self.config.data.shape) == 3:
       metrics.update(self._images(step, writer, has_ebm))
     return metrics
+
+  def _transport_grid(self, out_dir, step, metrics):
+    """For a model sampled by neural transport (nt, nt_nce) on images, a grid of its own
+    samples (the flow's grid shows the frozen backbone); [its path], or []."""
+    if not (self.reports.transport_samples and len(self.config.data.shape) == 3):
+      return []
+    path, metrics['nt_sample_acceptance'] = figures.transport_grid(
+        self.model, self.config, out_dir, step, self.evaluator.options.hmc_steps,
+        self.config.nt.hmc_step_size)
+    return [path]
 
   def _images(self, step, writer, has_ebm):
     """Held-out bits/dim of the flow and (once FCE has begun) of the EBM with its learned c,

@@ -172,3 +172,35 @@ def test_nt_on_images_trains_and_reports_the_tilted_models_bits_per_dim(tmp_path
   assert report['fid']['num_samples'] == report['fid_backbone']['num_samples'] == 8
   assert report['fid']['fid'] != report['fid_backbone']['fid']
   assert 0 < report['fid']['acceptance_after_adaptation'] <= 1
+
+
+@pytest.mark.slow
+def test_in_loop_evaluation_of_an_nt_image_run_shows_the_models_own_samples(tmp_path):
+  """Issue 34: the TensorBoard grid of an nt run showed only the frozen backbone's samples; the
+  model's neural-transport samples now have a grid of their own beside it."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from models import build  # pylint: disable=g-import-not-at-top
+  from train import hooks  # pylint: disable=g-import-not-at-top
+  from train import modes  # pylint: disable=g-import-not-at-top
+  config = configs.for_dataset('digits', None, [
+      'model.flow.width=8', 'model.flow.steps_per_level=1', 'eval.fid_samples=0',
+      'eval.examples=16', 'eval.is_samples=16'], mode='nt')
+  spec = modes.get('nt')
+  config = spec.configure(config, init_flow='backbone')
+  shape = tuple(config.data.shape)
+  flow = build.build_flow(config.model.flow, shape)
+  ebm = build.build_ebm(config.model.ebm, shape, 0, config.model.flow)
+  folder = types.SimpleNamespace(is_chief=True, path=lambda *p: os.path.join(tmp_path, *p))
+  evaluation = hooks.InLoopEval(config, 'nt', spec.reports(config), folder, flow,
+                                spec.model(ebm, flow))
+  evaluation.evaluator.options = dataclasses.replace(evaluation.evaluator.options, hmc_steps=4)
+  writer = tf.summary.create_file_writer(str(tmp_path / 'tb'))
+  metrics = evaluation(3, writer, has_ebm=True)
+  writer.flush()
+  assert os.path.exists(tmp_path / 'samples' / 'nt_samples_3.png')
+  assert os.path.exists(tmp_path / 'samples' / 'flow_samples_3.png')
+  assert 0 <= metrics['nt_sample_acceptance'] <= 1
+  tags = {v.tag for path in tf.io.gfile.glob(str(tmp_path / 'tb' / '*'))
+          for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+  assert {'nt_samples', 'flow_samples'} <= tags

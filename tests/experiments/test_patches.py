@@ -17,3 +17,13 @@ def test_the_photograph_patches_split():
   train, test = patches.make(50, 20, size=8, seed=1)
   assert train.shape == (50, 8, 8, 1) and test.shape == (20, 8, 8, 1)
   assert train.std() > 10  # photographs, not blank
+
+
+def test_the_held_out_photograph_is_another_one():
+  """--photos=hopper: matplotlib's portrait, not one of the photographs the defaults were
+  measured on."""
+  hopper, tuned = patches.grey_photographs('hopper'), patches.grey_photographs('sklearn')
+  assert hopper.ndim == 3 and len(hopper) == 1 and hopper.dtype == np.uint8
+  assert hopper.shape[1:] != tuned.shape[1:] and hopper.std() > 10
+  train, test = patches.make(50, 20, size=8, seed=1, photos='hopper')
+  assert train.shape == (50, 8, 8, 1) and test.shape == (20, 8, 8, 1)

@@ -82,10 +82,12 @@ def importance_sampled(flow, ebm, num_samples, batch_size, seed):
 
 
 def latent_log_ratio(flow, ebm):
-  """h(z) = log p_theta(g(z)) - log q(g(z)), the EBM's tilt of N(0, I) in the flow's latent."""
+  """h(z) = log p_theta(g(z)) - log q(g(z)), the EBM's tilt of N(0, I) in the flow's latent
+  (`transport.LogRatio`, on g's own log q)."""
+  ratio = transport.LogRatio(ebm, flow)
+
   def h(z):
-    x, log_q = flow.generate(z)
-    return ebm.marginal_log_prob(x) - log_q
+    return ratio(*flow.generate(z))
   return h
 
 

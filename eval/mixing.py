@@ -71,6 +71,8 @@ def trace(sampler, correction, flow, z0, num_steps, seed=0, step_size=0.1, leapf
 
     def data_target(x_flat):
       x = tf.reshape(x_flat, [-1, *event_shape])
+      if isinstance(correction, transport.LogRatio):
+        return correction.data_log_prob(x)  # the model itself: no inverse pass to add log q
       return correction(x) + flow.log_prob(x)
 
     x0 = tf.reshape(flow.generate(z0)[0], [z0.shape[0], -1])

@@ -40,25 +40,46 @@ class TiltedModel(tf.Module):
   log_prob = marginal_log_prob
 
 
+class LogRatio:
+  """h = log p - log q: a model p as a tilt of the flow q, p = exp(h) q / e^0 (NT-EBM eq. 7 for
+  any EBM), called as h(x, log q(x)) with the log q that g's forward pass gives with x = g(z),
+  so no inverse pass of the flow is made. For a tilted model of this flow (nt, nt_nce) h is its
+  correction's f - c; for an EBM p = exp(f - c) (fce, nce, ssl; f may hold a frozen base flow)
+  it is log p - log q, so that q is counted once (taking such an EBM's f as the correction would
+  sample exp(f) q: q twice). A support of the model makes h -inf outside it."""
+
+  def __init__(self, model, flow):
+    self.model, self.flow = model, flow
+    tilted = isinstance(model, TiltedModel) and model.flow is flow
+    self._correction = model.correction if tilted else None
+
+  def __call__(self, x, log_q):
+    if self._correction is not None:
+      return self._correction.marginal_log_prob(x)
+    return self.model.marginal_log_prob(x) - log_q
+
+  def data_log_prob(self, x):
+    """log p(x) up to a constant, for samplers in data space."""
+    return self.model.marginal_log_prob(x)
+
+
 def correction_of(model, flow):
-  """The model as a correction h of the flow, p(x) ∝ exp(h(x)) q(x), whose latent pull-back
-  `latent_log_prob` samples: for a tilted model (nt, nt_nce) its correction f; for an EBM
-  p = exp(f - c) (fce, nce, ssl; its f may hold a frozen base flow) h = log p - log q, so that q
-  is counted once. (Taking such an EBM's f as the correction would sample exp(f) q: q twice.)"""
-  if isinstance(model, TiltedModel):
-    return model.correction
-  return lambda x: model.marginal_log_prob(x) - flow.log_prob(x)
+  """The model as a correction of the flow (`LogRatio`), for `latent_log_prob` and the samplers
+  of eval.mixing and eval.longrun."""
+  return LogRatio(model, flow)
 
 
 def latent_log_prob(correction, flow):
-  """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z.
+  """log p(z) up to log Z (NT-EBM eq. 9): f(g(z)) + log N(z; 0, I), one value per row of z;
+  `correction` is f (e.g. nt's network) or a `LogRatio`, which takes g's log q(x) too.
   A correction with a support (model.ebm.support=cube) is -inf where g(z) leaves it, as the
   model it evaluates is: HMC then rejects every move out of the support."""
   support = getattr(correction, 'support', None)
 
   def fn(z):
-    x, _ = flow.generate(z)
-    log_p = correction(x) + glow.standard_normal_log_prob(z)
+    x, log_q = flow.generate(z)
+    h = correction(x, log_q) if isinstance(correction, LogRatio) else correction(x)
+    log_p = h + glow.standard_normal_log_prob(z)
     if support is not None:
       log_p = tf.where(correction.in_support(x), log_p, tf.constant(-np.inf, log_p.dtype))
     return log_p

@@ -61,7 +61,8 @@ class _StandardNormalEBM(tf.Module):
   def __call__(self, x):
     return -0.5 * tf.reduce_sum(tf.square(x), 1)
 
-  def marginal_log_prob(self, x):
+  def marginal_log_prob(self, x, training=False):
+    del training
     return self(x) - np.log(2 * np.pi)
 
 

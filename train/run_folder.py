@@ -134,21 +134,15 @@ class RunFolder:
     return self.path('tmp', f'worker{self.strategy.cluster_resolver.task_id}', name)
 
   def readable_checkpoint(self, rollback):
-    """The checkpoint to resume from: the newest that reads whole, after setting aside the
-    newest `rollback` ones (--rollback) and any damaged one (train/checkpoints.py)."""
+    """The checkpoint to resume from (None: a new run): the newest that reads whole, after
+    setting aside the newest `rollback` ones (--rollback) and any damaged one
+    (`checkpoints.resume_point`)."""
+    if rollback and not self.is_chief:
+      raise TrainingError('--rollback is for the chief (or a single process).')
     try:
-      if rollback:
-        if not self.is_chief:
-          raise TrainingError('--rollback is for the chief (or a single process).')
-        ckpt_lib.roll_back(self.workdir, rollback)
-      latest, damaged = ckpt_lib.latest_readable(self.path('checkpoints'))
+      return ckpt_lib.resume_point(self.workdir, rollback, write=self.is_chief)
     except ckpt_lib.CheckpointError as e:
       raise TrainingError(str(e)) from e
-    if damaged and self.is_chief:
-      ckpt_lib.set_aside(self.workdir, damaged, 'damaged')
-      logging.warning('Set the damaged checkpoint(s) aside in %s; resuming from %s.',
-                      self.path('damaged'), latest)
-    return latest
 
 
 def restore_flow_from(flow, workdir, config):

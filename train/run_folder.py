@@ -2,7 +2,8 @@
 its checkpoints go, and the flow another run lends it (--init_flow).
 
 A workdir is refused when it holds a run with another mode, data or model config (its
-"identity"); the training settings may change between resumes.
+"identity", recorded in config.json and in every checkpoint); the training settings may change
+between resumes.
 """
 
 import json
@@ -11,6 +12,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+import configs
 from configs import departures
 from eval import run as eval_run
 from train import checkpoints as ckpt_lib
@@ -47,6 +49,36 @@ def saved_identity(workdir):
   except eval_run.EvalError as e:  # a damaged config.json
     raise TrainingError(str(e)) from e
   return run_identity(config, mode)
+
+
+IDENTITY_KEY = 'run_identity'
+_IDENTITY_VALUE = f'{IDENTITY_KEY}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def identity_record(config, mode):
+  """What each checkpoint records of its run, as the string variable `run_identity` (JSON): the
+  mode and the data and model configs, those `run_identity` compares."""
+  saved = json.loads(config.to_json())
+  return json.dumps({'mode': mode, 'config': {k: saved[k] for k in ('data', 'model')}},
+                    sort_keys=True)
+
+
+def has_identity(path):
+  """Whether checkpoint `path` records its run's identity (one saved before they did not)."""
+  return _IDENTITY_VALUE in dict(tf.train.list_variables(path))
+
+
+def checkpoint_identity(path):
+  """The identity recorded in checkpoint `path`, with fields added to the configs since then at
+  their defaults; None for a checkpoint saved before checkpoints recorded it."""
+  if not has_identity(path):
+    return None
+  try:
+    record = json.loads(tf.train.load_variable(path, _IDENTITY_VALUE))
+    return run_identity(configs.with_defaults(record['config']), record['mode'])
+  except (ValueError, KeyError, TypeError) as e:
+    raise TrainingError(f'{path} holds an unreadable run_identity ({e}); move it aside, or '
+                        'resume from an earlier checkpoint with --rollback=1.') from e
 
 
 def _refuse_another_run(workdir, config, mode):
@@ -136,13 +168,31 @@ class RunFolder:
   def readable_checkpoint(self, rollback):
     """The checkpoint to resume from (None: a new run): the newest that reads whole, after
     setting aside the newest `rollback` ones (--rollback) and any damaged one
-    (`checkpoints.resume_point`)."""
+    (`checkpoints.resume_point`). One saved by another run is refused first."""
     if rollback and not self.is_chief:
       raise TrainingError('--rollback is for the chief (or a single process).')
     try:
-      return ckpt_lib.resume_point(self.workdir, rollback, write=self.is_chief)
+      return ckpt_lib.resume_point(self.workdir, rollback, check=self._refuse_another_checkpoint,
+                                   write=self.is_chief)
     except ckpt_lib.CheckpointError as e:
       raise TrainingError(str(e)) from e
+
+  def identity_record(self):
+    return identity_record(self._config, self._mode)
+
+  def _refuse_another_checkpoint(self, path):
+    """Refuses checkpoint `path` if the run that saved it had another identity (config.json may
+    be gone, or from another run)."""
+    saved = checkpoint_identity(path)
+    if saved is None:  # saved before checkpoints recorded their run
+      return
+    ours = run_identity(self._config, self._mode)
+    diff = changed_keys(saved, ours)
+    if diff:
+      fields = ', '.join(f'{k}={saved.get(k)!r} there, {ours.get(k)!r} here' for k in diff)
+      raise TrainingError(
+          f'{path} was saved by a run with a different config ({fields}); it was not touched. '
+          'Use another --workdir, or the settings of that run.')
 
 
 def restore_flow_from(flow, workdir, config):

@@ -1,11 +1,13 @@
 """Nothing lost, ever (issue 35): a lost state file, roll-backs and damage that keep every kept
-checkpoint, leftovers of killed saves, and random sequences of all of these.
+checkpoint, a run's identity in its checkpoints, leftovers of killed saves, and random sequences
+of all of these.
 
 Most tests work on the checkpoint layer: a one-variable tf.train.Checkpoint saved by a
 tf.train.CheckpointManager as TrainState saves, and resumed through RunFolder.readable_checkpoint
 as the trainer resumes.
 """
 
+import json
 import logging
 import os
 import random
@@ -15,6 +17,7 @@ import tensorflow as tf
 
 from tests.train.test_trainer import _toy_config
 from train import run_folder
+from train import state as state_lib
 from train import trainer as trainer_lib
 
 KEEP = 3
@@ -245,3 +248,42 @@ def _random_sequence(workdir, rng):
 @pytest.mark.parametrize('seed', range(30))
 def test_random_sequences_never_lose_the_newest_sound_checkpoint(tmp_path, seed):
   _random_sequence(str(tmp_path / 'run'), random.Random(seed))
+
+
+# A run's identity in its checkpoints.
+
+def _train(workdir, steps, **fields):
+  config = _toy_config(**{'train.steps': steps, 'train.checkpoint_every': 2, **fields})
+  return trainer_lib.Trainer(config, 'fce', workdir)
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_identity_is_refused_without_config_json(tmp_path):
+  workdir = str(tmp_path / 'run')
+  _train(workdir, 2).run()
+  os.remove(os.path.join(workdir, 'config.json'))
+  with pytest.raises(trainer_lib.TrainingError, match=r'data.name=.8gaussians. there, .rings.'):
+    _train(workdir, 4, **{'data.name': 'rings'})
+  with pytest.raises(trainer_lib.TrainingError, match='model.flow.width'):
+    _train(workdir, 4, **{'model.flow.width': 16})
+  assert not os.path.exists(os.path.join(workdir, 'config.json'))
+  assert _on_disk(workdir) == [2]
+  run = _train(workdir, 4)  # its own settings resume, and write config.json again
+  assert int(run.step.numpy()) == 2
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['identity']['data.name'] == '8gaussians'
+
+
+@pytest.mark.slow
+def test_a_checkpoint_saved_before_the_identity_existed_resumes(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  tracked = state_lib.TrainState.tracked
+  monkeypatch.setattr(state_lib.TrainState, 'tracked',
+                      lambda self: {k: v for k, v in tracked(self).items() if k != 'run_identity'})
+  _train(workdir, 2).run()
+  assert 'run_identity' not in str(tf.train.list_variables(_ckpt(workdir, 2, '')))
+  monkeypatch.undo()
+  run = _train(workdir, 4)
+  assert int(run.step.numpy()) == 2
+  run.run()  # and its next saves record the identity
+  assert 'run_identity' in str(tf.train.list_variables(_ckpt(workdir, 4, '')))

@@ -55,10 +55,15 @@ def on_disk(directory):
 def kept(directory):
   """Every checkpoint of `directory`, newest first: those its state file lists and those whose
   files are there (a lost or stale state file loses none)."""
-  state = read_state(directory)
-  listed = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path] if state else []
-  steps = {_step(p) for p in listed} | {_step(p) for p in on_disk(directory)}
+  steps = set(_listed(read_state(directory))) | {_step(p) for p in on_disk(directory)}
   return [os.path.join(directory, f'ckpt-{s}') for s in sorted(steps, reverse=True)]
+
+
+def _listed(state):
+  """The steps of the checkpoints `state` lists, oldest first (a name not ckpt-N is ignored)."""
+  paths = (list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]) if state else []
+  names = (re.match(r'^ckpt-(\d+)$', os.path.basename(p)) for p in paths)
+  return [int(m.group(1)) for m in names if m]
 
 
 def _step(path):
@@ -130,7 +135,8 @@ def resume_point(workdir, rollback=0, check=None, write=True):
     check(latest)
   if not write:
     return latest
-  remove_partial_saves(directory)
+  for folder in (directory, os.path.join(workdir, 'snapshots')):
+    remove_partial_saves(folder)
   if rollback:
     set_aside(workdir, paths[:rollback], 'rolled_back')
     logging.info('Rolled back %d checkpoint(s) (set aside in %s); resuming from %s.', rollback,
@@ -164,8 +170,8 @@ def sync_state(directory, paths):
   unreadable."""
   state, path = read_state(directory), os.path.join(directory, STATE_FILE)
   steps = [_step(p) for p in reversed(paths)]
-  listed = [_step(p) for p in state.all_model_checkpoint_paths] if state else []
-  if (state and listed == steps and _step(state.model_checkpoint_path) == steps[-1] and
+  listed = _listed(state)
+  if (state and listed == steps and state.model_checkpoint_path == paths[0] and
       len(state.all_model_checkpoint_timestamps) == len(steps)):
     return
   existed = tf.io.gfile.exists(path)

@@ -103,7 +103,12 @@ def _delete_state(workdir):
   os.remove(_state_file(workdir))
 
 
-@pytest.mark.parametrize('damage', [_garble_state, _empty_state, _delete_state])
+def _stray_state(workdir):
+  with open(_state_file(workdir), 'w') as f:
+    f.write('model_checkpoint_path: "model.ckpt"\n')
+
+
+@pytest.mark.parametrize('damage', [_garble_state, _empty_state, _delete_state, _stray_state])
 def test_a_lost_state_file_resumes_from_the_checkpoint_files(tmp_path, damage, caplog):
   workdir = str(tmp_path / 'run')
   _saved(workdir, [10, 20, 30, 40, 50, 60])
@@ -159,11 +164,13 @@ def test_leftovers_of_a_killed_save_are_removed_at_start(tmp_path, caplog):
   workdir = str(tmp_path / 'run')
   _saved(workdir, [10, 20])
   os.makedirs(_ckpt(workdir, 30, '_temp'))  # a kill during the save of step 30
+  os.makedirs(os.path.join(workdir, 'snapshots', 'ckpt-30_temp'))  # and of its snapshot
   _, latest = _resume(workdir)
   assert _step_of(latest) == 20
   assert sorted(os.listdir(_dir(workdir))) == [
       'checkpoint', 'ckpt-10' + DATA, 'ckpt-10' + INDEX, 'ckpt-20' + DATA, 'ckpt-20' + INDEX]
-  assert len([r for r in caplog.records if 'ckpt-30_temp' in r.message]) == 1
+  assert not os.listdir(os.path.join(workdir, 'snapshots'))
+  assert len([r for r in caplog.records if 'ckpt-30_temp' in r.message]) == 2
 
 
 # Random sequences of saves, damage, roll-backs, kills and resumes.
@@ -233,7 +240,7 @@ def _random_sequence(workdir, rng):
       _damage_a_checkpoint(workdir, target, rng)
       damaged.add(target)
     elif op == 'damage state' and os.path.exists(_state_file(workdir)):
-      rng.choice([_garble_state, _empty_state, _delete_state])(workdir)
+      rng.choice([_garble_state, _empty_state, _delete_state, _stray_state])(workdir)
     elif op in ('rollback', 'kill', 'resume'):
       if op == 'kill' and rng.random() < 0.7:  # killed during the save of the next step
         os.makedirs(_ckpt(workdir, step + 1, '_temp'), exist_ok=True)

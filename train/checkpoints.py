@@ -55,7 +55,11 @@ def on_disk(directory):
 def kept(directory):
   """Every checkpoint of `directory`, newest first: those its state file lists and those whose
   files are there (a lost or stale state file loses none)."""
-  steps = set(_listed(read_state(directory))) | {_step(p) for p in on_disk(directory)}
+  return _kept(directory, read_state(directory))
+
+
+def _kept(directory, state):
+  steps = set(_listed(state)) | {_step(p) for p in on_disk(directory)}
   return [os.path.join(directory, f'ckpt-{s}') for s in sorted(steps, reverse=True)]
 
 
@@ -125,7 +129,8 @@ def resume_point(workdir, rollback=0, check=None, write=True):
   rewritten if it does not list every checkpoint left (`sync_state`).
   """
   directory = os.path.join(workdir, 'checkpoints')
-  paths = kept(directory)
+  state = read_state(directory)
+  paths = _kept(directory, state)
   if rollback and rollback >= len(paths):
     raise CheckpointError(f'--rollback={rollback}: {workdir} keeps {len(paths)} checkpoint(s) '
                           f'({", ".join(map(os.path.basename, paths)) or "none"}); at most '
@@ -145,7 +150,7 @@ def resume_point(workdir, rollback=0, check=None, write=True):
     set_aside(workdir, damaged, 'damaged')
     logging.warning('Set the damaged checkpoint(s) aside in %s; resuming from %s.',
                     os.path.join(workdir, 'damaged'), latest)
-  sync_state(directory, [p for p in paths[rollback:] if p not in damaged])
+  sync_state(directory, [p for p in paths[rollback:] if p not in damaged], state)
   return latest
 
 
@@ -163,12 +168,12 @@ def set_aside(workdir, paths, folder):
       shutil.move(f, os.path.join(target, os.path.basename(f)))
 
 
-def sync_state(directory, paths):
-  """Makes the state file of `directory` list `paths` (its checkpoints, newest first) with their
-  times, which tf.train.CheckpointManager needs to keep tracking and rotating each (without them
-  it drops every one it did not save itself). Warns if the file had lost some, or was missing or
-  unreadable."""
-  state, path = read_state(directory), os.path.join(directory, STATE_FILE)
+def sync_state(directory, paths, state):
+  """Makes the state file of `directory` (`state`, as read) list `paths` (its checkpoints, newest
+  first) with their times, which tf.train.CheckpointManager needs to keep tracking and rotating
+  each (without them it drops every one it did not save itself). Warns if the file had lost
+  some, or was missing or unreadable."""
+  path = os.path.join(directory, STATE_FILE)
   steps = [_step(p) for p in reversed(paths)]
   listed = _listed(state)
   if (state and listed == steps and state.model_checkpoint_path == paths[0] and

@@ -7,7 +7,8 @@ tensor (their CRCs), so a truncated or scrambled data file, an empty index or a 
 found before anything is restored; the run then says which file is damaged and uses the one
 before it. `--rollback=N` sets the newest N aside (WORKDIR/rolled_back/, never deleted), for a
 run whose newest saved state is finite but already diverging. `write_json` writes a run
-folder's JSON records (config.json, evaluation reports) whole."""
+folder's JSON records (config.json, evaluation reports) whole.
+"""
 
 import json
 import os
@@ -176,7 +177,7 @@ def sync_state(directory, paths, state):
   path = os.path.join(directory, STATE_FILE)
   steps = [_step(p) for p in reversed(paths)]
   listed = _listed(state)
-  if (state and listed == steps and state.model_checkpoint_path == paths[0] and
+  if (paths and state and listed == steps and state.model_checkpoint_path == paths[0] and
       len(state.all_model_checkpoint_timestamps) == len(steps)):
     return
   existed = tf.io.gfile.exists(path)

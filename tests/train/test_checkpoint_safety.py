@@ -122,6 +122,17 @@ def test_a_lost_state_file_resumes_from_the_checkpoint_files(tmp_path, damage, c
   assert _on_disk(workdir) == [50, 60, 70] == _listed(workdir)
 
 
+@pytest.mark.parametrize('damage', [_garble_state, _empty_state, _stray_state])
+def test_a_damaged_state_file_without_checkpoints_starts_a_new_run(tmp_path, damage):
+  workdir = str(tmp_path / 'run')
+  os.makedirs(_dir(workdir))
+  damage(workdir)
+  tiny, latest = _resume(workdir)
+  assert latest is None and not os.path.exists(_state_file(workdir))
+  tiny.save(10)
+  assert _listed(workdir) == [10]
+
+
 def test_a_roll_back_keeps_the_older_checkpoints_listed(tmp_path):
   workdir = str(tmp_path / 'run')
   _saved(workdir, [10, 20, 30, 40])  # keeps 20, 30, 40

@@ -2,7 +2,8 @@
 its checkpoints go, and the flow another run lends it (--init_flow).
 
 A workdir is refused when it holds a run with another mode, data or model config (its
-"identity"); the training settings may change between resumes.
+"identity", recorded in config.json and in every checkpoint); the training settings may change
+between resumes.
 """
 
 import json
@@ -11,6 +12,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+import configs
 from configs import departures
 from eval import run as eval_run
 from train import checkpoints as ckpt_lib
@@ -34,6 +36,15 @@ def changed_keys(old, new):
   return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def identity_changes(old, new):
+  """The keys in which two run identities differ. Another mode is named alone, not with the
+  mode-dependent fields (`Mode.checkpoint_fields`) that only one side then has."""
+  diff = changed_keys(old, new)
+  if 'mode' in diff:
+    diff = [k for k in diff if k in old and k in new]
+  return diff
+
+
 def run_identity(config, mode):
   """What must match for a workdir to be resumed: the mode, the data, the models and the
   settings that shape the mode's checkpoint (`Mode.checkpoint_fields`)."""
@@ -54,11 +65,39 @@ def saved_identity(workdir):
   return run_identity(config, mode)
 
 
+IDENTITY_KEY = 'run_identity'
+_IDENTITY_VALUE = f'{IDENTITY_KEY}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def identity_record(config, mode):
+  """What each checkpoint records of its run, as the string variable `run_identity` (JSON): the
+  mode and the config, from which `run_identity` takes what it compares."""
+  return json.dumps({'mode': mode, 'config': json.loads(config.to_json())}, sort_keys=True)
+
+
+def has_identity(path):
+  """Whether checkpoint `path` records its run's identity (one saved before they did not)."""
+  return _IDENTITY_VALUE in dict(tf.train.list_variables(path))
+
+
+def checkpoint_identity(path):
+  """The identity recorded in checkpoint `path`, with fields added to the configs since then at
+  their defaults; None for a checkpoint saved before checkpoints recorded it."""
+  if not has_identity(path):
+    return None
+  try:
+    record = json.loads(tf.train.load_variable(path, _IDENTITY_VALUE))
+    return run_identity(configs.with_defaults(record['config']), record['mode'])
+  except (ValueError, KeyError, TypeError) as e:
+    raise TrainingError(f'{path} holds an unreadable run_identity ({e}); move it aside, or '
+                        'resume from an earlier checkpoint with --rollback=1.') from e
+
+
 def _refuse_another_run(workdir, config, mode):
   """Refuses a workdir started with another mode / data / model config; True if it holds ours."""
   if not tf.io.gfile.exists(os.path.join(workdir, 'config.json')):
     return False
-  diff = changed_keys(saved_identity(workdir), run_identity(config, mode))
+  diff = identity_changes(saved_identity(workdir), run_identity(config, mode))
   if diff:
     raise TrainingError(
         f'{workdir} holds a run with a different config ({", ".join(diff)}); it was not '
@@ -139,21 +178,33 @@ class RunFolder:
     return self.path('tmp', f'worker{self.strategy.cluster_resolver.task_id}', name)
 
   def readable_checkpoint(self, rollback):
-    """The checkpoint to resume from: the newest that reads whole, after setting aside the
-    newest `rollback` ones (--rollback) and any damaged one (train/checkpoints.py)."""
+    """The checkpoint to resume from (None: a new run): the newest that reads whole, after
+    setting aside the newest `rollback` ones (--rollback) and any damaged one
+    (`checkpoints.resume_point`). One saved by another run is refused first."""
+    if rollback and not self.is_chief:
+      raise TrainingError('--rollback is for the chief (or a single process).')
     try:
-      if rollback:
-        if not self.is_chief:
-          raise TrainingError('--rollback is for the chief (or a single process).')
-        ckpt_lib.roll_back(self.workdir, rollback)
-      latest, damaged = ckpt_lib.latest_readable(self.path('checkpoints'))
+      return ckpt_lib.resume_point(self.workdir, rollback, check=self._refuse_another_checkpoint,
+                                   write=self.is_chief)
     except ckpt_lib.CheckpointError as e:
       raise TrainingError(str(e)) from e
-    if damaged and self.is_chief:
-      ckpt_lib.set_aside(self.workdir, damaged, 'damaged')
-      logging.warning('Set the damaged checkpoint(s) aside in %s; resuming from %s.',
-                      self.path('damaged'), latest)
-    return latest
+
+  def identity_record(self):
+    return identity_record(self._config, self._mode)
+
+  def _refuse_another_checkpoint(self, path):
+    """Refuses checkpoint `path` if the run that saved it had another identity (config.json may
+    be gone, or from another run)."""
+    saved = checkpoint_identity(path)
+    if saved is None:  # saved before checkpoints recorded their run
+      return
+    ours = run_identity(self._config, self._mode)
+    diff = identity_changes(saved, ours)
+    if diff:
+      fields = ', '.join(f'{k}={saved.get(k)!r} there, {ours.get(k)!r} here' for k in diff)
+      raise TrainingError(
+          f'{path} was saved by a run with a different config ({fields}); it was not touched. '
+          'Use another --workdir, or the settings of that run.')
 
 
 def restore_flow_from(flow, workdir, config):

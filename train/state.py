@@ -2,8 +2,10 @@
 and the checkpoints that hold them.
 
 tf.train.Checkpoint keys (old run folders are read by them): step, flow, ebm, schedule,
-flow_nll_start, `<name>_optimizer` for each optimiser the run steps, and what its mode adds
-(`Mode.extra_variables`: mle_pretrain_steps for fce / ssl, chains and hmc_step_size for nt).
+flow_nll_start, run_identity (the run's mode, data and model configs as JSON: a resume with
+another is refused, `run_folder.checkpoint_identity`), `<name>_optimizer` for each optimiser the
+run steps, and what its mode adds (`Mode.extra_variables`: mle_pretrain_steps for fce / ssl,
+chains and hmc_step_size for nt).
 A checkpoint is saved only if the state is sound (`TrainState.save`).
 """
 
@@ -19,6 +21,7 @@ from eval import run as eval_run
 from models import build
 from models import ebm as ebm_lib
 from train import checkpoints as ckpt_lib
+from train import run_folder
 from train import schedule as schedule_lib
 from train import steps as steps_lib
 from train.errors import DivergedError
@@ -75,27 +78,37 @@ class TrainState:
       for name in self.optimizer_names:
         self.optimizers[name].build(models[spec.model_of(name)].trainable_variables)
     self.trains_ebm = 'ebm' in self.optimizer_names
-    self.checkpoint = tf.train.Checkpoint(
-        step=self.step, flow=self.flow, ebm=self.ebm, schedule=self.schedule,
-        flow_nll_start=self.flow_nll_start, **self.extras,
-        **{f'{k}_optimizer': self.optimizers[k] for k in self.optimizer_names})
+    with tf.device('CPU:0'):  # a string: one copy, outside the strategy
+      self.identity = tf.Variable(folder.identity_record(), trainable=False, name='run_identity')
+    self.checkpoint = tf.train.Checkpoint(**self.tracked())
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, folder.checkpoint_dir('checkpoints'),
         max_to_keep=config.train.keep_checkpoints)
     self.snapshots = tf.train.CheckpointManager(
         self.checkpoint, folder.checkpoint_dir('snapshots'), max_to_keep=None)
 
+  def tracked(self):
+    """What the checkpoint holds, by its keys."""
+    return {'step': self.step, 'flow': self.flow, 'ebm': self.ebm, 'schedule': self.schedule,
+            'flow_nll_start': self.flow_nll_start, run_folder.IDENTITY_KEY: self.identity,
+            **self.extras, **{f'{k}_optimizer': self.optimizers[k] for k in self.optimizer_names}}
+
   def restore(self, checkpoint):
     """Restores `checkpoint`. Every worker restores the chief's (the other workers' own saves
     are temporary), so under multi-worker training the workdir must be on storage that every
-    worker reads."""
-    status = self.checkpoint.restore(checkpoint)
+    worker reads. A checkpoint saved before checkpoints recorded their run's identity has none;
+    the next save records it."""
+    tracked = self.tracked()
+    if not run_folder.has_identity(checkpoint):
+      del tracked[run_folder.IDENTITY_KEY]
+    status = tf.train.Checkpoint(**tracked).restore(checkpoint)
     if not ebm_lib.restore_legacy_log_normalizer(self.ebm, checkpoint):  # a pre-split c: set
       status.assert_existing_objects_matched()
     # The checkpoint stores the learning rates too; the config's values win, so that a resumed
     # run can lower them (e.g. after a divergence).
     for name, lr in steps_lib.learning_rates(self.config.optim).items():
       self.optimizers[name].learning_rate.assign(lr)
+    self.identity.assign(self.folder.identity_record())  # as this code writes it
     logging.info('Resumed from %s at step %d', checkpoint, int(self.step.numpy()))
 
   def place_kinks(self, x):

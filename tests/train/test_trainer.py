@@ -349,7 +349,7 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
   assert run.schedule.updates == {'ebm': 3, 'flow': 2}
   assert {'label_loss', 'vat_loss', 'class_accuracy', 'value', 'aux_value'} <= set(metrics)
   config.ssl.labels_per_class = 0
-  with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
+  with pytest.raises(trainer_lib.TrainingError, match='ssl.labels_per_class'):
     trainer_lib.Trainer(config, 'ssl', str(tmp_path / 'ssl2'))
   config.data.num_classes = 0
   with pytest.raises(trainer_lib.TrainingError, match='labeled data'):
@@ -359,7 +359,7 @@ def test_ssl_on_two_spirals_trains_both_models(tmp_path):
 @pytest.mark.slow
 def test_a_config_that_fails_to_build_leaves_no_run_behind(tmp_path):
   workdir = str(tmp_path / 'run')
-  with pytest.raises(trainer_lib.TrainingError, match='ssl_labels_per_class'):
+  with pytest.raises(trainer_lib.TrainingError, match='ssl.labels_per_class'):
     config = _toy_config(**{'train.steps': 2})
     config.data.update(name='2spirals', num_classes=2)
     config.model.ebm.conditional = True

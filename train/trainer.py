@@ -6,6 +6,7 @@ One workdir per run (`train/run_folder.py`):
                   models, optimizers, step, alternation schedule and what the mode adds; batch s
                   is a function of (seed, s) (see data/pipeline.py), so re-running the command
                   resumes exactly, in the phase where it stopped
+  diverged/       a checkpoint saved as the run began to diverge (`watch.Health`), set aside
   snapshots/      kept checkpoints every `train.snapshot_every` steps, for evaluation
   tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
                   2D density images; steps continue across a resume
@@ -17,12 +18,12 @@ fce and ssl run in two phases when `train.mle_pretrain_steps` > 0 (the image con
 by MLE for that many steps, then `train.steps` steps of FCE from it. The phase is in the progress
 line and in TensorBoard (`phase`: 0 MLE, 1 FCE; the MLE phase's scalars under `mle_pretrain/`).
 Which update each step makes is `train/turns.py`; what the loop does every so many steps,
-`train/hooks.py`. Only the chief writes; NaN or Inf in a loss stops the run before anything is
-saved, leaving the last good checkpoint intact.
+`train/hooks.py`. Only the chief writes. NaN or Inf in a loss, or metrics out of every sane range
+for many updates (`watch.Health`), stop the run before anything diverged is saved, leaving the
+last good checkpoint intact.
 """
 
 import functools
-import os
 
 from absl import logging
 import tensorflow as tf
@@ -79,6 +80,7 @@ class Trainer:
     if not resume_from and not self.state.fce_start:
       self._begin_contrastive_phase()
     self.model = self.spec.model(self.ebm, self.flow)  # the EBM as evaluated
+    self.health = watch.Health(config, self.spec, self.folder, self.state.manager.directory)
     self.evaluation = hooks.InLoopEval(config, mode, self.spec.reports(config), self.folder,
                                        self.flow, self.model)
     # Recorded only once everything above worked, so a config that fails to build leaves no
@@ -155,19 +157,26 @@ class Trainer:
       self.folder.release()
 
   def _run(self, until_step):
-    t, turns, fce_start = self.config.train, self.turns, self.state.fce_start
-    writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
+    turns, fce_start = self.turns, self.state.fce_start
+    writer = (tf.summary.create_file_writer(self.folder.path('tensorboard'))
               if self.folder.is_chief else tf.summary.create_noop_writer())
     step = int(self.step.numpy())
     stop = turns.total if until_step is None else min(until_step, turns.total)
     if turns.finished(step, stop):
       logging.info('Already trained to step %d of %d (train.ebm_updates=%d); nothing to do.',
-                   step, turns.total, t.ebm_updates)
+                   step, turns.total, self.config.train.ebm_updates)
       return {}
     if fce_start:
       logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
                    'step %d.', self.mode, fce_start, self.mode, turns.total, step)
     self.evaluation.check_fid_network()
+    try:
+      return self._loop(step, stop, writer)
+    finally:
+      writer.flush()
+
+  def _loop(self, step, stop, writer):
+    t, turns, fce_start = self.config.train, self.turns, self.state.fce_start
     log = hooks.ProgressLog(self.mode, turns, self.state, writer, step,
                             lambda: self.evaluation.latest)
     logged = {}
@@ -186,12 +195,23 @@ class Trainer:
       if milestone or step % t.log_every == 0:
         logged = log(step, phase, metrics)
       if milestone or step % t.checkpoint_every == 0:
-        # Before evaluating: an evaluation never costs a checkpoint.
-        self.state.save(step, self.source.batch(step))
-      if milestone or step % t.eval_every == 0:
+        self._save(step, milestone)
+      if milestone or step % t.eval_every == 0:  # after the save: it never costs a checkpoint
         logged.update(self.evaluation(step, writer, has_ebm=step > fce_start))
-    writer.flush()
     return logged
+
+  def _save(self, step, final):
+    """Saves the state after `step` updates unless the last update's metrics were out of range
+    (`watch.Health.suspect`): then the save waits for a sound state, and at the run's end the
+    run is stopped as diverged. Returns whether it saved."""
+    if self.health.suspect:
+      if final:
+        self.health.stop()
+      logging.warning('step %d: no checkpoint while the metrics are out of range (%s, %d '
+                      'update(s) so far).', step, self.health.problem, self.health.streak)
+      return False
+    self.state.save(step, self.source.batch(step))
+    return True
 
   def _update(self, phase, step):
     """Update `phase` on the next batch (the EBM's learning rate annealed first, if
@@ -202,5 +222,5 @@ class Trainer:
       self.optimizers['ebm'].learning_rate.assign(
           steps_lib.annealed(optim.ebm_lr, self.turns.progress(step), optim.ebm_lr_anneal))
     metrics = {k: float(v) for k, v in self.step_fns[phase](batch).items()}
-    watch.stop_if_not_finite(metrics, phase, step, self.state.manager.directory)
+    self.health(metrics, phase, step)  # DivergedError: NaN, or out of range for long
     return metrics

@@ -153,7 +153,9 @@ def main(argv):
                           rollback=FLAGS.rollback)
   except ValueError as e:  # bad shapes, architectures or data, found while building
     raise trainer.TrainingError(str(e)) from e
-  metrics = run.run()  # a TrainingError (a NaN, a held workdir) is printed by startup.run
+  # A TrainingError (a NaN, a held workdir) and a stop by SIGINT / SIGTERM are printed as one
+  # line by startup.run.
+  metrics = run.run()
   logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 

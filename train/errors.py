@@ -16,6 +16,16 @@ class DivergedError(TrainingError):
   (nothing non-finite is saved). Experiments count these as NaN stops."""
 
 
+class Interrupted(Exception):
+  """A run stopped by SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption notice) after saving
+  its state. `startup.run` prints the message as one line and exits with `exit_code` (128 + the
+  signal's number, the shell's convention: 130, 143)."""
+
+  def __init__(self, message, exit_code):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
 class ReportError(RuntimeError):
   """A part of an evaluation that could not run (e.g. log Z from weights that overflowed); what
   was computed before it is kept."""

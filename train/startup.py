@@ -89,7 +89,9 @@ def run(main, **kwargs):
   A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
   the whole flag list before it. Bad input or a run that cannot go on (`errors.UserError`: a
   dataset that cannot be read, a NaN, a workdir another process holds, ...) prints
-  `error: <message>`, which says what to do, and exits 1, in place of a traceback.
+  `error: <message>`, which says what to do, and exits 1, in place of a traceback. A run stopped
+  by SIGINT / SIGTERM (`errors.Interrupted`) prints its one line and exits 128 + the signal's
+  number; Ctrl-C outside the training loop (building, evaluating), one line and 130.
   """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
@@ -104,5 +106,11 @@ def run(main, **kwargs):
     except errors.UserError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(1)
+    except errors.Interrupted as e:
+      sys.stderr.write(f'{e}\n')
+      sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # outside the training loop, which takes the signals over
+      sys.stderr.write('Interrupted by SIGINT; what was already written is kept.\n')
+      sys.exit(130)
 
   app.run(main_with_short_errors, **kwargs)

@@ -20,10 +20,12 @@ line and in TensorBoard (`phase`: 0 MLE, 1 FCE; the MLE phase's scalars under `m
 Which update each step makes is `train/turns.py`; what the loop does every so many steps,
 `train/hooks.py`. Only the chief writes. NaN or Inf in a loss, or metrics out of every sane range
 for many updates (`watch.Health`), stop the run before anything diverged is saved, leaving the
-last good checkpoint intact.
+last good checkpoint intact; SIGINT / SIGTERM stop it after the current step with a checkpoint
+of that step (`train/interrupt.py`).
 """
 
 import functools
+import signal
 
 from absl import logging
 import tensorflow as tf
@@ -32,12 +34,14 @@ from configs import checks as config_checks
 from data import pipeline
 from models import noise as noise_lib
 from train import hooks
+from train import interrupt
 from train import modes as modes_lib
 from train import run_folder
 from train import state as state_lib
 from train import steps as steps_lib
 from train import watch
 from train.errors import DivergedError  # noqa: F401  (re-exported: experiments catch it)
+from train.errors import Interrupted
 from train.errors import TrainingError
 
 
@@ -149,10 +153,12 @@ class Trainer:
 
   def run(self, until_step=None):
     """Trains to config.train.steps (after the MLE phase, if any), or to step `until_step`,
-    saving a checkpoint there; returns the last logged metrics."""
+    saving a checkpoint there; returns the last logged metrics. SIGINT or SIGTERM stops it after
+    the current step with a checkpoint of that step (`errors.Interrupted`)."""
     self.folder.lock()  # held since the constructor, unless an earlier run() released it
     try:
-      return self._run(until_step)
+      with interrupt.StopSignals() as self.signals:
+        return self._run(until_step)
     finally:
       self.folder.release()
 
@@ -194,10 +200,11 @@ class Trainer:
       milestone = turns.finished(step, stop) or step == fce_start
       if milestone or step % t.log_every == 0:
         logged = log(step, phase, metrics)
-      if milestone or step % t.checkpoint_every == 0:
-        self._save(step, milestone)
+      saved = (milestone or step % t.checkpoint_every == 0) and self._save(step, milestone)
       if milestone or step % t.eval_every == 0:  # after the save: it never costs a checkpoint
         logged.update(self.evaluation(step, writer, has_ebm=step > fce_start))
+      if self.signals.received and not turns.finished(step, stop):  # (finished: all saved)
+        self._interrupted(step, saved)
     return logged
 
   def _save(self, step, final):
@@ -212,6 +219,17 @@ class Trainer:
       return False
     self.state.save(step, self.source.batch(step))
     return True
+
+  def _interrupted(self, step, saved):
+    """Stops the run on a signal, with a checkpoint of `step` (a sound one: see `_save`)."""
+    signum = self.signals.received
+    name = signal.Signals(signum).name
+    if saved or self._save(step, final=False):
+      what = f'saved ckpt-{step}; rerun the same command to resume.'
+    else:
+      what = ('its state, out of range, was not saved. '
+              + watch.kept_text(self.state.manager.directory))
+    raise Interrupted(f'Interrupted by {name} at step {step}: {what}', interrupt.exit_code(signum))
 
   def _update(self, phase, step):
     """Update `phase` on the next batch (the EBM's learning rate annealed first, if

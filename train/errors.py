@@ -12,8 +12,9 @@ class TrainingError(UserError):
 
 
 class DivergedError(TrainingError):
-  """The models diverged: a step's metrics, or the state about to be saved, are not finite
-  (nothing non-finite is saved). Experiments count these as NaN stops."""
+  """The models diverged: a step's metrics, or the state about to be saved, are not finite, or
+  the metrics have been out of every sane range for many updates (`train.watch.Health`); nothing
+  diverged is saved. Experiments count these as NaN stops."""
 
 
 class Interrupted(Exception):

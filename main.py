@@ -156,7 +156,8 @@ def main(argv):
   # A TrainingError (a NaN, a held workdir) and a stop by SIGINT / SIGTERM are printed as one
   # line by startup.run.
   metrics = run.run()
-  logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
+  if not run.was_finished:  # else the trainer said it was finished already
+    logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 
 if __name__ == '__main__':

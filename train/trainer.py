@@ -164,18 +164,25 @@ class Trainer:
 
   def _run(self, until_step):
     turns, fce_start = self.turns, self.state.fce_start
-    writer = (tf.summary.create_file_writer(self.folder.path('tensorboard'))
-              if self.folder.is_chief else tf.summary.create_noop_writer())
     step = int(self.step.numpy())
     stop = turns.total if until_step is None else min(until_step, turns.total)
-    if turns.finished(step, stop):
-      logging.info('Already trained to step %d of %d (train.ebm_updates=%d); nothing to do.',
-                   step, turns.total, self.config.train.ebm_updates)
-      return {}
+    self.was_finished = turns.finished(step, stop)
+    if self.was_finished:  # no new event file, and the metrics it logged last
+      logged = hooks.last_logged(self.folder.path('tensorboard'), step)
+      if turns.finished(step, turns.total):
+        logging.info('This run is already finished, at step %d of %d (train.ebm_updates=%d): '
+                     'nothing to train (raise train.steps to train further).%s', step,
+                     turns.total, self.config.train.ebm_updates,
+                     hooks.metrics_text(logged, ' Its last metrics: '))
+      else:
+        logging.info('Already at step %d (of %d): nothing to train.', step, turns.total)
+      return logged
     if fce_start:
       logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
                    'step %d.', self.mode, fce_start, self.mode, turns.total, step)
     self.evaluation.check_fid_network()
+    writer = (tf.summary.create_file_writer(self.folder.path('tensorboard'))
+              if self.folder.is_chief else tf.summary.create_noop_writer())
     try:
       return self._loop(step, stop, writer)
     finally:

@@ -137,7 +137,7 @@ def test_mle_divergence_names_its_own_learning_rate_and_what_is_kept(tmp_path):
 def _spirals(**fields):
   config = configs.for_dataset('2spirals')
   overrides.apply(config, ['model.flow.steps_per_level=2', 'model.flow.width=8',
-                           'train.batch_size=32', 'train.log_every=10', 'train.eval_every=1000',
+                           'train.batch_size=32', 'train.log_every=10',
                            'train.checkpoint_every=10', 'train.ssl_labels_per_class=2',
                            'train.hmc_steps=2'] + [f'{k}={v}' for k, v in fields.items()])
   return config

@@ -23,11 +23,13 @@ def exit_code(signum):
 
 class StopSignals:
   """A context in which SIGINT and SIGTERM set `received` (the first signal's number) instead of
-  ending the process; the previous handlers come back on exit. Outside the main thread, where
+  ending the process; the previous handlers come back on exit. A second signal calls
+  `before_exit` (e.g. to release the workdir's lock) and exits. Outside the main thread, where
   Python cannot take signals, it does nothing."""
 
-  def __init__(self):
+  def __init__(self, before_exit=None):
     self.received = None
+    self.before_exit = before_exit
     self._previous = {}
 
   def __enter__(self):
@@ -52,4 +54,8 @@ class StopSignals:
     sys.stderr.write(f'{signal.Signals(signum).name} again: stopped at once; the checkpoints '
                      'already written are intact.\n')
     sys.stderr.flush()
-    os._exit(exit_code(signum))  # pylint: disable=protected-access
+    try:
+      if self.before_exit:
+        self.before_exit()
+    finally:
+      os._exit(exit_code(signum))  # pylint: disable=protected-access

@@ -157,7 +157,7 @@ class Trainer:
     the current step with a checkpoint of that step (`errors.Interrupted`)."""
     self.folder.lock()  # held since the constructor, unless an earlier run() released it
     try:
-      with interrupt.StopSignals() as self.signals:
+      with interrupt.StopSignals(before_exit=self.folder.release) as self.signals:
         return self._run(until_step)
     finally:
       self.folder.release()

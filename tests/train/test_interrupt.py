@@ -22,14 +22,15 @@ def test_the_first_signal_is_noted_and_a_second_exits_at_once(monkeypatch):
 
   monkeypatch.setattr(os, '_exit', fake_exit)
   before = signal.getsignal(signal.SIGTERM)
-  with interrupt.StopSignals() as signals:
+  released = []
+  with interrupt.StopSignals(before_exit=lambda: released.append(True)) as signals:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(0.1)  # the handler runs between bytecodes of the main thread
-    assert signals.received == signal.SIGTERM and not exits
+    assert signals.received == signal.SIGTERM and not exits and not released
     with pytest.raises(SystemExit):
       os.kill(os.getpid(), signal.SIGINT)
       time.sleep(0.1)
-  assert exits == [130]
+  assert exits == [130] and released == [True]  # the second exits, releasing the lock first
   assert signal.getsignal(signal.SIGTERM) is before  # the previous handlers are back
 
 

@@ -76,12 +76,12 @@ def _lower(key, value):
 #   average. B = 1e3 + 10 D nats: a density of data scaled to [-0.5, 0.5]^D with 256 levels a
 #   dimension has log q between about -5 D and +5.5 D (D log 256), so two sane models never
 #   differ by 10 D nats on a whole batch; 1e3 keeps the bound far off in 2D too, where healthy
-#   runs give V > -3.
+#   runs give V > -3 (and 8gaussians with optim.ebm_lr=10, V ~ -1e10 from its first updates).
 # - The same bound holds NT-EBM's mean correction f (a tilt of the flow by e^f) and ssl's
 #   label cross-entropy and VAT KL (cross-entropies of classifiers whose logits are such r).
 # - Gradient norms and the flow's NLL grow more than GROWTH times their early magnitude (median of
 #   the first EARLY updates of each phase, at least 1): healthy runs move them by a few orders of
-#   magnitude at most; R with optim.ebm_lr=10 gives V ~ -1e10 from its first updates.
+#   magnitude at most.
 DIVERGED_AFTER = 20
 GROWTH, EARLY = 1e6, 10
 _BELOW = ('value', 'aux_value')
@@ -169,6 +169,8 @@ class Health:
     return f' ({names}, saved as it began, set aside in {self.folder.path("diverged")})'
 
   def _stop_not_finite(self, bad, metrics, phase, step):
+    """Stops at once on NaN or Inf (setting aside a checkpoint saved as an excursion began)."""
+    set_aside = self._set_aside_diverged() if self.streak else ''
     key, value = learning_rate_flag(self.spec, phase, self.optim)
     hint = _lower(key, value)
     if 'accuracy_noise' in bad and 'accuracy_data' not in bad:
@@ -177,7 +179,7 @@ class Health:
               'rate or --set model.flow.coupling=additive in a new workdir.')
     raise DivergedError(
         f'{", ".join(bad)} became {metrics[bad[0]]} at step {step + 1} ({phase} update). '
-        f'Stopped before saving. {kept_text(self.checkpoint_dir)} {hint}')
+        f'Stopped before saving{set_aside}. {kept_text(self.checkpoint_dir)} {hint}')
 
 
 class FlowCollapse:

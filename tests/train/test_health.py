@@ -80,6 +80,24 @@ def test_an_exploding_gradient_norm_is_a_divergence_though_finite(tmp_path):
     health({'nll': 3., 'flow_grad_norm': 1e7}, 'flow', 100)
 
 
+def test_a_nan_after_an_excursion_sets_aside_the_checkpoint_saved_as_it_began(tmp_path):
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.)),
+                                       str(tmp_path / 'checkpoints'), max_to_keep=3)
+  manager.save(checkpoint_number=4)
+  manager.save(checkpoint_number=5)
+  health = _health(tmp_path)
+  for step in (5, 6, 7):  # the state of step 5 gave V ~ -1e9
+    health({'value': -1e9}, 'ebm', step)
+  with pytest.raises(trainer_lib.DivergedError) as error:
+    health({'value': float('nan')}, 'flow', 8)
+  message = str(error.value)
+  assert message.startswith('value became nan at step 9 (flow update). Stopped before saving '
+                            '(ckpt-5, saved as it began, set aside in')
+  assert 'The last good checkpoint, ckpt-4 in' in message and 'optim.flow_lr' in message
+  assert [os.path.basename(p) for p in ckpt_lib.kept(str(tmp_path / 'checkpoints'))] == ['ckpt-4']
+  assert os.path.exists(tmp_path / 'diverged' / 'step_5' / 'ckpt-5.index')
+
+
 @pytest.mark.slow
 def test_an_absurd_learning_rate_is_stopped_and_no_checkpoint_holds_the_diverged_state(
     tmp_path):

@@ -158,8 +158,11 @@ def main(argv):
                           rollback=FLAGS.rollback)
   except ValueError as e:  # bad shapes, architectures or data, found while building
     raise trainer.TrainingError(str(e)) from e
-  metrics = run.run()  # a TrainingError (a NaN, a held workdir) is printed by startup.run
-  logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
+  # A TrainingError (a NaN, a held workdir) and a stop by SIGINT / SIGTERM are printed as one
+  # line by startup.run.
+  metrics = run.run()
+  if not run.was_finished:  # else the trainer said it was finished already
+    logging.info('Done: %s', '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 
 if __name__ == '__main__':

@@ -12,8 +12,19 @@ class TrainingError(UserError):
 
 
 class DivergedError(TrainingError):
-  """The models diverged: a step's metrics, or the state about to be saved, are not finite
-  (nothing non-finite is saved). Experiments count these as NaN stops."""
+  """The models diverged: a step's metrics, or the state about to be saved, are not finite, or
+  the metrics have been out of every sane range for many updates (`train.watch.Health`); nothing
+  diverged is saved. Experiments count these as NaN stops."""
+
+
+class Interrupted(Exception):
+  """A run stopped by SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption notice) after saving
+  its state. `startup.run` prints the message as one line and exits with `exit_code` (128 + the
+  signal's number, the shell's convention: 130, 143)."""
+
+  def __init__(self, message, exit_code):
+    super().__init__(message)
+    self.exit_code = exit_code
 
 
 class ReportError(RuntimeError):

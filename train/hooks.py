@@ -63,6 +63,36 @@ class ProgressLog:
     return logged
 
 
+def metrics_text(metrics, prefix=''):
+  """`prefix` and 'k=v  k=v ...' in sorted order ('' without metrics)."""
+  if not metrics:
+    return ''
+  return prefix + '  '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()))
+
+
+_NOT_METRICS = ('steps_per_second', 'phase', 'learning_rate/')
+
+
+def last_logged(tensorboard_dir, step):
+  """The metrics a run wrote to TensorBoard at step `step` (its last), without the rates; {} if
+  there are none (a run trained before TensorBoard was written, or a folder copied without
+  it)."""
+  out = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(tensorboard_dir, 'events.out.tfevents.*'))):
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        if event.step != step:
+          continue
+        for v in event.summary.value:
+          if v.metadata.plugin_data.plugin_name == 'scalars' and not v.tag.startswith(
+              _NOT_METRICS):
+            out[v.tag] = float(tf.make_ndarray(v.tensor))
+    except tf.errors.DataLossError:  # a file cut short by a killed run: what was read counts
+      continue
+  return out
+
+
 class InLoopEval:
   """Evaluation during training, by the chief: 2D densities (with FCE Figure 2's errors), or on
   images a sample grid, then held-out bits/dim and FID/KID by eval/image_eval.py (the code of

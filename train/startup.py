@@ -8,6 +8,9 @@ at the file-descriptor level, then writes back every captured line except those 
 A failed cuInit is dropped only where no NVIDIA driver is installed; on a GPU machine it is a
 real error and is shown.
 
+Two lines TensorFlow logs during training (each save's timing, a deprecation warning) are
+dropped from its loggers by `filter_log_noise` (from `quiet()` and `run()`).
+
 Every entry point calls it first, before anything imports TensorFlow:
 
   from train import startup
@@ -73,9 +76,38 @@ def quiet():
     tf.config.list_physical_devices()
   sys.stderr.write(''.join(without_notices(lines)))
   sys.stderr.flush()
-  # TensorFlow's own Python INFO lines (e.g. each checkpoint's "Sharding callback duration");
-  # its warnings still show.
+  # TensorFlow's own Python INFO lines; its warnings still show.
   tf.get_logger().setLevel('WARNING')
+  filter_log_noise()
+
+
+# Lines TensorFlow logs in the middle of training that are not the user's concern: each
+# checkpoint save's timing (functional_saver.py logs it through absl at INFO, past
+# tf.get_logger()'s level), and the deprecation of tf.compat.v1.train.update_checkpoint_state,
+# which train/checkpoints.py calls to point the checkpoint state file at the kept checkpoints
+# (the v2 API has no public equivalent).
+_LOG_NOISE = re.compile(r'Sharding callback duration|update_checkpoint_state \(from '
+                        r'tensorflow\.python\.checkpoint\.checkpoint_management\) is deprecated')
+
+
+class _DropNoise:
+  """A logging filter that drops the records `_LOG_NOISE` matches."""
+
+  def filter(self, record):
+    try:
+      return not _LOG_NOISE.search(record.getMessage())
+    except Exception:  # pylint: disable=broad-except  (a record that cannot format: keep it)
+      return True
+
+
+def filter_log_noise():
+  """Drops `_LOG_NOISE` from absl's and TensorFlow's loggers (their other lines still show);
+  idempotent."""
+  import logging  # pylint: disable=g-import-not-at-top
+  for name in ('absl', 'tensorflow'):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _DropNoise) for f in logger.filters):
+      logger.addFilter(_DropNoise())
 
 
 def without_notices(lines):
@@ -90,11 +122,14 @@ def run(main, **kwargs):
   A usage error (app.UsageError) prints one line and a pointer to --help, where absl would print
   the whole flag list before it. Bad input or a run that cannot go on (`errors.UserError`: a
   dataset that cannot be read, a NaN, a workdir another process holds, ...) prints
-  `error: <message>`, which says what to do, and exits 1, in place of a traceback.
+  `error: <message>`, which says what to do, and exits 1, in place of a traceback. A run stopped
+  by SIGINT / SIGTERM (`errors.Interrupted`) prints its one line and exits 128 + the signal's
+  number; Ctrl-C outside the training loop (building, evaluating), one line and 130.
   """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
+  filter_log_noise()
 
   def main_with_short_errors(argv):
     try:
@@ -105,6 +140,12 @@ def run(main, **kwargs):
     except errors.UserError as e:
       sys.stderr.write(f'error: {e}\n')
       sys.exit(1)
+    except errors.Interrupted as e:
+      sys.stderr.write(f'{e}\n')
+      sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # outside the training loop, which takes the signals over
+      sys.stderr.write('Interrupted by SIGINT; what was already written is kept.\n')
+      sys.exit(130)
     except Exception as e:  # pylint: disable=broad-except
       message = storage_error(e)
       if message is None:

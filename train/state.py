@@ -24,6 +24,7 @@ from train import checkpoints as ckpt_lib
 from train import run_folder
 from train import schedule as schedule_lib
 from train import steps as steps_lib
+from train import watch
 from train.errors import DivergedError
 from train.errors import TrainingError
 
@@ -152,9 +153,8 @@ class TrainState:
     problem = self.unsound(step, next_batch)
     if problem:
       raise DivergedError(
-          f'The state after step {step} is not sound ({problem}); it was not saved. The last '
-          f'good checkpoint in {self.manager.directory} is intact: re-run with lower learning '
-          'rates, or from an earlier checkpoint with --rollback=1.')
+          f'The state after step {step} is not sound ({problem}); it was not saved. '
+          f'{watch.kept_text(self.manager.directory)} Re-run with lower learning rates.')
     managers = [self.manager]
     if self.config.train.snapshot_every and step % self.config.train.snapshot_every == 0:
       managers.append(self.snapshots)

@@ -6,6 +6,7 @@ One workdir per run (`train/run_folder.py`):
                   models, optimizers, step, alternation schedule and what the mode adds; batch s
                   is a function of (seed, s) (see data/pipeline.py), so re-running the command
                   resumes exactly, in the phase where it stopped
+  diverged/       a checkpoint saved as the run began to diverge (`watch.Health`), set aside
   snapshots/      kept checkpoints every `train.snapshot_every` steps, for evaluation
   tensorboard/    scalars (losses, V, accuracy, bpd, learning rates, steps/s), sample grids and
                   2D density images; steps continue across a resume
@@ -17,12 +18,14 @@ fce and ssl run in two phases when `fce.mle_pretrain_steps` > 0 (the image confi
 by MLE for that many steps, then `train.steps` steps of FCE from it. The phase is in the progress
 line and in TensorBoard (`phase`: 0 MLE, 1 FCE; the MLE phase's scalars under `mle_pretrain/`).
 Which update each step makes is `train/turns.py`; what the loop does every so many steps,
-`train/hooks.py`. Only the chief writes; NaN or Inf in a loss stops the run before anything is
-saved, leaving the last good checkpoint intact.
+`train/hooks.py`. Only the chief writes. NaN or Inf in a loss, or metrics out of every sane range
+for many updates (`watch.Health`), stop the run before anything diverged is saved, leaving the
+last good checkpoint intact; SIGINT / SIGTERM stop it after the current step with a checkpoint
+of that step (`train/interrupt.py`).
 """
 
 import functools
-import os
+import signal
 
 from absl import logging
 import tensorflow as tf
@@ -31,12 +34,14 @@ from configs import checks as config_checks
 from data import pipeline
 from models import noise as noise_lib
 from train import hooks
+from train import interrupt
 from train import modes as modes_lib
 from train import run_folder
 from train import state as state_lib
 from train import steps as steps_lib
 from train import watch
 from train.errors import DivergedError  # noqa: F401  (re-exported: experiments catch it)
+from train.errors import Interrupted
 from train.errors import TrainingError
 
 
@@ -82,6 +87,7 @@ class Trainer:
     if not resume_from and not self.state.fce_start:
       self._begin_contrastive_phase()
     self.model = self.spec.model(self.ebm, self.flow)  # the EBM as evaluated
+    self.health = watch.Health(config, self.spec, self.folder, self.state.manager.directory)
     self.evaluation = hooks.InLoopEval(config, mode, self.spec.reports(config), self.folder,
                                        self.flow, self.model)
     # Recorded only once everything above worked, so a config that fails to build leaves no
@@ -150,27 +156,43 @@ class Trainer:
 
   def run(self, until_step=None):
     """Trains to config.train.steps (after the MLE phase, if any), or to step `until_step`,
-    saving a checkpoint there; returns the last logged metrics."""
+    saving a checkpoint there; returns the last logged metrics. SIGINT or SIGTERM stops it after
+    the current step with a checkpoint of that step (`errors.Interrupted`)."""
     self.folder.lock()  # held since the constructor, unless an earlier run() released it
     try:
-      return self._run(until_step)
+      with interrupt.StopSignals(before_exit=self.folder.release) as self.signals:
+        return self._run(until_step)
     finally:
       self.folder.release()
 
   def _run(self, until_step):
-    t, turns, fce_start = self.config.train, self.turns, self.state.fce_start
-    writer = (tf.summary.create_file_writer(os.path.join(self.workdir, 'tensorboard'))
-              if self.folder.is_chief else tf.summary.create_noop_writer())
+    turns, fce_start = self.turns, self.state.fce_start
     step = int(self.step.numpy())
     stop = turns.total if until_step is None else min(until_step, turns.total)
-    if turns.finished(step, stop):
-      logging.info('Already trained to step %d of %d (fce.ebm_updates=%d); nothing to do.',
-                   step, turns.total, self.config.fce.ebm_updates)
-      return {}
+    self.was_finished = turns.finished(step, stop)
+    if self.was_finished:  # no new event file, and the metrics it logged last
+      logged = hooks.last_logged(self.folder.path('tensorboard'), step)
+      if turns.finished(step, turns.total):
+        logging.info('This run is already finished, at step %d of %d (fce.ebm_updates=%d): '
+                     'nothing to train (raise train.steps to train further).%s', step,
+                     turns.total, self.config.fce.ebm_updates,
+                     hooks.metrics_text(logged, ' Its last metrics: '))
+      else:
+        logging.info('Already at step %d (of %d): nothing to train.', step, turns.total)
+      return logged
     if fce_start:
       logging.info('%s in two phases: the flow by MLE to step %d, then %s to step %d; now at '
                    'step %d.', self.mode, fce_start, self.mode, turns.total, step)
     self.evaluation.check_fid_network()
+    writer = (tf.summary.create_file_writer(self.folder.path('tensorboard'))
+              if self.folder.is_chief else tf.summary.create_noop_writer())
+    try:
+      return self._loop(step, stop, writer)
+    finally:
+      writer.flush()
+
+  def _loop(self, step, stop, writer):
+    t, turns, fce_start = self.config.train, self.turns, self.state.fce_start
     log = hooks.ProgressLog(self.mode, turns, self.state, writer, step,
                             lambda: self.evaluation.latest)
     logged = {}
@@ -188,13 +210,36 @@ class Trainer:
       milestone = turns.finished(step, stop) or step == fce_start
       if milestone or step % t.log_every == 0:
         logged = log(step, phase, metrics)
-      if milestone or step % t.checkpoint_every == 0:
-        # Before evaluating: an evaluation never costs a checkpoint.
-        self.state.save(step, self.source.batch(step))
-      if milestone or step % self.config.eval.every == 0:
+      saved = (milestone or step % t.checkpoint_every == 0) and self._save(step, milestone)
+      if milestone or step % self.config.eval.every == 0:  # after the save: it never costs a checkpoint
         logged.update(self.evaluation(step, writer, has_ebm=step > fce_start))
-    writer.flush()
+      if self.signals.received and not turns.finished(step, stop):  # (finished: all saved)
+        self._interrupted(step, saved)
     return logged
+
+  def _save(self, step, final):
+    """Saves the state after `step` updates unless the last update's metrics were out of range
+    (`watch.Health.suspect`): then the save waits for a sound state, and at the run's end the
+    run is stopped as diverged. Returns whether it saved."""
+    if self.health.suspect:
+      if final:
+        self.health.stop()
+      logging.warning('step %d: no checkpoint while the metrics are out of range (%s, %d '
+                      'update(s) so far).', step, self.health.problem, self.health.streak)
+      return False
+    self.state.save(step, self.source.batch(step))
+    return True
+
+  def _interrupted(self, step, saved):
+    """Stops the run on a signal, with a checkpoint of `step` (a sound one: see `_save`)."""
+    signum = self.signals.received
+    name = signal.Signals(signum).name
+    if saved or self._save(step, final=False):
+      what = f'saved ckpt-{step}; rerun the same command to resume.'
+    else:
+      what = ('its state, out of range, was not saved. '
+              + watch.kept_text(self.state.manager.directory))
+    raise Interrupted(f'Interrupted by {name} at step {step}: {what}', interrupt.exit_code(signum))
 
   def _update(self, phase, step):
     """Update `phase` on the next batch (the EBM's learning rate annealed first, if
@@ -205,5 +250,5 @@ class Trainer:
       self.optimizers['ebm'].learning_rate.assign(
           steps_lib.annealed(optim.ebm_lr, self.turns.progress(step), optim.ebm_lr_anneal))
     metrics = {k: float(v) for k, v in self.step_fns[phase](batch).items()}
-    watch.stop_if_not_finite(metrics, phase, step, self.state.manager.directory)
+    self.health(metrics, phase, step)  # DivergedError: NaN, or out of range for long
     return metrics

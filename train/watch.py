@@ -1,11 +1,15 @@
 """What the trainer watches in a run's health, and what it says when something goes wrong: each
-model's gradient norms, non-finite metrics (with a hint of what to change), the flow's collapse
-during FCE, and how many of the flow's samples the EBM's support holds."""
+model's gradient norms, metrics that are not finite or out of every sane range (`Health`, with
+the learning rate to change), the flow's collapse during FCE, and how many of the flow's
+samples the EBM's support holds."""
+
+import os
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from train import checkpoints as ckpt_lib
 from train.errors import DivergedError
 
 
@@ -37,24 +41,145 @@ class GradientNorms:
     return out
 
 
-def stop_if_not_finite(metrics, phase, step, checkpoint_dir):
-  """Raises DivergedError, with what to change, when a metric of update `phase` at step
-  `step` + 1 is NaN or Inf; nothing of that step has been saved."""
-  bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-  if not bad:
-    return
-  hint = ('Lower the learning rates (--set optim.ebm_lr=... optim.flow_lr=...) and re-run.'
-          if phase != 'mle' else 'Lower the MLE phase\'s learning rate (--set '
-          'optim.flow_mle_lr=...) and re-run.')
-  if 'accuracy_noise' in bad and 'accuracy_data' not in bad:
-    hint = ('The flow produced a non-finite sample (its forward pass overflowed; affine '
-            'couplings can, additive ones rarely do): re-run with a lower flow learning '
-            'rate or --set model.flow.coupling=additive in a new workdir.')
-  raise DivergedError(
-      f'{", ".join(bad)} became {metrics[bad[0]]} at step {step + 1} ({phase} update). Stopped '
-      f'before saving: the last good checkpoint in {checkpoint_dir} is intact. '
-      + hint + ' If it diverges again right after resuming, resume from an earlier '
-      'checkpoint: --rollback=1.')
+def learning_rate_flag(spec, phase, optim):
+  """(the config key of the learning rate update `phase` of mode `spec` steps with, its value):
+  the MLE phase's and --mode=mle's is optim.flow_mle_lr, FCE's flow update optim.flow_lr, every
+  EBM update optim.ebm_lr."""
+  name = 'flow_mle' if phase == 'mle' else next(
+      o for o in spec.optimizers if o == phase or spec.model_of(o) == phase)
+  return f'optim.{name}_lr', float(getattr(optim, f'{name}_lr'))
+
+
+def kept_text(checkpoint_dir):
+  """What a stopped run can resume from, as a sentence: the newest kept checkpoint, or none."""
+  paths = ckpt_lib.kept(checkpoint_dir)
+  if not paths:
+    return (f'No checkpoint had been saved yet in {checkpoint_dir}: re-running starts the run '
+            'afresh.')
+  text = f'The last good checkpoint, {os.path.basename(paths[0])} in {checkpoint_dir}, is intact.'
+  if len(paths) > 1:
+    text += (' If the resumed run diverges again at once, resume from an earlier one: '
+             '--rollback=1.')
+  return text
+
+
+def _lower(key, value):
+  return f'Lower {key} (now {value:g}): re-run with --set {key}={value / 10:g}.'
+
+
+# Out of every sane range, though finite. A healthy run of any mode meets none of these bounds,
+# and a run is stopped only after DIVERGED_AFTER consecutive updates beyond one of them:
+# - V (FCE eq. 12), NCE's J and the auxiliary NCE's value are means of log-probabilities of a
+#   binary classifier whose logit is a log-density ratio r = log p - log q: they are <= 0, and
+#   -log 4 at the equilibrium, where the run starts (c is set level with the noise,
+#   `TrainState.init_log_normalizer`). Below -B the classifier is wrong by more than B nats on
+#   average. B = 1e3 + 10 D nats: a density of data scaled to [-0.5, 0.5]^D with 256 levels a
+#   dimension has log q between about -5 D and +5.5 D (D log 256), so two sane models never
+#   differ by 10 D nats on a whole batch; 1e3 keeps the bound far off in 2D too, where healthy
+#   runs give V > -3 (and 8gaussians with optim.ebm_lr=10, V ~ -1e10 from its first updates).
+# - The same bound holds NT-EBM's mean correction f (a tilt of the flow by e^f) and ssl's
+#   label cross-entropy and VAT KL (cross-entropies of classifiers whose logits are such r).
+# - Gradient norms and the flow's NLL grow more than GROWTH times their early magnitude (median of
+#   the first EARLY updates of each phase, at least 1): healthy runs move them by a few orders of
+#   magnitude at most.
+DIVERGED_AFTER = 20
+GROWTH, EARLY = 1e6, 10
+_BELOW = ('value', 'aux_value')
+_ABOVE = ('f_data', 'f_samples', 'label_loss', 'vat_loss')
+_GROWING = ('ebm_grad_norm', 'flow_grad_norm', 'nll', 'bpd', 'flow_nll')
+
+
+class Health:
+  """Stops a run whose update metrics are NaN or Inf (at once) or out of every sane range for
+  DIVERGED_AFTER consecutive updates (see the bounds above), with one line naming the learning
+  rate of the update that went wrong and what is kept. Nothing of a bad update is saved:
+  `suspect` holds while the latest update's metrics are out of range (the trainer saves no
+  checkpoint then), and the checkpoint of the step a divergence began at, if any, is set
+  aside in WORKDIR/diverged/ (never deleted) when the run is stopped."""
+
+  def __init__(self, config, spec, folder, checkpoint_dir):
+    self.optim, self.spec, self.folder = config.optim, spec, folder
+    self.checkpoint_dir = checkpoint_dir
+    self.bound = 1e3 + 10 * float(np.prod(config.data.shape))
+    self.early = {}  # (phase, metric) -> the first EARLY magnitudes
+    self.streak, self.first, self.first_phase, self.problem = 0, None, None, ''
+    self.flagged = 0  # updates out of range in this process, stopped or not
+
+  @property
+  def suspect(self):
+    return self.streak > 0
+
+  def __call__(self, metrics, phase, step):
+    """Takes the metrics of update `phase` made at step `step` + 1 (computed on the state after
+    `step` updates); raises DivergedError if the run is to stop."""
+    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+    if bad:
+      self._stop_not_finite(bad, metrics, phase, step)
+    self.problem = self.out_of_range(metrics, phase)
+    if not self.problem:
+      self.streak = 0
+      return
+    if not self.streak:
+      self.first, self.first_phase = step, phase
+    self.streak += 1
+    self.flagged += 1
+    if self.streak >= DIVERGED_AFTER:
+      self.stop()
+
+  def out_of_range(self, metrics, phase):
+    """The first metric beyond its bound, as words ('' if none)."""
+    for k in _BELOW:
+      if k in metrics and metrics[k] < -self.bound:
+        return f'{k} below -{self.bound:.4g} (now {metrics[k]:.4g})'
+    for k in _ABOVE:
+      if k in metrics and abs(metrics[k]) > self.bound:
+        return f'|{k}| above {self.bound:.4g} (now {metrics[k]:.4g})'
+    for k in _GROWING:
+      if k not in metrics:
+        continue
+      early = self.early.setdefault((phase, k), [])
+      if len(early) < EARLY:
+        early.append(abs(metrics[k]))
+      elif abs(metrics[k]) > GROWTH * max(float(np.median(early)), 1.):
+        return (f'{k} above {GROWTH:g} times its early {np.median(early):.4g} (now '
+                f'{metrics[k]:.4g})')
+    return ''
+
+  def stop(self):
+    """Stops a run whose metrics have been out of range since update `self.first` + 1."""
+    key, value = learning_rate_flag(self.spec, self.first_phase, self.optim)
+    set_aside = self._set_aside_diverged()
+    raise DivergedError(
+        f'The run diverged: {self.problem} for {self.streak} consecutive updates, since the '
+        f'{self.first_phase} update of step {self.first + 1}; most likely {key}={value:g} is too '
+        f'high. Stopped before saving the diverged state{set_aside}. '
+        f'{kept_text(self.checkpoint_dir)} {_lower(key, value)}')
+
+  def _set_aside_diverged(self):
+    """Moves the checkpoints of steps >= `first` (their state gave the bad metrics) to
+    WORKDIR/diverged/; says so."""
+    if not self.folder.is_chief:
+      return ''
+    paths = [p for p in ckpt_lib.kept(self.checkpoint_dir)
+             if int(p.rsplit('-', 1)[-1]) >= self.first]
+    if not paths:
+      return ''
+    ckpt_lib.set_aside(self.folder.workdir, paths, 'diverged')
+    names = ', '.join(os.path.basename(p) for p in paths)
+    return f' ({names}, saved as it began, set aside in {self.folder.path("diverged")})'
+
+  def _stop_not_finite(self, bad, metrics, phase, step):
+    """Stops at once on NaN or Inf (setting aside a checkpoint saved as an excursion began)."""
+    set_aside = self._set_aside_diverged() if self.streak else ''
+    key, value = learning_rate_flag(self.spec, phase, self.optim)
+    hint = _lower(key, value)
+    if 'accuracy_noise' in bad and 'accuracy_data' not in bad:
+      hint = ('The flow produced a non-finite sample (its forward pass overflowed; affine '
+              'couplings can, additive ones rarely do): re-run with a lower flow learning '
+              'rate or --set model.flow.coupling=additive in a new workdir.')
+    raise DivergedError(
+        f'{", ".join(bad)} became {metrics[bad[0]]} at step {step + 1} ({phase} update). '
+        f'Stopped before saving{set_aside}. {kept_text(self.checkpoint_dir)} {hint}')
 
 
 class FlowCollapse:

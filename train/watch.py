@@ -160,11 +160,13 @@ class Health:
     WORKDIR/diverged/; says so."""
     if not self.folder.is_chief:
       return ''
-    paths = [p for p in ckpt_lib.kept(self.checkpoint_dir)
-             if int(p.rsplit('-', 1)[-1]) >= self.first]
+    kept = ckpt_lib.kept(self.checkpoint_dir)
+    paths = [p for p in kept if int(p.rsplit('-', 1)[-1]) >= self.first]
     if not paths:
       return ''
+    state = ckpt_lib.read_state(self.checkpoint_dir)
     ckpt_lib.set_aside(self.folder.workdir, paths, 'diverged')
+    ckpt_lib.sync_state(self.checkpoint_dir, [p for p in kept if p not in paths], state)
     names = ', '.join(os.path.basename(p) for p in paths)
     return f' ({names}, saved as it began, set aside in {self.folder.path("diverged")})'
 

@@ -102,7 +102,12 @@ def _anneal(h, z, betas, step_size, leapfrog_steps, seed):
   gradients. Returns (log-weights [chains], acceptance rate of each transition [K - 1]).
   """
   num = tf.shape(betas)[0]
-  target = lambda beta: lambda x: glow.standard_normal_log_prob(x) + beta * h(x)
+  # An EBM with a support (model.ebm.support=cube) has h = -inf outside it: gamma_0 = N(z)
+  # still covers everything (0 * -inf would be NaN), and a chain whose weight has become 0
+  # (log -inf) keeps it, where -inf - -inf would be NaN.
+  tilt = lambda beta, x: tf.where(beta > 0., beta * h(x), 0.)  # noqa: E731
+  target = lambda beta: lambda x: glow.standard_normal_log_prob(x) + tilt(beta, x)  # noqa: E731
+  add = lambda log_w, inc: tf.where(tf.math.is_inf(log_w) & (log_w < 0), log_w, log_w + inc)  # noqa: E731
   log_gamma = target(betas[0])(z)
   log_w = tf.zeros_like(log_gamma)
   accepted = tf.TensorArray(tf.float32, size=num - 2)
@@ -111,7 +116,7 @@ def _anneal(h, z, betas, step_size, leapfrog_steps, seed):
     kernel = tfp.mcmc.HamiltonianMonteCarlo(target(betas[k]), step_size=step_size,
                                             num_leapfrog_steps=leapfrog_steps)
     results = kernel.bootstrap_results(z)
-    log_w += results.accepted_results.target_log_prob - log_gamma_prev
+    log_w = add(log_w, results.accepted_results.target_log_prob - log_gamma_prev)
     step_seed, seed = tfp.random.split_seed(seed)
     z, results = kernel.one_step(z, results, seed=step_seed)
     accepted = accepted.write(k - 1, tf.reduce_mean(tf.cast(results.is_accepted, tf.float32)))
@@ -120,7 +125,7 @@ def _anneal(h, z, betas, step_size, leapfrog_steps, seed):
   _, z, log_w, log_gamma, _, accepted = tf.while_loop(
       lambda k, *_: k < num - 1, body,
       (tf.constant(1), z, log_w, log_gamma, seed, accepted))
-  log_w += target(betas[num - 1])(z) - log_gamma
+  log_w = add(log_w, target(betas[num - 1])(z) - log_gamma)
   return log_w, accepted.stack()
 
 
@@ -173,16 +178,42 @@ def reverse_ais(flow, ebm, z_model, num_steps, step_size, seed, leapfrog_steps=3
 
   Each chain's exp(log-weight) estimates e^c / Z without bias when z_model are exact samples,
   so -log mean exp is an upper bound of log(Z / e^c) in expectation. From approximate samples
-  (e.g. neural-transport chains) the bound is approximate too.
+  (e.g. neural-transport chains) the bound is approximate too. For an EBM with a support the
+  prior mass outside it, which the reverse path cannot see, is put back
+  (`_log_prior_mass_inside`).
 
   Returns:
     (estimate, its delta-method standard error, mean HMC acceptance).
   """
-  log_w, acceptance = anneal(latent_log_ratio(flow, ebm), z_model, num_steps, step_size, seed,
-                             leapfrog_steps, reverse=True)
+  h = latent_log_ratio(flow, ebm)
+  outside = int(np.sum(~np.isfinite(h(tf.convert_to_tensor(z_model, tf.float32)).numpy())))
+  if outside:
+    raise ReportError(f'{outside} of the {len(z_model)} reverse-AIS starts have no density under '
+                      'the model (outside its support): they are not its samples. Run their '
+                      'chains longer (--ais_reverse_steps).')
+  log_w, acceptance = anneal(h, z_model, num_steps, step_size, seed, leapfrog_steps,
+                             reverse=True)
   _check_weights(log_w, 'reverse AIS log-weights')
   estimate, se, _ = log_mean_weight(log_w)
-  return -estimate, se, acceptance
+  log_inside, inside_se = _log_prior_mass_inside(h, flow.latent_dim, seed)
+  return -estimate + log_inside, float(np.hypot(se, inside_se)), acceptance
+
+
+def _log_prior_mass_inside(h, latent_dim, seed, num_samples=20000, batch_size=500):
+  """(log P(h > -inf) under N(0, I), its delta-method standard error). An EBM with a support
+  has h = -inf outside it, so the reverse path, which never leaves the support, sees only the
+  part of N(0, I) inside: its weights estimate e^c / (Z P(inside)), and log P(inside), counted
+  here by plain Monte Carlo, puts the rest back (0 without a support)."""
+  inside = 0
+  for start, size in batching.spans(num_samples, batch_size):
+    z = tf.random.stateless_normal([size, latent_dim], seed=[seed, 10 + start])
+    inside += int(np.sum(np.isfinite(h(z).numpy())))
+  if inside == num_samples:
+    return 0., 0.
+  if not inside:
+    raise ReportError(f'none of {num_samples} N(0, I) latents lies in the model\'s support.')
+  p = inside / num_samples
+  return float(np.log(p)), float(np.sqrt((1 - p) / inside))
 
 
 def model_latents(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):

@@ -34,7 +34,8 @@ from models import transport
 from train.errors import ReportError
 
 MIN_ESS = 100  # below this effective sample size an importance-sampled log Z is flagged
-AIS_ESTIMATOR = 'rebootstrapped-hmc'  # recorded with AIS results; earlier ones were biased
+AIS_ESTIMATOR = 'rebootstrapped-hmc, support-aware'  # recorded with AIS results: earlier ones
+# were biased (tfp's), or refused or loose on an EBM with a support
 
 
 def log_mean_weight(log_w):

@@ -108,7 +108,8 @@ def _anneal(h, z, betas, step_size, leapfrog_steps, seed):
   # (log -inf) keeps it, where -inf - -inf would be NaN.
   tilt = lambda beta, x: tf.where(beta > 0., beta * h(x), 0.)  # noqa: E731
   target = lambda beta: lambda x: glow.standard_normal_log_prob(x) + tilt(beta, x)  # noqa: E731
-  add = lambda log_w, inc: tf.where(tf.math.is_inf(log_w) & (log_w < 0), log_w, log_w + inc)  # noqa: E731
+  zero = lambda log_w: tf.math.is_inf(log_w) & (log_w < 0)  # noqa: E731
+  add = lambda log_w, inc: tf.where(zero(log_w), log_w, log_w + inc)  # noqa: E731
   log_gamma = target(betas[0])(z)
   log_w = tf.zeros_like(log_gamma)
   accepted = tf.TensorArray(tf.float32, size=num - 2)

@@ -79,17 +79,14 @@ def last_logged(tensorboard_dir, step):
   it)."""
   out = {}
   for path in sorted(tf.io.gfile.glob(os.path.join(tensorboard_dir, 'events.out.tfevents.*'))):
-    try:
-      for record in tf.data.TFRecordDataset(path):
-        event = tf.compat.v1.Event.FromString(record.numpy())
-        if event.step != step:
-          continue
-        for v in event.summary.value:
-          if v.metadata.plugin_data.plugin_name == 'scalars' and not v.tag.startswith(
-              _NOT_METRICS):
-            out[v.tag] = float(tf.make_ndarray(v.tensor))
-    except tf.errors.DataLossError:  # a file cut short by a killed run: what was read counts
-      continue
+    for record in _records(path):  # a file cut short by a killed run: what was read counts
+      event = tf.compat.v1.Event.FromString(record)
+      if event.step != step:
+        continue
+      for v in event.summary.value:
+        if v.metadata.plugin_data.plugin_name == 'scalars' and not v.tag.startswith(
+            _NOT_METRICS):
+          out[v.tag] = float(tf.make_ndarray(v.tensor))
   return out
 
 

@@ -169,7 +169,7 @@ class Trainer:
     turns, fce_start = self.turns, self.state.fce_start
     step = int(self.step.numpy())
     stop = turns.total if until_step is None else min(until_step, turns.total)
-    self.was_finished = turns.finished(step, stop)
+    self.was_finished = turns.finished(step, stop)  # main.py then prints no 'Done:'
     if self.was_finished:  # no new event file, and the metrics it logged last
       logged = hooks.last_logged(self.folder.path('tensorboard'), step)
       if turns.finished(step, turns.total):
@@ -211,7 +211,8 @@ class Trainer:
       if milestone or step % t.log_every == 0:
         logged = log(step, phase, metrics)
       saved = (milestone or step % t.checkpoint_every == 0) and self._save(step, milestone)
-      if milestone or step % self.config.eval.every == 0:  # after the save: it never costs a checkpoint
+      # After the save: an evaluation never costs a checkpoint.
+      if milestone or step % self.config.eval.every == 0:
         logged.update(self.evaluation(step, writer, has_ebm=step > fce_start))
       if self.signals.received and not turns.finished(step, stop):  # (finished: all saved)
         self._interrupted(step, saved)

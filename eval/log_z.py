@@ -218,11 +218,27 @@ def _log_prior_mass_inside(h, latent_dim, seed, num_samples=20000, batch_size=50
   return float(np.log(p)), float(np.sqrt((1 - p) / inside))
 
 
+def _starts_inside(h, num_chains, latent_dim, seed, max_rounds=100):
+  """`num_chains` draws of N(0, I) restricted to the model's support (h > -inf), by rejection.
+  A chain started outside an EBM's support never moves (every proposal's density and gradient
+  there is -inf or NaN), so it cannot become a sample of the model; without a support this is
+  plain N(0, I)."""
+  kept, drawn = [], 0
+  for r in range(max_rounds):
+    z = tf.random.stateless_normal([num_chains, latent_dim], seed=[seed, 11 + 1000 * r])
+    kept.append(z.numpy()[np.isfinite(h(z).numpy())])
+    drawn += num_chains
+    if sum(map(len, kept)) >= num_chains:
+      return tf.constant(np.concatenate(kept)[:num_chains])
+  raise ReportError(f'{sum(map(len, kept))} of {drawn} N(0, I) latents lie in the model\'s '
+                    f'support, too few to start {num_chains} chains.')
+
+
 def model_latents(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_steps=3):
   """Approximate latent samples of the EBM, where reverse AIS starts on a learned model (whose
   exact samples nobody has): `num_chains` neural-transport chains (NT-EBM Sec. 3.2) of
-  `num_steps` HMC steps from N(0, I) on N(z) exp(h(z)), the step size adapted towards
-  transport.TARGET_ACCEPT in the first half and fixed in the second.
+  `num_steps` HMC steps on N(z) exp(h(z)) from N(0, I) restricted to the model's support, the
+  step size adapted towards transport.TARGET_ACCEPT in the first half and fixed in the second.
 
   Returns:
     (the chains' last states, the acceptance rate of the second half, the step size).
@@ -231,7 +247,7 @@ def model_latents(flow, ebm, num_chains, num_steps, step_size, seed, leapfrog_st
   target = lambda z: h(z) + glow.standard_normal_log_prob(z)  # noqa: E731
   run = tf.function(lambda z, size, n, seed, adapt: transport.hmc(target, z, size, n,
                                                                   leapfrog_steps, seed, adapt))
-  z = tf.random.stateless_normal([num_chains, flow.latent_dim], seed=[seed, 11])
+  z = _starts_inside(h, num_chains, flow.latent_dim, seed)
   adapt = num_steps // 2
   z, _, size = run(z, tf.constant(step_size, tf.float32), adapt, tf.constant([seed, 12]), True)
   z, acceptance, _ = run(z, size, num_steps - adapt, tf.constant([seed, 13]), False)

@@ -6,6 +6,7 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
   python -m bench.step_time --config=svhn --batch=2 --steps=3
   python -m bench.step_time --config=cifar10 --batch=2 --steps=2 --jit
   python -m bench.step_time --config=svhn --batch=16 --set model.flow.coupling=affine
+  python -m bench.step_time --config=svhn --batch=8 --set fce.flow_passes=one
   python -m bench.step_time --config=celeba64 --batch=2 --steps=2 --mode=nt
 
 With --mode=nt it times NT-EBM's updates instead, with the config's nt settings (its LipSwish
@@ -69,14 +70,17 @@ def main(_):
   if FLAGS.mode == 'nt':
     return _time_nt(config, flow, ebm, batch, optimizers['ebm'], compile_)
   mle = compile_(steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins))
-  ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'],
-                                                               optimizers['flow']))
+  two_pass = steps_lib.flow_two_pass(config.fce.flow_passes, config.model.flow,
+                                     config.data.shape, FLAGS.batch)
+  ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(
+      ebm, flow, optimizers['ebm'], optimizers['flow'], two_pass=two_pass))
   # The peak is a running maximum, so each step's column is the peak up to and including it:
   # the MLE step's own, then the larger of it and the next kind's.
   t_mle, peak_mle = _time(mle, (batch,), FLAGS.steps), _peak_gib()
   t_ebm, peak_ebm = _time(ebm_step, (batch,), FLAGS.steps), _peak_gib()
   t_flow, peak_gib = _time(flow_step, (batch,), FLAGS.steps), _peak_gib()
-  print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} jit={FLAGS.jit}')
+  print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} jit={FLAGS.jit} '
+        f'flow step in {"two passes" if two_pass else "one pass"}')
   print(f'flow params {_count(flow.trainable_variables):,}  '
         f'EBM params {_count(ebm.trainable_variables):,}')
   for name, t, peak in (('mle step', t_mle, peak_mle), ('fce ebm step', t_ebm, peak_ebm),

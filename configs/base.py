@@ -100,6 +100,10 @@ def get_base_config():
                                   # 'base': the EBM's frozen base flow (model.ebm.base='flow')
   fce.flow_nll_warn = 1.    # warn when the flow's data NLL per dim rises this far above its
                             # value at the start (a collapsing flow)
+  fce.flow_passes = 'auto'  # the flow step's gradient, the same update either way: 'two' (V's
+                            # data side, then its sample side: one pass's activations at a
+                            # time), 'one' (V at once), 'auto' (two where one pass's activations
+                            # are estimated over 1 GiB; train/steps.flow_two_pass)
   fce.schedule = schedule = ml_collections.ConfigDict()
   schedule.metric = 'accuracy'  # what the rule reads: 'accuracy' (FCE Sec. 4) or 'value' (V)
   schedule.threshold = 0.5  # FCE Sec. 4: EBM until accuracy > threshold, then flow until below

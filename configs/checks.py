@@ -86,6 +86,7 @@ def choices():
       'optim.flow_optimizer': steps.FLOW_OPTIMIZERS,
       'nce.noise': ('gaussian', 'flow'),
       'fce.ebm_aux_noise': ('gaussian', 'base'),
+      'fce.flow_passes': steps.FLOW_PASSES,
       'fce.schedule.metric': schedule.METRICS,
   }
 

@@ -227,9 +227,12 @@ def _fce_steps(run, conditional=False):
   aux_noise = None
   if f.ebm_aux_nce_weight:
     aux_noise = run.ebm.base if f.ebm_aux_noise == 'base' else run.gaussian_noise()
+  two_pass = steps_lib.flow_two_pass(
+      f.flow_passes, run.config.model.flow, run.config.data.shape,
+      run.global_batch // run.strategy.num_replicas_in_sync)
   ebm_step, flow_step = steps_lib.make_fce_steps(
       run.ebm, run.flow, opt['ebm'], opt['flow'], run.global_batch, f.flow_mle_weight,
-      f.ebm_f_penalty, aux_noise, f.ebm_aux_nce_weight)
+      f.ebm_f_penalty, aux_noise, f.ebm_aux_nce_weight, two_pass)
   if conditional:
     ssl = run.config.ssl
     ebm_step = steps_lib.make_ssl_ebm_step(run.ebm, run.flow, opt['ebm'], ssl.vat_weight,

@@ -105,14 +105,54 @@ def make_nce_step(ebm, noise, optimizer, nu=1., global_batch_size=None):
   return _descend(loss_fn, optimizer, ebm.trainable_variables, 'ebm')
 
 
+FLOW_PASSES = ('auto', 'one', 'two')  # fce.flow_passes
+# 'auto' differentiates the flow step in two passes above this estimate of one pass's
+# activations (`flow_activation_bytes`); below it, holding both costs little memory. One and
+# two passes took the same time on the 2-core CPU (docs/benchmarks), so 'auto' spares memory;
+# one pass leaves the two passes free to overlap where cores are idle.
+TWO_PASS_BYTES = 2 ** 30
+
+
+def flow_activation_bytes(flow_config, data_shape, batch_size):
+  """An estimate of the float32 activations one pass of the Glow keeps for its gradient at
+  `batch_size`: per flow step, the coupling network's two hidden layers (width W) and about four
+  tensors of the step's own size, at every position of its level (docs/benchmarks compares it
+  with measured peaks)."""
+  f, shape = flow_config, tuple(int(d) for d in data_shape)
+  per_step = lambda positions, channels: positions * (2 * f.width + 4 * channels)
+  if len(shape) == 1:
+    return 4 * batch_size * f.steps_per_level * per_step(1, shape[0])
+  (h, w, c), floats = shape, 0
+  for level in range(f.levels):
+    h, w, c = h // 2, w // 2, 4 * c
+    floats += f.steps_per_level * per_step(h * w, c)
+    if level < f.levels - 1:
+      c -= c // 2  # the split prior's half leaves
+  return 4 * batch_size * floats
+
+
+def flow_two_pass(passes, flow_config, data_shape, batch_size):
+  """Whether the FCE flow step runs in two passes (`make_fce_steps`): `passes` is
+  fce.flow_passes ('one', 'two', or 'auto': two if one pass's activations at the per-replica
+  `batch_size` are estimated above TWO_PASS_BYTES)."""
+  if passes != 'auto':
+    return passes == 'two'
+  return flow_activation_bytes(flow_config, data_shape, batch_size) > TWO_PASS_BYTES
+
+
 def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=None,
-                   flow_mle_weight=0., ebm_f_penalty=0., aux_noise=None, aux_weight=0.):
+                   flow_mle_weight=0., ebm_f_penalty=0., aux_noise=None, aux_weight=0.,
+                   two_pass=True):
   """The EBM step (ascend V in theta) and the flow step (descend V in alpha) of FCE eq. 12.
 
   flow_mle_weight > 0 adds that weight times the flow's NLL per dimension on the data to the
   flow's loss, ebm_f_penalty a penalty on f^2 to the EBM's, and aux_weight > 0 an NCE term
   against `aux_noise` to the EBM's (none is in the paper; see `contrastive.flow_fce_loss` and
   `contrastive.ebm_fce_loss`).
+
+  two_pass: differentiate V's data side and sample side one after the other (`flow_two_pass`
+  decides it from the config), which never holds the two flow passes' activations together;
+  else V at once. The update is the same either way.
   """
   def ebm_loss(batch):
     return contrastive.ebm_fce_loss(ebm, flow, batch['x'], batch['z'], global_batch_size,
@@ -121,6 +161,15 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
   flow_variables = flow.trainable_variables
 
   def flow_step(batch):
+    """Descends V (+ the MLE term) differentiated at once: one tape, both passes' activations
+    alive together until the gradient is taken."""
+    with tf.GradientTape() as tape:
+      loss, metrics = contrastive.flow_fce_loss(ebm, flow, batch['x'], batch['z'],
+                                                global_batch_size, flow_mle_weight)
+    norm = apply(flow_optimizer, tape.gradient(loss, flow_variables), flow_variables)
+    return dict(metrics, flow_grad_norm=norm)
+
+  def two_pass_flow_step(batch):
     """Descends V's two sides one after the other: the data side's inverse pass and its
     gradient, then the samples' forward pass and its gradient. V is their sum, so the update
     is the same as differentiating V at once, but the activations of the two passes are never
@@ -138,7 +187,8 @@ def make_fce_steps(ebm, flow, ebm_optimizer, flow_optimizer, global_batch_size=N
     norm = apply(flow_optimizer, list(map(_add, data_grads, sample_grads)), flow_variables)
     return dict(metrics, flow_grad_norm=norm)
 
-  return _descend(ebm_loss, ebm_optimizer, ebm.trainable_variables, 'ebm'), flow_step
+  return (_descend(ebm_loss, ebm_optimizer, ebm.trainable_variables, 'ebm'),
+          two_pass_flow_step if two_pass else flow_step)
 
 
 def _add(a, b):

@@ -21,6 +21,7 @@ BAD = [
     ('nce.nu=0', 'nce.nu=0'),
     ('fce.ebm_aux_noise=base', "fce.ebm_aux_noise='base' (needs model.ebm.base='flow'"),
     ('fce.ebm_aux_noise=uniform', "fce.ebm_aux_noise='uniform' (must be 'gaussian' or"),
+    ('fce.flow_passes=three', "fce.flow_passes='three' (must be one of 'auto', 'one', 'two')"),
     ('model.ebm.support=ball', "model.ebm.support='ball' (must be 'none' or 'cube')"),
     ('model.flow.support=ball', "model.flow.support='ball' (must be 'none' or 'cube')"),
     ('model.ebm.base=tilt', "model.ebm.base='tilt' (must be 'none' or 'flow')"),

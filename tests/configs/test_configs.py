@@ -119,10 +119,18 @@ def test_resolved_values(name, dataset, mode, field, value):
   assert node == value and type(node) is type(value)
 
 
+# Fields added since configs.RENAMED's moves: a run saved before them lacks them
+# (configs.with_defaults gives them their defaults).
+_ADDED_SINCE_THE_MOVES = ('fce.flow_passes',)
+
+
 def _old_layout(config_dict):
   """`config_dict` laid out as a run saved before configs.RENAMED's moves would hold it."""
   import copy  # pylint: disable=g-import-not-at-top
   old = copy.deepcopy(config_dict)
+  for key in _ADDED_SINCE_THE_MOVES:
+    section, leaf = key.split('.')
+    del old[section][leaf]
   for old_key, new_key in reversed(list(configs.RENAMED.items())):
     *new_path, new_leaf = new_key.split('.')
     parent = old

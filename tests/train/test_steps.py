@@ -129,10 +129,12 @@ def test_compiled_fce_steps_move_the_value_function_in_opposite_directions():
 
 @pytest.mark.slow
 @pytest.mark.parametrize('mle_weight', [0., 0.5])
-def test_two_pass_flow_step_applies_the_gradient_of_the_whole_value_function(mle_weight):
-  """The flow step differentiates V's data side and sample side one after the other (to hold
-  one pass's activations at a time); with SGD at lr 1 its update must be minus the gradient of
-  V (+ the MLE term) taken at once, for every flow variable."""
+@pytest.mark.parametrize('two_pass', [True, False])
+def test_flow_step_applies_the_gradient_of_the_whole_value_function(mle_weight, two_pass):
+  """In two passes the flow step differentiates V's data side and sample side one after the
+  other (to hold one pass's activations at a time), in one pass V at once; either way, with SGD
+  at lr 1 its update must be minus the gradient of V (+ the MLE term) taken at once, for every
+  flow variable."""
   config, flow, ebm, x = _setup('smoke', batch=8)
   z = flow.sample_latent(8, generator=tf.random.Generator.from_seed(1))
   for v in flow.trainable_variables:  # move the zero-initialised layers off zero
@@ -143,12 +145,50 @@ def test_two_pass_flow_step_applies_the_gradient_of_the_whole_value_function(mle
   assert all(g is not None and np.any(g.numpy() != 0) for g in grads)
   before = _snapshot(flow.trainable_variables)
   _, flow_step = steps_lib.make_fce_steps(ebm, flow, None, keras.optimizers.SGD(1.),
-                                          flow_mle_weight=mle_weight)
+                                          flow_mle_weight=mle_weight, two_pass=two_pass)
   step_metrics = steps_lib.compile_step(flow_step)({'x': x, 'z': z})
   for b, g, v in zip(before, grads, flow.trainable_variables):
     np.testing.assert_allclose(b - v.numpy(), g.numpy(), rtol=1e-4, atol=1e-6)
   for k in ('value', 'accuracy', 'flow_nll'):
     np.testing.assert_allclose(float(step_metrics[k]), float(metrics[k]), rtol=1e-5)
+
+
+def test_one_and_two_pass_flow_steps_give_the_same_update():
+  """From the same variables, Adamax's first update (elementwise lr sign(g), where a float's
+  difference in g could flip little) in one pass and in two lands on the same variables."""
+  config, flow, ebm, x = _setup('smoke', batch=4)
+  z = flow.sample_latent(4, generator=tf.random.Generator.from_seed(2))
+  for v in flow.trainable_variables:
+    v.assign(v + 0.05 * tf.random.stateless_normal(v.shape, seed=[v.shape.rank, 4]))
+  start = _snapshot(flow.trainable_variables)
+  after = {}
+  for two_pass in (True, False):
+    for v, value in zip(flow.trainable_variables, start):
+      v.assign(value)
+    optimizer = steps_lib.make_optimizers(config.optim)['flow']
+    _, flow_step = steps_lib.make_fce_steps(ebm, flow, None, optimizer, flow_mle_weight=0.5,
+                                            two_pass=two_pass)
+    metrics = steps_lib.compile_step(flow_step)({'x': x, 'z': z})
+    after[two_pass] = _snapshot(flow.trainable_variables), float(metrics['flow_grad_norm'])
+  assert sum(_changed(start, flow.trainable_variables)) > 0.9 * len(start)
+  for a, b in zip(after[True][0], after[False][0]):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # a tenth of the step, lr 1e-5
+  np.testing.assert_allclose(after[True][1], after[False][1], rtol=1e-5)
+
+
+def test_auto_takes_two_passes_where_one_pass_holds_over_a_gib_of_activations():
+  """The estimate counts each flow step's coupling network (two hidden layers of width W) and
+  about four tensors of the step's size, at every position; CIFAR-10's K=32 Glow at batch 64:
+  32 * (256 (1024 + 48) + 64 (1024 + 96) + 16 (1024 + 192)) floats an image, 2.79 GiB."""
+  cifar, digits = configs.get_config('cifar10'), configs.get_config('digits')
+  estimate = lambda c, batch: steps_lib.flow_activation_bytes(c.model.flow, c.data.shape, batch)
+  assert estimate(cifar, 64) == 4 * 64 * 32 * (256 * 1072 + 64 * 1120 + 16 * 1216)
+  toy = configs.get_config('toy2d')
+  assert estimate(toy, 1000) == 4 * 1000 * 10 * (2 * 128 + 4 * 2)
+  auto = lambda c, batch: steps_lib.flow_two_pass('auto', c.model.flow, c.data.shape, batch)
+  assert auto(cifar, 64) and not auto(cifar, 8) and not auto(digits, 64) and not auto(toy, 1000)
+  assert steps_lib.flow_two_pass('two', digits.model.flow, digits.data.shape, 1)
+  assert not steps_lib.flow_two_pass('one', cifar.model.flow, cifar.data.shape, 64)
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
 """What the benchmark scripts share. Import it after `startup.quiet()`: it imports TensorFlow."""
 
+import types
+
 import numpy as np
 import tensorflow as tf
 
@@ -13,11 +15,59 @@ def models_and_batch(config, batch_size):
   shape = tuple(config.data.shape)
   flow = build.build_flow(config.model.flow, shape)
   ebm = build.build_ebm(config.model.ebm, shape, config.data.num_classes, config.model.flow)
-  rng = np.random.default_rng(0)
-  if config.data.num_bins:
-    ints = rng.integers(0, config.data.num_bins, (batch_size, *shape))
-    x = tf.constant(flow_losses.dequantize(ints, config.data.num_bins, rng.random(ints.shape)))
-  else:
-    x = tf.constant(rng.standard_normal((batch_size, *shape)).astype(np.float32))
+  x = stand_in_data(config, batch_size)
   flow.data_init(x)
   return flow, ebm, {'x': x, 'z': flow.sample_latent(batch_size)}
+
+
+def stand_in_data(config, batch_size, seed=0):
+  """Dequantized random uint8 images, or Gaussian vectors, of the config's shape."""
+  shape, rng = tuple(config.data.shape), np.random.default_rng(seed)
+  if config.data.num_bins:
+    ints = rng.integers(0, config.data.num_bins, (batch_size, *shape))
+    return tf.constant(flow_losses.dequantize(ints, config.data.num_bins, rng.random(ints.shape)))
+  return tf.constant(rng.standard_normal((batch_size, *shape)).astype(np.float32))
+
+
+def mode_steps(config, mode, batch_size, like=None):
+  """A mode's steps as the trainer makes them (`Mode.make_steps` on what it reads of a Trainer):
+  the config's models, the optimizers (built, as the trainer builds them) and the mode's extra
+  variables (nt's chains start from N(0, I)), with every variable set to `like`'s values if
+  given. `config` is the mode's (`Mode.configure`).
+
+  Returns:
+    (steps {name: per-replica step}, the variables in a fixed order, a batch {'x', 'z',
+    'x_labeled', 'y_labeled'} of stand-in data for them, other than the data the ActNorms were
+    initialised on: there the gradients of their biases are rounding noise, which Adam's first
+    step scales up to lr).
+  """
+  from train import modes  # pylint: disable=g-import-not-at-top
+  from train import steps as steps_lib  # pylint: disable=g-import-not-at-top
+  from models import noise as noise_lib  # pylint: disable=g-import-not-at-top
+  spec, shape = modes.get(mode), tuple(config.data.shape)
+  flow, ebm, _ = models_and_batch(config, batch_size)
+  optimizers = steps_lib.make_optimizers(config.optim)
+  for name, model in (('ebm', ebm), ('flow', flow), ('flow_mle', flow)):
+    optimizers[name].build(model.trainable_variables)
+  state = types.SimpleNamespace(extras=spec.extra_variables(
+      config, batch_size, flow.latent_dim, lambda: (0, False)))
+  run = types.SimpleNamespace(
+      config=config, flow=flow, ebm=ebm, optimizers=optimizers, state=state, nu=1,
+      global_batch=batch_size, labeled_batch=batch_size, step=tf.Variable(3, dtype=tf.int64))
+  x = stand_in_data(config, batch_size, seed=1)
+  run.gaussian_noise = lambda: noise_lib.GaussianNoise(
+      shape, np.mean(x, 0), config.nce.noise_std * np.std(x, 0) + 1e-3)
+  run.noise = spec.make_noise(config, flow, run.gaussian_noise)
+  if 'chains' in state.extras:
+    state.extras['chains'].assign(tf.random.stateless_normal([batch_size, flow.latent_dim],
+                                                             [0, 9]))
+  variables = [*flow.variables, *ebm.variables, *state.extras.values(),
+               *(v for o in optimizers.values() for v in o.variables)]
+  if like is not None:
+    for v, value in zip(variables, like, strict=True):
+      v.assign(value)
+  latent = run.noise.latent_dim if run.noise is not None else flow.latent_dim
+  batch = {'x': x, 'z': tf.random.stateless_normal([batch_size, latent], [1, 2]),
+           'x_labeled': stand_in_data(config, batch_size, seed=2),
+           'y_labeled': tf.range(batch_size) % max(config.data.num_classes, 1)}
+  return spec.make_steps(run), variables, batch

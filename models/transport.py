@@ -92,27 +92,39 @@ def hmc(target_log_prob, z, step_size, num_steps, leapfrog_steps, seed, adapt=Tr
 
   With `adapt`, tfp's SimpleStepSizeAdaptation moves the one step size shared by the chains
   multiplicatively towards `target_accept` (NT-EBM A.4: from 0.15, towards 0.651) at every step.
-  `seed` is a stateless seed (two int32), so the chains are a function of it.
+  `seed` is a stateless seed (two int32), so the chains are a function of it: the chains of
+  tfp.mcmc.sample_chain for that seed, bit for bit, though only the last state is kept (a loop
+  over the kernel's one_step). The kernel's bootstrap takes one value-and-gradient of the target,
+  each HMC step `leapfrog_steps` more. Under XLA (train.jit_compile) the random numbers are
+  XLA's, so the chains are another function of the seed.
 
   Returns:
     (the chains' last states, the acceptance rate over the steps and chains, the adapted step
     size to start from next time).
   """
   step_size = tf.convert_to_tensor(step_size, tf.float32)
+  z = tf.convert_to_tensor(z)
   kernel = tfp.mcmc.HamiltonianMonteCarlo(target_log_prob, step_size=step_size,
                                           num_leapfrog_steps=leapfrog_steps)
   if adapt:
     kernel = tfp.mcmc.SimpleStepSizeAdaptation(kernel, num_adaptation_steps=num_steps,
                                                target_accept_prob=target_accept)
 
-  def trace(_, results):
-    if adapt:
-      return results.inner_results.is_accepted, results.new_step_size
-    return results.is_accepted, step_size
+  def body(i, z, results, seed, accepted):
+    step_seed, seed = tfp.random.split_seed(seed)  # sample_chain's split, step by step
+    z, results = kernel.one_step(z, results, seed=step_seed)
+    inner = results.inner_results if adapt else results
+    return i + 1, z, results, seed, accepted + tf.reduce_sum(tf.cast(inner.is_accepted, tf.int32))
 
-  states, (accepted, sizes) = tfp.mcmc.sample_chain(
-      num_results=num_steps, current_state=z, kernel=kernel, trace_fn=trace, seed=seed)
-  return states[-1], tf.reduce_mean(tf.cast(accepted, tf.float32)), sizes[-1]
+  seed = tfp.random.sanitize_seed(seed, salt='mcmc.sample_chain')  # as sample_chain salts it
+  _, z, results, _, accepted = tf.while_loop(
+      lambda i, *_: i < num_steps, body,
+      (tf.constant(0), z, kernel.bootstrap_results(z), seed, tf.constant(0)))
+  # The mean of the num_steps x chains 0/1 acceptances, taken by tf.reduce_mean as sample_chain's
+  # trace was (a division by a constant can be rewritten to a product with its rounded
+  # reciprocal, one ulp off).
+  rate = tf.reduce_mean(tf.cast(tf.range(num_steps * tf.shape(z)[0]) < accepted, tf.float32))
+  return z, rate, results.new_step_size if adapt else step_size
 
 
 class NeuralTransport:

@@ -2,6 +2,8 @@
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import samplers
 
 
 def assert_finite(*tensors):
@@ -129,3 +131,67 @@ def flow_config(**fields):
   config = base.get_base_config().model.flow
   config.update(fields)
   return config
+
+
+def _bits(seed, shape, stream):
+  """uint32 hashes (in int64) of a seed, a stream number and each element's index: integer
+  arithmetic that XLA and TensorFlow's kernels compute identically."""
+  mask = 2 ** 32 - 1
+
+  def mix(h):
+    for _ in range(2):
+      h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+      h = tf.bitwise.bitwise_and(h * 0x45d9f3b, mask)
+    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+
+  seed = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), mask)
+  h = mix(seed[0] + mix(seed[1] + stream))
+  index = tf.range(tf.reduce_prod(tf.cast(shape, tf.int64)), dtype=tf.int64)
+  return tf.reshape(mix(tf.bitwise.bitwise_and(h + index * 0x9e3779b, mask)), shape)
+
+
+def _uniform24(seed, shape, stream):
+  return tf.bitwise.right_shift(_bits(seed, shape, stream), 8)  # 24-bit integers
+
+
+class ExactRandom:
+  """A stand-in for tfp's stateless samplers (seeds, uniforms, normals) that gives the same
+  numbers under XLA as outside it: XLA's Philox differs from TensorFlow's kernels, so HMC's
+  chains under jit_compile are another (equally valid) function of the seed. With this, the nt
+  steps with and without XLA can be compared number for number."""
+
+  @staticmethod
+  def sanitize_seed(seed, salt=None, name=None):
+    del name
+    seed = tf.convert_to_tensor(seed, tf.int32)
+    if salt is not None:
+      seed = ExactRandom.split_seed(seed, 1, stream=len(salt))[0]
+    return seed
+
+  @staticmethod
+  def split_seed(seed, n=2, salt=None, name=None, stream=7):
+    del salt, name
+    halves = tf.cast(_bits(seed, [n, 2], stream) - 2 ** 31, tf.int32)
+    return tf.unstack(halves)
+
+  @staticmethod
+  def uniform(shape, minval=0., maxval=None, dtype=tf.float32, seed=None, name=None):
+    del name
+    u = tf.cast(_uniform24(seed, shape, 1), dtype) * 2. ** -24
+    return minval + u * ((1. if maxval is None else maxval) - minval)
+
+  @staticmethod
+  def normal(shape, mean=0., stddev=1., dtype=tf.float32, seed=None, name=None):
+    del name
+    # Irwin-Hall: the sum of 12 uniforms, less 6, has mean 0 and variance 1 (an exact integer
+    # sum, rounded once).
+    total = sum(_uniform24(seed, shape, 2 + k) for k in range(12))
+    return mean + stddev * (tf.cast(total, dtype) * 2. ** -24 - 6.)
+
+
+def patch_exact_random(monkeypatch):
+  """Puts `ExactRandom` in place of tfp's stateless samplers for one test."""
+  for name in ('sanitize_seed', 'split_seed', 'uniform', 'normal'):
+    monkeypatch.setattr(samplers, name, getattr(ExactRandom, name))
+    if hasattr(tfp.random, name):
+      monkeypatch.setattr(tfp.random, name, getattr(ExactRandom, name))

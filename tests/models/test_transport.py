@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from losses import nt
 from models import ebm as ebm_lib
@@ -184,3 +185,65 @@ def test_tilted_model_adds_the_backbone_log_density():
   x = tf.constant([[0., 0.], [1., 3.]])
   np.testing.assert_allclose(model.marginal_log_prob(x).numpy(),
                              flow.log_prob(x).numpy() - 0.25, rtol=1e-6)
+
+
+def _sample_chain_hmc(target_log_prob, z, step_size, num_steps, leapfrog_steps, seed, adapt=True,
+                      target_accept=transport.TARGET_ACCEPT):
+  """transport.hmc as it was before issue 36: tfp.mcmc.sample_chain, which keeps every state of
+  the chains and traces every step's acceptance and step size (the reference of the next
+  tests)."""
+  step_size = tf.convert_to_tensor(step_size, tf.float32)
+  kernel = tfp.mcmc.HamiltonianMonteCarlo(target_log_prob, step_size=step_size,
+                                          num_leapfrog_steps=leapfrog_steps)
+  if adapt:
+    kernel = tfp.mcmc.SimpleStepSizeAdaptation(kernel, num_adaptation_steps=num_steps,
+                                               target_accept_prob=target_accept)
+
+  def trace(_, results):
+    if adapt:
+      return results.inner_results.is_accepted, results.new_step_size
+    return results.is_accepted, step_size
+
+  states, (accepted, sizes) = tfp.mcmc.sample_chain(
+      num_results=num_steps, current_state=z, kernel=kernel, trace_fn=trace, seed=seed)
+  return states[-1], tf.reduce_mean(tf.cast(accepted, tf.float32)), sizes[-1]
+
+
+def _sinh_target():
+  """A tilt of the sinh flow: a latent target whose gradient varies with z (eq. 9)."""
+  flow = _SinhFlow(3)
+  return transport.latent_log_prob(_quadratic(0.7, np.float32([0.5, -1., 2.])), flow)
+
+
+@pytest.mark.parametrize('adapt', [True, False])
+def test_hmc_keeps_only_the_last_state_of_sample_chains_chains(adapt):
+  """Issue 36: hmc's loop keeps the last state only; for a seed it must give sample_chain's
+  chains bit for bit, the mean acceptance over all steps and chains, and the last step size."""
+  target = _sinh_target()
+  z = tf.random.stateless_normal([16, 3], seed=[5, 5])
+  for seed in ([1, 2], [7, 3]):
+    args = (target, z, 0.4, 7, 3, tf.constant(seed), adapt)
+    new = tf.function(lambda: transport.hmc(*args))()
+    old = tf.function(lambda: _sample_chain_hmc(*args))()
+    assert 0. < float(old[1]) < 1.  # some moves rejected: the count means something
+    for a, b in zip(new, old):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+  eager = transport.hmc(*args)  # eagerly too (tests and scripts call it so)
+  for a, b in zip(eager, old):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_hmc_under_xla_gives_the_same_chains_for_the_same_random_numbers(exact_random):
+  """train.jit_compile compiles the nt step, HMC and all, with XLA. XLA's random numbers differ
+  from TensorFlow's for a seed, so with tfp's samplers replaced by numbers both give
+  (`helpers.ExactRandom`), the compiled chains must be the plain ones up to rounding."""
+  del exact_random
+  target = _sinh_target()
+  z = tf.random.stateless_normal([16, 3], seed=[5, 6])
+  args = (target, z, 0.4, 7, 3, tf.constant([3, 4]))
+  plain = tf.function(lambda: transport.hmc(*args))()
+  xla = tf.function(lambda: transport.hmc(*args), jit_compile=True)()
+  assert 0. < float(plain[1]) < 1.
+  np.testing.assert_allclose(xla[0].numpy(), plain[0].numpy(), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(float(xla[1]), float(plain[1]), rtol=1e-6)  # same accepts
+  np.testing.assert_allclose(float(xla[2]), float(plain[2]), rtol=1e-5)

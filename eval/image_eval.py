@@ -206,6 +206,24 @@ def ais_bpd(proposal, ebm, options, bpd_c, num_dims):
   return block
 
 
+def _check_against_importance_sampling(block):
+  """Forward AIS and importance sampling both estimate log Z from below in expectation, so the
+  larger is the better estimate. When importance sampling lies above AIS's top rung by more than
+  twice their combined standard error, AIS has missed mass the proposals found (the ladder's
+  rungs can agree while each misses it; docs/heldout): the block says so
+  (`behind_importance_sampling`) and the ladder is not `settled`."""
+  ais = block['ais']
+  if ais.get('bpd') is None or 'importance_sampled' not in block:
+    return
+  margin = block['importance_sampled'] - ais['bpd']
+  behind = bool(margin > 2 * np.hypot(block['importance_sampled_se'], ais['bpd_se']))
+  ais['behind_importance_sampling'] = behind
+  if behind:
+    ais['settled'] = False
+    logging.warning('AIS\'s estimate lies %.4f bits/dim below importance sampling\'s: it has '
+                    'missed mass the proposals found; neither is a settled estimate.', margin)
+
+
 def _reverse_ais_bpd(proposal, ebm, options, num_steps, to_bpd, scale):
   """The upper side of `ais_bpd`: reverse AIS from neural-transport chains."""
   z, start_acceptance, start_step_size = log_z.model_latents(
@@ -401,6 +419,7 @@ class Evaluator:
       block.update(importance_sampled_bpd(proposal, ebm, self.options, bpd_c, num_dims))
     if self.reports.flow and self.options.ais_ladder:
       block['ais'] = ais_bpd(proposal, ebm, self.options, bpd_c, num_dims)
+      _check_against_importance_sampling(block)
     return block
 
   def _classification(self, report, ebm, save):

@@ -53,7 +53,8 @@ def mode_steps(config, mode, batch_size, like=None):
       config, batch_size, flow.latent_dim, lambda: (0, False)))
   run = types.SimpleNamespace(
       config=config, flow=flow, ebm=ebm, optimizers=optimizers, state=state, nu=1,
-      global_batch=batch_size, labeled_batch=batch_size, step=tf.Variable(3, dtype=tf.int64))
+      global_batch=batch_size, labeled_batch=batch_size, step=tf.Variable(3, dtype=tf.int64),
+      strategy=tf.distribute.get_strategy())
   x = stand_in_data(config, batch_size, seed=1)
   run.gaussian_noise = lambda: noise_lib.GaussianNoise(
       shape, np.mean(x, 0), config.nce.noise_std * np.std(x, 0) + 1e-3)

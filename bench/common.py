@@ -5,6 +5,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+import configs
 from losses import flow as flow_losses
 from models import build
 
@@ -29,17 +30,29 @@ def stand_in_data(config, batch_size, seed=0):
   return tf.constant(rng.standard_normal((batch_size, *shape)).astype(np.float32))
 
 
-def mode_steps(config, mode, batch_size, like=None):
-  """A mode's steps as the trainer makes them (`Mode.make_steps` on what it reads of a Trainer):
-  the config's models, the optimizers (built, as the trainer builds them) and the mode's extra
-  variables (nt's chains start from N(0, I)), with every variable set to `like`'s values if
-  given. `config` is the mode's (`Mode.configure`).
+def mode_config(name, mode, sets=()):
+  """Config `name` as the trainer configures it for `mode` (`Mode.configure`; the tilt modes
+  with a flow of --init_flow), with the overrides `sets` (key=value) applied last."""
+  from configs import overrides  # pylint: disable=g-import-not-at-top
+  from train import modes  # pylint: disable=g-import-not-at-top
+  spec = modes.get(mode)
+  config = spec.configure(configs.get_config(name, mode=mode),
+                          init_flow='backbone' if spec.tilt else None)
+  overrides.apply(config, sets)
+  return config
+
+
+def mode_run(config, mode, batch_size, like=None):
+  """What a mode's steps read of a Trainer (`Mode.make_steps`), built as the trainer builds it:
+  the config's models, the optimizers (built), the mode's extra variables (nt's chains start from
+  N(0, I)), with every variable set to `like`'s values if given. `config` is the mode's
+  (`mode_config`). Steps of other modes can be made from the same run (`modes.get(m)
+  .make_steps(run)`): every optimizer exists.
 
   Returns:
-    (steps {name: per-replica step}, the variables in a fixed order, a batch {'x', 'z',
-    'x_labeled', 'y_labeled'} of stand-in data for them, other than the data the ActNorms were
-    initialised on: there the gradients of their biases are rounding noise, which Adam's first
-    step scales up to lr).
+    (run, the variables in a fixed order, a batch {'x', 'z', 'x_labeled', 'y_labeled'} of
+    stand-in data for them, other than the data the ActNorms were initialised on: there the
+    gradients of their biases are rounding noise, which Adam's first step scales up to lr).
   """
   from train import modes  # pylint: disable=g-import-not-at-top
   from train import steps as steps_lib  # pylint: disable=g-import-not-at-top
@@ -71,4 +84,15 @@ def mode_steps(config, mode, batch_size, like=None):
   batch = {'x': x, 'z': tf.random.stateless_normal([batch_size, latent], [1, 2]),
            'x_labeled': stand_in_data(config, batch_size, seed=2),
            'y_labeled': tf.range(batch_size) % max(config.data.num_classes, 1)}
-  return spec.make_steps(run), variables, batch
+  return run, variables, batch
+
+
+def mode_steps(config, mode, batch_size, like=None):
+  """A mode's steps as the trainer makes them, on a `mode_run`.
+
+  Returns:
+    ({update name: per-replica step}, the run's variables in a fixed order, its batch).
+  """
+  from train import modes  # pylint: disable=g-import-not-at-top
+  run, variables, batch = mode_run(config, mode, batch_size, like)
+  return modes.get(mode).make_steps(run), variables, batch

@@ -22,7 +22,6 @@ import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
 import configs  # noqa: E402
-from configs import overrides  # noqa: E402
 from train import modes  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
@@ -45,11 +44,7 @@ def main(_):
   print(f'{"mode":7s} {"step":5s} {"compile s":>16s} {"plain s":>8s} {"xla s":>8s} '
         f'{"plain/xla":>9s}', flush=True)
   for mode in FLAGS.modes:
-    config = configs.get_config(FLAGS.config, mode=mode)
-    config.ssl.vat_weight = 1.
-    init_flow = 'backbone' if modes.get(mode).tilt else None
-    config = modes.get(mode).configure(config, init_flow=init_flow)
-    overrides.apply(config, FLAGS.set)
+    config = common.mode_config(FLAGS.config, mode, ['ssl.vat_weight=1.', *FLAGS.set])
     plain, variables, batch = common.mode_steps(config, mode, FLAGS.batch)
     xla, _, _ = common.mode_steps(config, mode, FLAGS.batch, like=variables)
     for name in plain:

@@ -13,12 +13,15 @@ Prints a markdown table, one row per cost:
                 they alternate) over an MLE update, at toy2d's batch (--batch_2d);
   nt            an nt update (NT-EBM Algorithm 1: K HMC steps of L leapfrog steps on the latent
                 chains, then eq. 6) over K (L + 1) value-and-gradients in z of the latent target
-                log p(z) (eq. 9) at the chains' batch, with the config's nt settings.
-Steps are compiled as the trainer compiles them (`steps_lib.compile_step`), with the config's
-FCE settings; random data stand in for the dataset, as in bench/step_time.py. Each repetition
-times every function in turn (`--steps` calls each, after one untimed call that traces it): the
-seconds are medians over repetitions, a ratio the median of the repetitions' ratios, so load
-that shifts between repetitions cancels.
+                log p(z) (eq. 9) at the chains' batch, with the config's nt settings;
+  nt, tfp count the same update over K L + 1 of them: tfp's HMC reuses the gradient of the
+                state it kept to start the next step, so that is what it takes.
+Every update is made as the trainer makes it (`Mode.make_steps` on `bench.common.mode_run`,
+the config as `Mode.configure` sets it for the mode) and compiled as the trainer compiles it
+(`steps_lib.compile_step`); random data stand in for the dataset, as in bench/step_time.py.
+Each repetition times every function in turn (`--steps` calls each, after one call that traces
+it, whose seconds are the table's compile column): the seconds are medians over repetitions, a
+ratio the median of the repetitions' ratios, so load that shifts between repetitions cancels.
 """
 
 import time
@@ -33,9 +36,8 @@ import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
 import configs  # noqa: E402
-from configs import overrides  # noqa: E402
-from models import noise as noise_lib  # noqa: E402
 from models import transport  # noqa: E402
+from train import modes  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
 # (row, cost, floor, target): the table's rows in order.
@@ -45,6 +47,8 @@ ROWS = (
     ('2d fce', 'toy2d FCE iteration (mean of EBM and flow update)', 'toy2d flow MLE update',
      'report'),
     ('nt', 'nt update', 'K (L + 1) value-and-gradients of log p(z) (eq. 9)', '<= 1.3'),
+  ('nt, tfp count', 'nt update', 'K L + 1 value-and-gradients of log p(z) (what tfp takes)',
+   'report'),
 )
 
 
@@ -58,28 +62,6 @@ def define_flags():
   flags.DEFINE_multi_string('set', [], 'Override of the image config (and of its nt config), '
                             'key=value, e.g. nt.hmc_steps=5.')
   flags.DEFINE_multi_string('set_2d', [], 'Override of the toy2d config, key=value.')
-
-
-def _config(name, sets, mode=None):
-  config = configs.get_config(name, mode=mode)
-  overrides.apply(config, sets)
-  return config
-
-
-def _fce_steps(config, flow, ebm, batch, optimizers):
-  """The FCE EBM and flow updates with the config's FCE terms, as `train.modes` builds them."""
-  f = config.fce
-  aux_noise = None
-  if f.ebm_aux_nce_weight:  # the trainer's Gaussian (its first batch's mean and std)
-    x = batch['x'].numpy()
-    aux_noise = noise_lib.GaussianNoise(x.shape[1:], x.mean(0),
-                                        config.nce.noise_std * x.std(0) + 1e-3)
-  two_pass = steps_lib.flow_two_pass(f.flow_passes, config.model.flow, config.data.shape,
-                                     batch['x'].shape[0])
-  return steps_lib.make_fce_steps(ebm, flow, optimizers['ebm'], optimizers['flow'],
-                                  flow_mle_weight=f.flow_mle_weight, ebm_f_penalty=f.ebm_f_penalty,
-                                  aux_noise=aux_noise, aux_weight=f.ebm_aux_nce_weight,
-                                  two_pass=two_pass)
 
 
 def _forward(flow, ebm):
@@ -107,43 +89,40 @@ def _value_and_gradient(correction, flow):
   return fn
 
 
-def _image_functions(config, batch_size, compile_):
-  """{name: (compiled function, its batch)} of the image rows."""
-  flow, ebm, batch = common.models_and_batch(config, batch_size)
-  optimizers = steps_lib.make_optimizers(config.optim)
-  ebm_step, flow_step = _fce_steps(config, flow, ebm, batch, optimizers)
-  mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins)
-  return {'fce flow': (compile_(flow_step), batch), 'mle': (compile_(mle), batch),
-          'fce ebm': (compile_(ebm_step), batch), 'forward': (compile_(_forward(flow, ebm)), batch)}
+def _image_functions(config_name, sets, batch_size, compile_):
+  """{name: (compiled function, its batch)} of the image rows: FCE's updates, MLE's on the same
+  flow, and the forward passes of both models."""
+  run, _, batch = common.mode_run(common.mode_config(config_name, 'fce', sets), 'fce',
+                                  batch_size)
+  fce, mle = modes.get('fce').make_steps(run), modes.get('mle').make_steps(run)
+  return {'fce flow': (compile_(fce['flow']), batch), 'mle': (compile_(mle['flow']), batch),
+          'fce ebm': (compile_(fce['ebm']), batch),
+          'forward': (compile_(_forward(run.flow, run.ebm)), batch)}
 
 
 def _toy2d_functions(sets, batch_size, compile_):
-  config = _config('toy2d', sets)
-  flow, ebm, batch = common.models_and_batch(config, batch_size or config.train.batch_size)
-  optimizers = steps_lib.make_optimizers(config.optim)
-  ebm_step, flow_step = _fce_steps(config, flow, ebm, batch, optimizers)
-  mle = steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins)
-  return {'2d ebm': (compile_(ebm_step), batch), '2d flow': (compile_(flow_step), batch),
-          '2d mle': (compile_(mle), batch)}
+  config = common.mode_config('toy2d', 'fce', sets)
+  run, _, batch = common.mode_run(config, 'fce', batch_size or config.train.batch_size)
+  fce, mle = modes.get('fce').make_steps(run), modes.get('mle').make_steps(run)
+  return {'2d ebm': (compile_(fce['ebm']), batch), '2d flow': (compile_(fce['flow']), batch),
+          '2d mle': (compile_(mle['flow']), batch)}
 
 
 def _nt_functions(config, batch_size, compile_):
-  """The nt update as bench/step_time.py --mode=nt builds it, and its floor."""
-  flow, ebm, batch = common.models_and_batch(config, batch_size)
-  t = config.nt
-  optimizer = steps_lib.make_optimizers(config.optim)['ebm']
-  optimizer.build(ebm.trainable_variables)
-  chains, step_size = tf.Variable(batch['z']), tf.Variable(t.hmc_step_size)
-  nt = steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,
-                              lambda: tf.constant([0, 1]), t.hmc_steps, t.hmc_leapfrog_steps)
-  return {'nt': (compile_(nt), batch),
-          'nt grad': (compile_(_value_and_gradient(ebm, flow)), batch)}
+  """The nt update and one value-and-gradient of its floor."""
+  run, _, batch = common.mode_run(config, 'nt', batch_size)
+  return {'nt': (compile_(modes.get('nt').make_steps(run)['ebm']), batch),
+          'nt grad': (compile_(_value_and_gradient(run.ebm, run.flow)), batch)}
 
 
 def _time(functions, reps, steps):
-  """{name: [seconds per call, one per repetition]}, the functions timed in turn."""
-  for fn, batch in functions.values():
-    fn(batch)  # trace
+  """({name: [seconds per call, one per repetition]}, {name: seconds of the first call, which
+  traces}), the functions timed in turn."""
+  first = {}
+  for name, (fn, batch) in functions.items():
+    start = time.perf_counter()
+    tf.nest.map_structure(lambda t: t.numpy(), fn(batch))
+    first[name] = time.perf_counter() - start
   seconds = {name: [] for name in functions}
   for _ in range(reps):
     for name, (fn, batch) in functions.items():
@@ -152,34 +131,43 @@ def _time(functions, reps, steps):
         out = fn(batch)
       tf.nest.map_structure(lambda t: t.numpy(), out)
       seconds[name].append((time.perf_counter() - start) / steps)
-  return {name: np.array(s) for name, s in seconds.items()}
+  return {name: np.array(s) for name, s in seconds.items()}, first
 
 
 def measure(config_name='digits', batch=64, reps=5, steps=3, jit=False, sets=(), batch_2d=0,
             sets_2d=()):
-  """Returns [(row, cost, floor, cost seconds, floor seconds, ratio, target)] in ROWS' order."""
+  """Returns [(row, cost, floor, cost seconds, floor seconds, ratio, target, compile seconds of
+  cost and floor)] in ROWS' order."""
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=jit)
-  config = _config(config_name, sets)
-  nt_config = _config(config_name, sets, mode='nt')
-  functions = {**_image_functions(config, batch, compile_),
+  nt_config = common.mode_config(config_name, 'nt', sets)
+  functions = {**_image_functions(config_name, sets, batch, compile_),
                **_toy2d_functions(sets_2d, batch_2d, compile_),
                **_nt_functions(nt_config, batch, compile_)}
-  s = _time(functions, reps, steps)
-  t = nt_config.nt
-  pairs = {'fce flow': (s['fce flow'], s['mle']), 'fce ebm': (s['fce ebm'], s['forward']),
-           '2d fce': ((s['2d ebm'] + s['2d flow']) / 2, s['2d mle']),
-           'nt': (s['nt'], t.hmc_steps * (t.hmc_leapfrog_steps + 1) * s['nt grad'])}
-  return [(row, cost, floor, float(np.median(pairs[row][0])), float(np.median(pairs[row][1])),
-           float(np.median(pairs[row][0] / pairs[row][1])), target)
-          for row, cost, floor, target in ROWS]
+  s, first = _time(functions, reps, steps)
+  k, l = nt_config.nt.hmc_steps, nt_config.nt.hmc_leapfrog_steps
+  pairs = {'fce flow': ('fce flow', 'mle', 1), 'fce ebm': ('fce ebm', 'forward', 1),
+           '2d fce': (('2d ebm', '2d flow'), '2d mle', 1), 'nt': ('nt', 'nt grad', k * (l + 1)),
+           'nt, tfp count': ('nt', 'nt grad', k * l + 1)}
+  rows = []
+  for row, cost, floor, target in ROWS:
+    cost_names, floor_name, count = pairs[row]
+    cost_names = (cost_names,) if isinstance(cost_names, str) else cost_names
+    cost_s = sum(s[n] for n in cost_names) / len(cost_names)
+    floor_s = count * s[floor_name]
+    rows.append((row, cost, floor, float(np.median(cost_s)), float(np.median(floor_s)),
+                 float(np.median(cost_s / floor_s)), target,
+                 sum(first[n] for n in cost_names), first[floor_name]))
+  return rows
 
 
 def table(rows):
   """The rows of `measure` as a markdown table."""
-  lines = ['| cost | seconds | floor | floor seconds | ratio | target |',
-           '|---|---|---|---|---|---|']
-  lines += [f'| {cost} | {seconds:.4f} | {floor} | {floor_seconds:.4f} | {ratio:.2f} | {target} |'
-            for _, cost, floor, seconds, floor_seconds, ratio, target in rows]
+  lines = ['| cost | seconds | floor | floor seconds | ratio | target | first call (traces) s: '
+           'cost / floor |', '|---|---|---|---|---|---|---|']
+  lines += [f'| {cost} | {seconds:.4f} | {floor} | {floor_seconds:.4f} | {ratio:.2f} | {target} '
+            f'| {first_cost:.1f} / {first_floor:.1f} |'
+            for _, cost, floor, seconds, floor_seconds, ratio, target, first_cost, first_floor
+            in rows]
   return '\n'.join(lines)
 
 

@@ -12,6 +12,10 @@ Random uint8 images stand in for the dataset (the cost does not depend on pixel 
 With --mode=nt it times NT-EBM's updates instead, with the config's nt settings (its LipSwish
 EBM): an nt update (nt.hmc_steps HMC steps of nt.hmc_leapfrog_steps leapfrog steps on the
 latent chains, then eq. 6) and an nt_nce update (eq. 10).
+
+Each step is made as the trainer makes it (`Mode.make_steps` on `bench.common.mode_run`, with
+the config as `Mode.configure` sets it): the MLE step on the FCE run's flow, the nt_nce update
+on the nt run's models.
 """
 
 import resource
@@ -27,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
 import configs  # noqa: E402
-from configs import overrides  # noqa: E402
+from train import modes  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
 flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Config to build.')
@@ -59,21 +63,20 @@ def _time(fn, args, steps):
 
 
 def main(_):
-  config = configs.get_config(FLAGS.config, mode='nt' if FLAGS.mode == 'nt' else None)
-  overrides.apply(config, FLAGS.set)
+  config = common.mode_config(FLAGS.config, FLAGS.mode, FLAGS.set)
   if config.train.deterministic:  # as the trainer does (--set train.deterministic=True)
     tf.random.set_seed(config.train.seed)  # determinism refuses unseeded random ops
     tf.config.experimental.enable_op_determinism()
-  flow, ebm, batch = common.models_and_batch(config, FLAGS.batch)
-  optimizers = steps_lib.make_optimizers(config.optim)
+  run, _, batch = common.mode_run(config, FLAGS.mode, FLAGS.batch)
+  flow, ebm = run.flow, run.ebm
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=FLAGS.jit)
   if FLAGS.mode == 'nt':
-    return _time_nt(config, flow, ebm, batch, optimizers['ebm'], compile_)
-  mle = compile_(steps_lib.make_mle_step(flow, optimizers['flow_mle'], config.data.num_bins))
+    return _time_nt(run, batch, compile_)
+  mle = compile_(modes.get('mle').make_steps(run)['flow'])
+  fce = modes.get('fce').make_steps(run)
+  ebm_step, flow_step = compile_(fce['ebm']), compile_(fce['flow'])
   two_pass = steps_lib.flow_two_pass(config.fce.flow_passes, config.model.flow,
                                      config.data.shape, FLAGS.batch)
-  ebm_step, flow_step = map(compile_, steps_lib.make_fce_steps(
-      ebm, flow, optimizers['ebm'], optimizers['flow'], two_pass=two_pass))
   # The peak is a running maximum, so each step's column is the peak up to and including it:
   # the MLE step's own, then the larger of it and the next kind's.
   t_mle, peak_mle = _time(mle, (batch,), FLAGS.steps), _peak_gib()
@@ -91,14 +94,10 @@ def main(_):
   print(f'fce/mle cost ratio {(t_ebm + t_flow) / 2 / t_mle:.2f}  peak RSS {peak_gib:.2f} GiB')
 
 
-def _time_nt(config, flow, ebm, batch, optimizer, compile_):
-  t = config.nt
-  optimizer.build(ebm.trainable_variables)
-  chains, step_size = tf.Variable(batch['z']), tf.Variable(t.hmc_step_size)
-  nt = compile_(steps_lib.make_nt_step(ebm, flow, optimizer, chains, step_size,
-                                       lambda: tf.constant([0, 1]), t.hmc_steps,
-                                       t.hmc_leapfrog_steps))
-  nce = compile_(steps_lib.make_nt_nce_step(ebm, flow, optimizer))
+def _time_nt(run, batch, compile_):
+  config, flow, ebm, t = run.config, run.flow, run.ebm, run.config.nt
+  nt = compile_(modes.get('nt').make_steps(run)['ebm'])
+  nce = compile_(modes.get('nt_nce').make_steps(run)['ebm'])
   t_nt = _time(nt, (batch,), FLAGS.steps)
   t_nce = _time(nce, (batch,), FLAGS.steps)
   peak_gib = _peak_gib()

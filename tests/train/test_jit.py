@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from bench import common
-import configs
 from train import modes
 from train import steps as steps_lib
 
@@ -13,11 +12,9 @@ BATCH = 8
 
 
 def _config(mode):
-  config = configs.get_config('smoke', mode=mode)
-  config.ssl.update(vat_weight=1., vat_epsilon=0.5)  # VAT on (ssl)
-  config.nt.update(hmc_steps=3, hmc_leapfrog_steps=2, hmc_step_size=0.05)
-  init_flow = 'backbone' if mode in ('nt', 'nt_nce') else None
-  return modes.get(mode).configure(config, init_flow=init_flow)
+  return common.mode_config('smoke', mode, [
+      'ssl.vat_weight=1.', 'ssl.vat_epsilon=0.5',  # VAT on (ssl)
+      'nt.hmc_steps=3', 'nt.hmc_leapfrog_steps=2', 'nt.hmc_step_size=0.05'])
 
 
 @pytest.mark.slow  # minutes: XLA compiles 8 steps

@@ -222,7 +222,8 @@ def _starts_inside(h, num_chains, latent_dim, seed, max_rounds=100):
   """`num_chains` draws of N(0, I) restricted to the model's support (h > -inf), by rejection.
   A chain started outside an EBM's support never moves (every proposal's density and gradient
   there is -inf or NaN), so it cannot become a sample of the model; without a support this is
-  plain N(0, I)."""
+  plain N(0, I). The draws are not reused as `_log_prior_mass_inside`'s count: at P(inside) of
+  0.97, 64 starts would give its log to about +-0.02 nats, its own 20,000 draws to +-0.001."""
   kept, drawn = [], 0
   for r in range(max_rounds):
     z = tf.random.stateless_normal([num_chains, latent_dim], seed=[seed, 11 + 1000 * r])

@@ -123,11 +123,13 @@ class ImageGlow(fb.FlowBijector):
       if init:
         h = flow.data_init(h)
       else:
-        h, ldj = flow.inverse_and_log_det(h)
+        with tf.name_scope(flow.name):
+          h, ldj = flow.inverse_and_log_det(h)
         total += ldj
       if level < self.levels - 1:
         prior = self.priors[level]
-        h, ldj = prior.inverse_and_log_det(h)
+        with tf.name_scope(prior.name):
+          h, ldj = prior.inverse_and_log_det(h)
         total += ldj
         exits.append(h[..., prior.split:])
         h = h[..., :prior.split]
@@ -152,9 +154,11 @@ class ImageGlow(fb.FlowBijector):
       if h is None:
         h = e
       else:
-        h, ldj = self.priors[level].forward_and_log_det(tf.concat([h, e], -1))
+        with tf.name_scope(self.priors[level].name):
+          h, ldj = self.priors[level].forward_and_log_det(tf.concat([h, e], -1))
         total += ldj
-      h, ldj = self.flows[level].forward_and_log_det(h)
+      with tf.name_scope(self.flows[level].name):
+        h, ldj = self.flows[level].forward_and_log_det(h)
       total += ldj
       h = tf.nn.depth_to_space(h, 2)
     if self.squash is not None:

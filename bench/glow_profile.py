@@ -1,0 +1,151 @@
+"""Where the Glow MLE step's time goes: a tf.profiler trace, summed by part of the model.
+
+  python -m bench.glow_profile --config=svhn --batch=16 --steps=3 --set model.flow.coupling=affine
+
+Traces `--steps` MLE steps (made and compiled as the trainer does, after one untraced call) with
+`tf.profiler.experimental`, reads the trace (the XSpace protobuf it writes under --logdir; open
+the same folder in TensorBoard's profile tab for the timeline) and sums the duration of every
+TensorFlow op by what it belongs to, read from its name scope (`models.bijectors.FlowChain`
+names each block's ops) and its type:
+  coupling 3x3 in / 1x1 / 3x3 out   the coupling networks' three convolutions (with their
+                                    fused bias and ReLU; oneDNN fuses the last one with the
+                                    coupling's add, under the add's name);
+  coupling, elementwise             the rest of the couplings: the halves' slices and concat,
+                                    the affine scale and its log-det;
+  invertible 1x1 conv               the LU 1x1 convolutions (a matmul over channels at every
+                                    position) and their weight's assembly from L, U and s;
+  ActNorm                           the per-channel affine normalisations;
+  split priors                      the learned priors at the multi-scale exits;
+  squeeze, split, concat, reshape   moving data between levels (space-to-depth, the halves that
+                                    leave, the latent's concatenation);
+  optimizer                         Adam's update;
+  other                             the loss, dequantization, log-det sums and the rest.
+Each part is split into the forward pass and its gradient (ops under `gradient_tape/`). Ops run
+on TensorFlow's inter-op threads, two at a time on two cores and each using the intra-op pool,
+so the shares are of the summed op time; the wall time per step is printed beside them.
+"""
+
+import collections
+import glob
+import os
+import tempfile
+import time
+
+from train import startup
+
+startup.quiet()  # before anything imports TensorFlow
+
+from absl import flags  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+
+import configs  # noqa: E402
+from bench import common  # noqa: E402
+from train import modes  # noqa: E402
+from train import steps as steps_lib  # noqa: E402
+
+PARTS = ('coupling 3x3 in', 'coupling 1x1', 'coupling 3x3 out', 'coupling, elementwise',
+         'invertible 1x1 conv', 'ActNorm', 'split priors', 'squeeze, split, concat, reshape',
+         'optimizer', 'other')
+MOVES = {'SpaceToDepth', 'DepthToSpace', 'Reshape', 'ConcatV2', 'Split', 'SplitV', 'Slice',
+         'StridedSlice', 'Pack', 'Unpack', 'Transpose', 'Identity', 'StridedSliceGrad', 'Fill'}
+
+
+def define_flags():
+  flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Image config to build.')
+  flags.DEFINE_integer('batch', 16, 'Batch size.')
+  flags.DEFINE_integer('steps', 3, 'Traced steps (after one untraced call that compiles).')
+  flags.DEFINE_multi_string('set', [], 'Config override key=value.')
+  flags.DEFINE_string('logdir', None, 'Where the trace goes (default: a temporary folder).')
+
+
+def conv_roles(flow):
+  """{Keras layer name: part} of the coupling networks' convolutions."""
+  roles = {}
+  for module in flow.submodules:
+    network = getattr(module, 'network', None)
+    if network is None or not hasattr(module, 'affine'):  # couplings only, not split priors
+      continue
+    for layer, role in zip(network.layers, PARTS[:3]):
+      roles[layer.name] = role
+  return roles
+
+
+def part_of(name, op_type, roles):
+  """The part an op belongs to, from its name scope `name` and type."""
+  scopes = name.split('/')
+  if 'Adam' in scopes[0] or op_type.startswith('ResourceApply'):
+    return 'optimizer'
+  for scope in scopes:
+    if scope in roles:
+      return roles[scope]
+  if any(s.endswith('_coupling') for s in scopes):
+    # oneDNN fuses the last convolution with the add after it, under the add's name
+    return 'coupling 3x3 out' if 'Conv2D' in op_type else 'coupling, elementwise'
+  if any(s.endswith('_invlu') for s in scopes):
+    return 'invertible 1x1 conv'
+  if any(s.endswith('_actnorm') for s in scopes):
+    return 'ActNorm'
+  if any(s.endswith('_prior') for s in scopes):
+    return 'split priors'
+  if op_type in MOVES:
+    return 'squeeze, split, concat, reshape'
+  return 'other'
+
+
+def op_seconds(logdir):
+  """{(op name, op type): seconds} summed over the trace's TensorFlow ops."""
+  path = sorted(glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True))[-1]
+  space = xplane_pb2.XSpace()
+  with open(path, 'rb') as f:
+    space.ParseFromString(f.read())
+  seconds = collections.Counter()
+  for plane in space.planes:
+    for line in plane.lines:
+      if not line.name.startswith('tf_Compute'):
+        continue
+      for event in line.events:
+        meta = plane.event_metadata[event.metadata_id]
+        if ':' in meta.name and '::' not in meta.name:  # 'scope/name:Type', not the executor's
+          # own events ('ExecutorState::Process'), which contain the ops
+          seconds[tuple(meta.name.rsplit(':', 1))] += event.duration_ps * 1e-12
+  return seconds
+
+
+def breakdown(seconds, roles):
+  """{(part, 'forward' | 'gradient'): seconds}."""
+  parts = collections.Counter()
+  for (name, op_type), s in seconds.items():
+    direction = 'gradient' if name.startswith('gradient_tape/') else 'forward'
+    parts[part_of(name, op_type, roles), direction] += s
+  return parts
+
+
+def main(_):
+  f = flags.FLAGS
+  config = common.mode_config(f.config, 'mle', f.set)
+  run, _, batch = common.mode_run(config, 'mle', f.batch)
+  step = steps_lib.compile_step(modes.get('mle').make_steps(run)['flow'])
+  tf.nest.map_structure(lambda t: t.numpy(), step(batch))
+  logdir = f.logdir or tempfile.mkdtemp(prefix='glow_profile_')
+  tf.profiler.experimental.start(logdir)
+  start = time.perf_counter()
+  for _ in range(f.steps):
+    out = step(batch)
+  tf.nest.map_structure(lambda t: t.numpy(), out)
+  wall = (time.perf_counter() - start) / f.steps
+  tf.profiler.experimental.stop()
+  parts = breakdown(op_seconds(logdir), conv_roles(run.flow))
+  total = sum(parts.values())
+  print(f'config={f.config} {" ".join(f.set)} batch={f.batch}: {wall:.3f} s/step wall, '
+        f'{total / f.steps:.3f} s/step of summed op time (trace: {logdir})')
+  print('| part | forward s/step | gradient s/step | share of op time |')
+  print('|---|---|---|---|')
+  for part in PARTS:
+    fwd, grad = parts[part, 'forward'] / f.steps, parts[part, 'gradient'] / f.steps
+    print(f'| {part} | {fwd:.4f} | {grad:.4f} | {(fwd + grad) * f.steps / total:.1%} |')
+
+
+if __name__ == '__main__':
+  define_flags()
+  startup.run(main)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from bench import common
+from bench import fce2d_vs_pytorch
 from bench import glow_profile
 from bench import glow_vs_pytorch
 from train import modes
@@ -62,3 +63,19 @@ def test_profile_breakdown_names_every_coupling_convolution_and_adds_up(tmp_path
   for (name, op_type) in seconds:
     if '_coupling/' in name and 'Conv2D' in op_type:
       assert glow_profile.part_of(name, op_type, roles) in glow_profile.PARTS[:3], name
+
+
+def test_fce2d_worker_without_torch_says_what_it_needs(tmp_path):
+  with pytest.raises(SystemExit, match='needs torch'):
+    fce2d_vs_pytorch.TorchWorker(sys.executable, str(tmp_path), 8)
+
+
+def test_fce2d_their_models_have_fce_2ds_ebm():
+  """'their models' has lifeitech/fce-2d's widths: an EBM of width 128 (ours keeps FCE Table 5's
+  three hidden layers, theirs has two) and a 10-step Glow of width 64, on V alone."""
+  config = common.mode_config('toy2d', 'fce', fce2d_vs_pytorch.SETTINGS['their models'])
+  flow, ebm, _ = common.models_and_batch(config, 8)
+  assert sum(int(tf.size(v)) for v in ebm.trainable_variables) == (
+      (2 + 1) * 128 + 2 * (128 + 1) * 128 + 128 + 1 + 1)  # 3 hidden layers, head, c
+  assert (config.model.flow.steps_per_level, config.model.flow.width) == (10, 64)
+  assert not config.fce.flow_mle_weight and not config.fce.ebm_aux_nce_weight

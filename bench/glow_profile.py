@@ -1,8 +1,10 @@
-"""Where the Glow MLE step's time goes: a tf.profiler trace, summed by part of the model.
+"""Where an update's time goes: a tf.profiler trace, summed by part of the models.
 
   python -m bench.glow_profile --config=svhn --batch=16 --steps=3 --set model.flow.coupling=affine
+  python -m bench.glow_profile --config=digits --batch=64 --steps=5 --update=fce_ebm
 
-Traces `--steps` MLE steps (made and compiled as the trainer does, after one untraced call) with
+Traces `--steps` updates (the flow's MLE step by default, or FCE's EBM or flow update; made and
+compiled as the trainer does, after one untraced call) with
 `tf.profiler.experimental`, reads the trace (the XSpace protobuf it writes under --logdir; open
 the same folder in TensorBoard's profile tab for the timeline) and sums the duration of every
 TensorFlow op by what it belongs to, read from its name scope (`models.bijectors.FlowChain`
@@ -18,7 +20,9 @@ names each block's ops) and its type:
   split priors                      the learned priors at the multi-scale exits;
   squeeze, split, concat, reshape   moving data between levels (space-to-depth, the halves that
                                     leave, the latent's concatenation);
-  optimizer                         Adam's update;
+  EBM network                       the EBM's network (FCE updates; a frozen flow base of the
+                                    EBM counts with the Glow's parts);
+  optimizer                         the optimizer's update;
   other                             the loss, dequantization, log-det sums and the rest.
 Each part is split into the forward pass and its gradient (ops under `gradient_tape/`). Ops run
 on TensorFlow's inter-op threads, two at a time on two cores and each using the intra-op pool,
@@ -46,7 +50,9 @@ from train import steps as steps_lib  # noqa: E402
 
 PARTS = ('coupling 3x3 in', 'coupling 1x1', 'coupling 3x3 out', 'coupling, elementwise',
          'invertible 1x1 conv', 'ActNorm', 'split priors', 'squeeze, split, concat, reshape',
-         'optimizer', 'other')
+         'EBM network', 'optimizer', 'other')
+EBM_NETWORKS = ('mlp_energy', 'conv_energy', 'lipswish_energy', 'conv_large', 'conv_small')
+UPDATES = {'mle': ('mle', 'flow'), 'fce_ebm': ('fce', 'ebm'), 'fce_flow': ('fce', 'flow')}
 MOVES = {'SpaceToDepth', 'DepthToSpace', 'Reshape', 'ConcatV2', 'Split', 'SplitV', 'Slice',
          'StridedSlice', 'Pack', 'Unpack', 'Transpose', 'Identity', 'StridedSliceGrad', 'Fill'}
 
@@ -55,6 +61,7 @@ def define_flags():
   flags.DEFINE_enum('config', 'svhn', configs.CONFIGS, 'Image config to build.')
   flags.DEFINE_integer('batch', 16, 'Batch size.')
   flags.DEFINE_integer('steps', 3, 'Traced steps (after one untraced call that compiles).')
+  flags.DEFINE_enum('update', 'mle', list(UPDATES), 'The update to trace.')
   flags.DEFINE_multi_string('set', [], 'Config override key=value.')
   flags.DEFINE_string('logdir', None, 'Where the trace goes (default: a temporary folder).')
 
@@ -74,8 +81,10 @@ def conv_roles(flow):
 def part_of(name, op_type, roles):
   """The part an op belongs to, from its name scope `name` and type."""
   scopes = name.split('/')
-  if 'Adam' in scopes[0] or op_type.startswith('ResourceApply'):
+  if scopes[0].startswith(('Adam', 'Adamax')) or op_type.startswith('ResourceApply'):
     return 'optimizer'
+  if any(s in EBM_NETWORKS for s in scopes):
+    return 'EBM network'
   for scope in scopes:
     if scope in roles:
       return roles[scope]
@@ -123,9 +132,10 @@ def breakdown(seconds, roles):
 
 def main(_):
   f = flags.FLAGS
-  config = common.mode_config(f.config, 'mle', f.set)
-  run, _, batch = common.mode_run(config, 'mle', f.batch)
-  step = steps_lib.compile_step(modes.get('mle').make_steps(run)['flow'])
+  mode, name = UPDATES[f.update]
+  config = common.mode_config(f.config, mode, f.set)
+  run, _, batch = common.mode_run(config, mode, f.batch)
+  step = steps_lib.compile_step(modes.get(mode).make_steps(run)[name])
   tf.nest.map_structure(lambda t: t.numpy(), step(batch))
   logdir = f.logdir or tempfile.mkdtemp(prefix='glow_profile_')
   tf.profiler.experimental.start(logdir)
@@ -137,7 +147,8 @@ def main(_):
   tf.profiler.experimental.stop()
   parts = breakdown(op_seconds(logdir), conv_roles(run.flow))
   total = sum(parts.values())
-  print(f'config={f.config} {" ".join(f.set)} batch={f.batch}: {wall:.3f} s/step wall, '
+  print(f'{f.update} update, config={f.config} {" ".join(f.set)} batch={f.batch}: '
+        f'{wall:.3f} s/step wall, '
         f'{total / f.steps:.3f} s/step of summed op time (trace: {logdir})')
   print('| part | forward s/step | gradient s/step | share of op time |')
   print('|---|---|---|---|')

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from models import bijectors as fb
 from tests import helpers
@@ -132,3 +133,26 @@ def test_cube_squash_stays_in_the_cube_and_refuses_points_outside():
   assert np.isfinite(ildj.numpy()[0]) and ildj.numpy()[1] == -np.inf
   with pytest.raises(ValueError, match='low < high'):
     fb.CubeSquash(0.5, -0.5, 1)
+
+
+def test_pointwise_conv_is_a_1x1_conv_with_the_same_checkpoint(tmp_path):
+  """PointwiseConv2D (the coupling network's 1x1 conv, computed as a matmul) restores a Keras
+  1x1 Conv2D's checkpoint and then gives its outputs and gradients."""
+  x = tf.random.stateless_normal([2, 4, 4, 6], [3, 4])
+  conv = keras.Sequential([keras.layers.Conv2D(5, 1, activation='relu')])
+  point = keras.Sequential([fb.PointwiseConv2D(5, activation='relu')])
+  conv.build(x.shape)
+  point.build(x.shape)
+  conv.layers[0].bias.assign(tf.linspace(-0.5, 0.5, 5))
+  path = tf.train.Checkpoint(net=conv).write(str(tmp_path / 'ckpt'))
+  tf.train.Checkpoint(net=point).read(path).assert_consumed()
+  outputs = []
+  for net in (conv, point):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = net(x)
+      loss = tf.reduce_sum(y * tf.range(5, dtype=tf.float32))
+    outputs.append((y, *tape.gradient(loss, [x, *net.trainable_variables])))
+  for expected, got in zip(*outputs):
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+  assert float(tf.reduce_max(outputs[0][0])) > 0  # the ReLU is not all off

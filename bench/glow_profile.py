@@ -9,9 +9,10 @@ compiled as the trainer does, after one untraced call) with
 the same folder in TensorBoard's profile tab for the timeline) and sums the duration of every
 TensorFlow op by what it belongs to, read from its name scope (`models.bijectors.FlowChain`
 names each block's ops) and its type:
-  coupling 3x3 in / 1x1 / 3x3 out   the coupling networks' three convolutions (with their
-                                    fused bias and ReLU; oneDNN fuses the last one with the
-                                    coupling's add, under the add's name);
+  coupling layer 1 / 2 / 3          the coupling networks' three layers (with their fused bias
+                                    and ReLU): on images the 3x3 conv C/2 -> W, the 1x1 W -> W
+                                    and the 3x3 W -> C (oneDNN fuses the last with the coupling's
+                                    add, under the add's name); on vectors three dense layers;
   coupling, elementwise             the rest of the couplings: the halves' slices and concat,
                                     the affine scale and its log-det;
   invertible 1x1 conv               the LU 1x1 convolutions (a matmul over channels at every
@@ -48,7 +49,7 @@ from bench import common  # noqa: E402
 from train import modes  # noqa: E402
 from train import steps as steps_lib  # noqa: E402
 
-PARTS = ('coupling 3x3 in', 'coupling 1x1', 'coupling 3x3 out', 'coupling, elementwise',
+PARTS = ('coupling layer 1', 'coupling layer 2', 'coupling layer 3', 'coupling, elementwise',
          'invertible 1x1 conv', 'ActNorm', 'split priors', 'squeeze, split, concat, reshape',
          'EBM network', 'optimizer', 'other')
 EBM_NETWORKS = ('mlp_energy', 'conv_energy', 'lipswish_energy', 'conv_large', 'conv_small')
@@ -90,7 +91,7 @@ def part_of(name, op_type, roles):
       return roles[scope]
   if any(s.endswith('_coupling') for s in scopes):
     # oneDNN fuses the last convolution with the add after it, under the add's name
-    return 'coupling 3x3 out' if 'Conv2D' in op_type else 'coupling, elementwise'
+    return 'coupling layer 3' if 'Conv2D' in op_type else 'coupling, elementwise'
   if any(s.endswith('_invlu') for s in scopes):
     return 'invertible 1x1 conv'
   if any(s.endswith('_actnorm') for s in scopes):

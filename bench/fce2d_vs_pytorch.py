@@ -24,6 +24,7 @@ ops (hundreds of small ones in a 10-step Glow and its gradient), which XLA fuses
 a small flow still does little work per op, so that fixed cost is a large share.
 """
 
+import os
 import subprocess
 import tempfile
 import time
@@ -62,7 +63,7 @@ class TorchWorker:
   """bench/torch_fce2d_worker.py in its own process, taking iterations on request."""
 
   def __init__(self, python, fce_2d, batch):
-    args = [python, __file__.replace('fce2d_vs_pytorch.py', 'torch_fce2d_worker.py'), fce_2d,
+    args = [python, os.path.join(os.path.dirname(__file__), 'torch_fce2d_worker.py'), fce_2d,
             str(batch)]
     self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True)

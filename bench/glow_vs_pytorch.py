@@ -24,6 +24,7 @@ Also printed:
     measured before and after the pairs; a step's rate is its FLOPs over its seconds.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ class TorchWorker:
   """bench/torch_glow_worker.py in its own process, taking steps on request."""
 
   def __init__(self, python, glow_pytorch, batch, levels, steps_per_level, width):
-    args = [python, __file__.replace('glow_vs_pytorch.py', 'torch_glow_worker.py'), glow_pytorch,
+    args = [python, os.path.join(os.path.dirname(__file__), 'torch_glow_worker.py'), glow_pytorch,
             *map(str, (batch, levels, steps_per_level, width))]
     self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True)

@@ -20,7 +20,7 @@ Every update is made as the trainer makes it (`Mode.make_steps` on `bench.common
 the config as `Mode.configure` sets it for the mode) and compiled as the trainer compiles it
 (`steps_lib.compile_step`); random data stand in for the dataset, as in bench/step_time.py.
 Each repetition times every function in turn (`--steps` calls each, after one call that traces
-it, whose seconds are the table's compile column): the seconds are medians over repetitions, a
+it, whose seconds are the table's first-call column): the seconds are medians over repetitions, a
 ratio the median of the repetitions' ratios, so load that shifts between repetitions cancels.
 """
 
@@ -47,8 +47,8 @@ ROWS = (
     ('2d fce', 'toy2d FCE iteration (mean of EBM and flow update)', 'toy2d flow MLE update',
      'report'),
     ('nt', 'nt update', 'K (L + 1) value-and-gradients of log p(z) (eq. 9)', '<= 1.3'),
-  ('nt, tfp count', 'nt update', 'K L + 1 value-and-gradients of log p(z) (what tfp takes)',
-   'report'),
+    ('nt, tfp count', 'nt update', 'K L + 1 value-and-gradients of log p(z) (what tfp takes)',
+     'report'),
 )
 
 
@@ -136,8 +136,8 @@ def _time(functions, reps, steps):
 
 def measure(config_name='digits', batch=64, reps=5, steps=3, jit=False, sets=(), batch_2d=0,
             sets_2d=()):
-  """Returns [(row, cost, floor, cost seconds, floor seconds, ratio, target, compile seconds of
-  cost and floor)] in ROWS' order."""
+  """Returns [(row, cost, floor, cost seconds, floor seconds, ratio, target, first-call (tracing)
+  seconds of cost and floor)] in ROWS' order."""
   compile_ = lambda fn: steps_lib.compile_step(fn, jit_compile=jit)
   nt_config = common.mode_config(config_name, 'nt', sets)
   functions = {**_image_functions(config_name, sets, batch, compile_),

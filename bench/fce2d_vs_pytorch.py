@@ -26,7 +26,6 @@ a small flow still does little work per op, so that fixed cost is a large share.
 
 import os
 import subprocess
-import tempfile
 import time
 
 from train import startup
@@ -63,8 +62,8 @@ class TorchWorker:
   """bench/torch_fce2d_worker.py in its own process, taking iterations on request."""
 
   def __init__(self, python, fce_2d, batch):
-    args = [python, os.path.join(os.path.dirname(__file__), 'torch_fce2d_worker.py'), fce_2d,
-            str(batch)]
+    worker = os.path.join(os.path.dirname(__file__), 'torch_fce2d_worker.py')
+    args = [python, worker, fce_2d, str(batch)]
     self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True)
     self.header = self.process.stdout.readline().strip()

@@ -102,8 +102,8 @@ class TorchWorker:
   """bench/torch_glow_worker.py in its own process, taking steps on request."""
 
   def __init__(self, python, glow_pytorch, batch, levels, steps_per_level, width):
-    args = [python, os.path.join(os.path.dirname(__file__), 'torch_glow_worker.py'), glow_pytorch,
-            *map(str, (batch, levels, steps_per_level, width))]
+    worker = os.path.join(os.path.dirname(__file__), 'torch_glow_worker.py')
+    args = [python, worker, glow_pytorch, *map(str, (batch, levels, steps_per_level, width))]
     self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True)
     self.header = self.process.stdout.readline().strip()

@@ -1,5 +1,8 @@
 """What the benchmark scripts share. Import it after `startup.quiet()`: it imports TensorFlow."""
 
+import os
+import subprocess
+import time
 import types
 
 import numpy as np
@@ -19,6 +22,42 @@ def models_and_batch(config, batch_size):
   x = stand_in_data(config, batch_size)
   flow.data_init(x)
   return flow, ebm, {'x': x, 'z': flow.sample_latent(batch_size)}
+
+
+def seconds_per_call(fn, batch, calls=1):
+  """Wall seconds per call of `fn(batch)` over `calls` calls, its outputs fetched at the end."""
+  start = time.perf_counter()
+  for _ in range(calls):
+    out = fn(batch)
+  tf.nest.map_structure(lambda t: t.numpy(), out)
+  return (time.perf_counter() - start) / calls
+
+
+class Worker:
+  """A peer's benchmark (bench/torch_*_worker.py) in its own process, under another Python.
+
+  The worker prints one line starting 'ready' (its versions), then answers each number N on
+  its stdin with one line of numbers about N more of its steps.
+  """
+
+  def __init__(self, python, script, args, needs):
+    command = [python, os.path.join(os.path.dirname(__file__), script), *map(str, args)]
+    self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)
+    self.header = self.process.stdout.readline().strip()
+    if not self.header.startswith('ready'):
+      raise SystemExit(f'The PyTorch worker did not start ({" ".join(command)}): see its error '
+                       f'above. It needs {needs}.')
+
+  def request(self, n):
+    """The worker's line of numbers (as strings) after N more steps."""
+    self.process.stdin.write(f'{n}\n')
+    self.process.stdin.flush()
+    return self.process.stdout.readline().split()
+
+  def close(self):
+    self.process.stdin.close()
+    self.process.wait()
 
 
 def stand_in_data(config, batch_size, seed=0):

@@ -24,9 +24,6 @@ ops (hundreds of small ones in a 10-step Glow and its gradient), which XLA fuses
 a small flow still does little work per op, so that fixed cost is a large share.
 """
 
-import os
-import subprocess
-import time
 
 from train import startup
 
@@ -58,30 +55,11 @@ def define_flags():
   flags.mark_flags_as_required(['torch_python', 'fce_2d'])
 
 
-class TorchWorker:
-  """bench/torch_fce2d_worker.py in its own process, taking iterations on request."""
-
-  def __init__(self, python, fce_2d, batch):
-    worker = os.path.join(os.path.dirname(__file__), 'torch_fce2d_worker.py')
-    args = [python, worker, fce_2d, str(batch)]
-    self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True)
-    self.header = self.process.stdout.readline().strip()
-    if not self.header.startswith('ready'):
-      raise SystemExit(f'The PyTorch worker did not start ({" ".join(args)}): see its error '
-                       'above. It needs torch, numpy and matplotlib, and --fce_2d must hold '
-                       'lifeitech/fce-2d.')
-
-  def run(self, n):
-    """(s/iteration with their DataLoader, s/iteration with tensor batches, EBM updates)."""
-    self.process.stdin.write(f'{n}\n')
-    self.process.stdin.flush()
-    loader, tensor, ebm = self.process.stdout.readline().split()
-    return float(loader), float(tensor), int(ebm)
-
-  def close(self):
-    self.process.stdin.close()
-    self.process.wait()
+def torch_worker(python, fce_2d, batch):
+  """bench/torch_fce2d_worker.py under `python`; `request(n)` gives its seconds per iteration
+  with their DataLoader and with tensor batches, and how many were the EBM's updates."""
+  return common.Worker(python, 'torch_fce2d_worker.py', [fce_2d, batch],
+                       'torch, numpy and matplotlib, and --fce_2d must hold lifeitech/fce-2d')
 
 
 def our_updates(sets, batch, jit, like=None):
@@ -94,14 +72,6 @@ def our_updates(sets, batch, jit, like=None):
           variables)
 
 
-def seconds(fn, batch, n):
-  start = time.perf_counter()
-  for _ in range(n):
-    out = fn(batch)
-  tf.nest.map_structure(lambda t: t.numpy(), out)
-  return (time.perf_counter() - start) / n
-
-
 def main(_):
   f = flags.FLAGS
   ours, tiny = {}, {}
@@ -110,24 +80,24 @@ def main(_):
       updates, batch, variables = our_updates(sets, f.batch, jit)
       # the batch-1 copy starts from the same weights (ActNorm initialised on the full batch)
       tiny[setting, jit] = our_updates(sets, 1, jit, like=variables)[:2]
-      first = sum(seconds(fn, batch, 1) for fn in updates.values())  # traces / compiles
+      first = sum(common.seconds_per_call(fn, batch, 1) for fn in updates.values())  # traces / compiles
       ours[setting, jit] = updates, batch, first
       for fn in tiny[setting, jit][0].values():
-        seconds(fn, tiny[setting, jit][1], 1)
-  worker = TorchWorker(f.torch_python, f.fce_2d, f.batch)
-  worker.run(2)  # warm-up
+        common.seconds_per_call(fn, tiny[setting, jit][1], 1)
+  worker = torch_worker(f.torch_python, f.fce_2d, f.batch)
+  worker.request(2)  # warm-up
   times = {key: {'ebm': [], 'flow': [], 'batch 1': []} for key in ours}
   theirs, ebm_updates = [], 0
   for _ in range(f.pairs):
     for key, (updates, batch, _) in ours.items():
       for name, fn in updates.items():
-        times[key][name].append(seconds(fn, batch, f.steps))
+        times[key][name].append(common.seconds_per_call(fn, batch, f.steps))
       updates, batch = tiny[key]
-      times[key]['batch 1'].append(np.mean([seconds(fn, batch, f.steps)
+      times[key]['batch 1'].append(np.mean([common.seconds_per_call(fn, batch, f.steps)
                                             for fn in updates.values()]))
-    loader, tensor, ebm = worker.run(f.steps)
-    theirs.append((loader, tensor))
-    ebm_updates += ebm
+    loader, tensor, ebm = worker.request(f.steps)
+    theirs.append((float(loader), float(tensor)))
+    ebm_updates += int(ebm)
   worker.close()
   theirs = np.array(theirs)
   their_loop = np.median(theirs[:, 0])

@@ -82,7 +82,7 @@ def conv_roles(flow):
 def part_of(name, op_type, roles):
   """The part an op belongs to, from its name scope `name` and type."""
   scopes = name.split('/')
-  if scopes[0].startswith(('Adam', 'Adamax')) or op_type.startswith('ResourceApply'):
+  if scopes[0].startswith('Adam') or op_type.startswith('ResourceApply'):  # Adam, Adamax
     return 'optimizer'
   if any(s in EBM_NETWORKS for s in scopes):
     return 'EBM network'

@@ -24,8 +24,6 @@ Also printed:
     measured before and after the pairs; a step's rate is its FLOPs over its seconds.
 """
 
-import os
-import subprocess
 import sys
 import time
 
@@ -98,28 +96,12 @@ def matmul_rate(size, repeats=10):
   return 2. * size ** 3 / best
 
 
-class TorchWorker:
-  """bench/torch_glow_worker.py in its own process, taking steps on request."""
-
-  def __init__(self, python, glow_pytorch, batch, levels, steps_per_level, width):
-    worker = os.path.join(os.path.dirname(__file__), 'torch_glow_worker.py')
-    args = [python, worker, glow_pytorch, *map(str, (batch, levels, steps_per_level, width))]
-    self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True)
-    self.header = self.process.stdout.readline().strip()
-    if not self.header.startswith('ready'):
-      raise SystemExit(f'The PyTorch worker did not start ({" ".join(args)}): see its error '
-                       'above. It needs torch, numpy and scipy, and --glow_pytorch must hold '
-                       'rosinality/glow-pytorch\'s model.py.')
-
-  def seconds_per_step(self, n):
-    self.process.stdin.write(f'{n}\n')
-    self.process.stdin.flush()
-    return float(self.process.stdout.readline())
-
-  def close(self):
-    self.process.stdin.close()
-    self.process.wait()
+def torch_worker(python, glow_pytorch, batch, levels, steps_per_level, width):
+  """bench/torch_glow_worker.py under `python`; `request(n)[0]` is its seconds per step."""
+  return common.Worker(python, 'torch_glow_worker.py',
+                       [glow_pytorch, batch, levels, steps_per_level, width],
+                       'torch, numpy and scipy, and --glow_pytorch must hold '
+                       'rosinality/glow-pytorch\'s model.py')
 
 
 def main(_):
@@ -131,20 +113,15 @@ def main(_):
   run, _, batch = common.mode_run(config, 'mle', f.batch)
   step = steps_lib.compile_step(modes.get('mle').make_steps(run)['flow'])
 
-  def ours(n):
-    start = time.perf_counter()
-    for _ in range(n):
-      out = step(batch)
-    tf.nest.map_structure(lambda t: t.numpy(), out)
-    return (time.perf_counter() - start) / n
-
+  ours = lambda n: common.seconds_per_call(step, batch, n)  # noqa: E731
+  theirs = lambda n: float(worker.request(n)[0])  # noqa: E731
   flops = forward_flops(shape, f.levels, f.steps_per_level, f.width)
   counted = profiler_forward_flops(run.flow, shape)
   rate_before = matmul_rate(f.matmul_size)
-  worker = TorchWorker(f.torch_python, f.glow_pytorch, f.batch, f.levels, f.steps_per_level,
-                       f.width)
-  first = ours(1), worker.seconds_per_step(1)  # traces / initialises ActNorm
-  times = np.array([(ours(f.steps), worker.seconds_per_step(f.steps)) for _ in range(f.pairs)])
+  worker = torch_worker(f.torch_python, f.glow_pytorch, f.batch, f.levels, f.steps_per_level,
+                        f.width)
+  first = ours(1), theirs(1)  # traces / initialises ActNorm
+  times = np.array([(ours(f.steps), theirs(f.steps)) for _ in range(f.pairs)])
   worker.close()
   rate = np.median([rate_before, matmul_rate(f.matmul_size)])
   params = sum(int(np.prod(v.shape)) for v in run.flow.trainable_variables)

@@ -10,8 +10,6 @@ alternating, `--steps` times after a first call each that compiles. ssl runs wit
 the medians of both and the median of the plain / XLA ratios of the pairs.
 """
 
-import time
-
 from train import startup
 
 startup.quiet()  # before anything imports TensorFlow
@@ -33,12 +31,6 @@ flags.DEFINE_multi_string('set', [], 'Config override key=value, e.g. nt.hmc_ste
 FLAGS = flags.FLAGS
 
 
-def _seconds(fn, batch):
-  start = time.perf_counter()
-  tf.nest.map_structure(lambda t: t.numpy(), fn(batch))
-  return time.perf_counter() - start
-
-
 def main(_):
   print(f'config={FLAGS.config} {" ".join(FLAGS.set)} batch={FLAGS.batch} pairs={FLAGS.steps}')
   print(f'{"mode":7s} {"step":5s} {"compile s":>16s} {"plain s":>8s} {"xla s":>8s} '
@@ -50,8 +42,8 @@ def main(_):
     for name in plain:
       fns = [steps_lib.compile_step(s[name], jit_compile=j) for s, j in ((plain, False),
                                                                           (xla, True))]
-      first = [_seconds(fn, batch) for fn in fns]
-      times = np.array([[_seconds(fn, batch) for fn in fns] for _ in range(FLAGS.steps)])
+      first = [common.seconds_per_call(fn, batch) for fn in fns]
+      times = np.array([[common.seconds_per_call(fn, batch) for fn in fns] for _ in range(FLAGS.steps)])
       ratio = np.median(times[:, 0] / times[:, 1])
       print(f'{mode:7s} {name:5s} {first[0]:7.1f} {first[1]:8.1f} '
             f'{np.median(times[:, 0]):8.4f} {np.median(times[:, 1]):8.4f} {ratio:9.2f}',

@@ -38,7 +38,7 @@ def test_forward_flops_match_tensorflows_count_of_convolutions_and_matmuls(coupl
 def test_torch_worker_without_torch_says_what_it_needs(tmp_path):
   """This venv has no torch: the worker fails to start, and the driver says what to give it."""
   with pytest.raises(SystemExit, match='needs torch'):
-    glow_vs_pytorch.TorchWorker(sys.executable, str(tmp_path), 2, 2, 2, 8)
+    glow_vs_pytorch.torch_worker(sys.executable, str(tmp_path), 2, 2, 2, 8)
 
 
 def test_profile_breakdown_names_every_coupling_convolution_and_adds_up(tmp_path):
@@ -67,7 +67,7 @@ def test_profile_breakdown_names_every_coupling_convolution_and_adds_up(tmp_path
 
 def test_fce2d_worker_without_torch_says_what_it_needs(tmp_path):
   with pytest.raises(SystemExit, match='needs torch'):
-    fce2d_vs_pytorch.TorchWorker(sys.executable, str(tmp_path), 8)
+    fce2d_vs_pytorch.torch_worker(sys.executable, str(tmp_path), 8)
 
 
 def test_fce2d_their_models_have_fce_2ds_ebm():

@@ -80,7 +80,8 @@ def main(_):
       updates, batch, variables = our_updates(sets, f.batch, jit)
       # the batch-1 copy starts from the same weights (ActNorm initialised on the full batch)
       tiny[setting, jit] = our_updates(sets, 1, jit, like=variables)[:2]
-      first = sum(common.seconds_per_call(fn, batch, 1) for fn in updates.values())  # traces / compiles
+      # the first calls trace / compile
+      first = sum(common.seconds_per_call(fn, batch) for fn in updates.values())
       ours[setting, jit] = updates, batch, first
       for fn in tiny[setting, jit][0].values():
         common.seconds_per_call(fn, tiny[setting, jit][1], 1)

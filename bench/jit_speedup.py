@@ -43,7 +43,8 @@ def main(_):
       fns = [steps_lib.compile_step(s[name], jit_compile=j) for s, j in ((plain, False),
                                                                           (xla, True))]
       first = [common.seconds_per_call(fn, batch) for fn in fns]
-      times = np.array([[common.seconds_per_call(fn, batch) for fn in fns] for _ in range(FLAGS.steps)])
+      times = np.array([[common.seconds_per_call(fn, batch) for fn in fns]
+                        for _ in range(FLAGS.steps)])
       ratio = np.median(times[:, 0] / times[:, 1])
       print(f'{mode:7s} {name:5s} {first[0]:7.1f} {first[1]:8.1f} '
             f'{np.median(times[:, 0]):8.4f} {np.median(times[:, 1]):8.4f} {ratio:9.2f}',
